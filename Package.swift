@@ -1,0 +1,48 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Module layout follows ../shared/DESIGN.md: C shims at the bottom, the versioned
+// Store above them, then the API types, transport, filesystem and executables.
+let package = Package(
+    name: "mesad",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "mesad", targets: ["mesad"]),
+        .executable(name: "mesa-client", targets: ["mesa-client"]),
+        .executable(name: "mesa", targets: ["mesa"]),
+        .executable(name: "mesa-server", targets: ["mesa-server"]),
+        .executable(name: "store-bench", targets: ["store-bench"]),
+        .library(name: "Store", targets: ["Store"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C shims: each wraps one system library and the macros / variadic
+        // functions Swift cannot call directly.
+        .target(name: "CGit2", linkerSettings: [.linkedLibrary("git2")]),
+        .target(name: "CSQLite", linkerSettings: [.linkedLibrary("sqlite3")]),
+        .target(name: "COpenSSL", linkerSettings: [.linkedLibrary("crypto")]),
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
+        .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3")]),
+
+        .target(
+            name: "Store",
+            dependencies: ["CGit2", "CSQLite", "COpenSSL", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(name: "MesaAPI", dependencies: ["Store"]),
+        .target(name: "RPC"),
+        .target(name: "Mount", dependencies: ["CFuse", "MesaAPI"]),
+        .target(name: "Client", dependencies: ["RPC"]),
+        .target(name: "APIServer", dependencies: ["MesaAPI"]),
+
+        .executableTarget(name: "mesad", dependencies: ["RPC", "Mount", "MesaAPI"]),
+        .executableTarget(name: "mesa-client", dependencies: ["Client"]),
+        .executableTarget(name: "mesa", dependencies: ["Client"]),
+        .executableTarget(name: "mesa-server", dependencies: ["APIServer"]),
+        .executableTarget(name: "store-bench", dependencies: ["Store"], path: "bench/store-bench"),
+
+        .testTarget(name: "StoreTests", dependencies: ["Store"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,1 @@
+// Placeholder: module APIServer arrives with its own issue (see `issues`).

@@ -1,0 +1,18 @@
+#ifndef CFUSE_H
+#define CFUSE_H
+/* Must precede the libfuse include; a module map cannot define it.
+   Debian 12 ships libfuse 3.14, the floor this project supports. */
+#define FUSE_USE_VERSION 314
+#include <fuse3/fuse_lowlevel.h>
+
+/* fuse_session_new and fuse_session_loop_mt become macros in newer libfuse;
+   Swift only ever calls these wrappers. */
+struct fuse_session *cfuse_session_new(struct fuse_args *args,
+                                       const struct fuse_lowlevel_ops *ops,
+                                       void *userdata);
+int cfuse_session_loop_mt(struct fuse_session *session, unsigned int max_idle_threads,
+                          int clone_fd);
+/* Sets capability bits directly: 3.14 has no fuse_set_feature_flag. */
+void cfuse_conn_want(struct fuse_conn_info *conn, unsigned int flags);
+unsigned int cfuse_version(void);
+#endif

@@ -1,0 +1,1 @@
+// Placeholder: module Client arrives with its own issue (see `issues`).

@@ -1,0 +1,1 @@
+// Placeholder: module MesaAPI arrives with its own issue (see `issues`).

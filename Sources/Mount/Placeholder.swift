@@ -1,0 +1,1 @@
+// Placeholder: module Mount arrives with its own issue (see `issues`).

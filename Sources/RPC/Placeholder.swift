@@ -1,0 +1,1 @@
+// Placeholder: module RPC arrives with its own issue (see `issues`).

@@ -1,0 +1,130 @@
+import Foundation
+
+/// A jj-style change id: 32 characters of "reverse hex" (`z`=0 … `k`=15).
+public struct ChangeID: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+    public let rawValue: String
+
+    static let digits: [Character] = Array("zyxwvutsrqponmlk")
+
+    /// The virtual root: the empty tree, the head of a never-written repository.
+    public static let root = ChangeID(unchecked: String(repeating: "z", count: 32))
+
+    public init(_ text: String) throws {
+        guard text.utf8.count == 32, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "k") && $0 <= UInt8(ascii: "z") }) else {
+            throw StoreError.invalid("invalid change id '\(text.prefix(64))': expected 32 characters from 'k' to 'z'")
+        }
+        rawValue = text
+    }
+
+    init(unchecked text: String) { rawValue = text }
+
+    public init(from decoder: any Decoder) throws {
+        try self.init(decoder.singleValueContainer().decode(String.self))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+
+    /// A fresh random change id (128 bits).
+    static func random() -> ChangeID {
+        var generator = SystemRandomNumberGenerator()
+        var text = ""
+        text.reserveCapacity(32)
+        for _ in 0..<32 { text.append(digits[Int(generator.next() % 16)]) }
+        return ChangeID(unchecked: text)
+    }
+
+    public var isRoot: Bool { self == .root }
+    public var description: String { rawValue }
+    public static func < (lhs: ChangeID, rhs: ChangeID) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// Names and paths the store accepts. Each check throws a message that says what is wrong.
+public enum Validation {
+    static let reservedRepoNames: Set<String> = ["repo", "repos", "api-key", "api-keys"]
+
+    /// Mesa's repository name rule: `^[A-Za-z0-9._-]{1,100}$`, minus `.`, `..`,
+    /// `*.git` and the reserved route words.
+    public static func repoName(_ name: String) throws {
+        let allowed = name.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+        }
+        guard !name.isEmpty, name.utf8.count <= 100, allowed else {
+            throw StoreError.invalid("invalid repository name '\(name.prefix(120))': use 1 to 100 characters from A-Z a-z 0-9 . _ -")
+        }
+        let lower = name.lowercased()
+        if name == "." || name == ".." || lower.hasSuffix(".git") || reservedRepoNames.contains(lower) {
+            throw StoreError.invalid("invalid repository name '\(name)': '.', '..', names ending in '.git' and 'repo', 'repos', 'api-key', 'api-keys' are reserved")
+        }
+    }
+
+    /// Org slugs follow the repository name rule's alphabet.
+    public static func orgSlug(_ slug: String) throws {
+        let allowed = slug.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A)
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+        }
+        guard !slug.isEmpty, slug.utf8.count <= 64, allowed, slug != "whoami" else {
+            throw StoreError.invalid("invalid organization slug '\(slug.prefix(80))': use 1 to 64 characters from a-z A-Z 0-9 - _")
+        }
+    }
+
+    /// Bookmark names become `refs/heads/<name>`, so they follow git's ref-name rules.
+    public static func bookmarkName(_ name: String) throws {
+        let bad = name.isEmpty || name.utf8.count > 255 || name.hasPrefix("/") || name.hasSuffix("/")
+            || name.hasSuffix(".lock") || name.hasPrefix("-") || name.hasSuffix(".") || name.contains("..")
+            || name.contains("//") || name.contains("@{") || name == "@"
+            || name.split(separator: "/").contains(where: { $0.hasPrefix(".") })
+            || name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || " ~^:?*[\\".unicodeScalars.contains($0) })
+        if bad {
+            throw StoreError.invalid("invalid bookmark name '\(name.prefix(120))': it must be a valid git branch name (no spaces, '..', '~^:?*[\\', leading '-' or '.', trailing '/' or '.lock')")
+        }
+    }
+
+    /// Splits a repository-relative path into segments, refusing anything that could
+    /// escape the tree or break git: absolute paths, `.`/`..`, empty segments, NUL, `.git`.
+    public static func pathComponents(_ path: String, allowRoot: Bool = false) throws -> [String] {
+        if path.isEmpty || path == "/" {
+            if allowRoot { return [] }
+            throw StoreError.invalid("empty path: name a file inside the repository")
+        }
+        guard !path.hasPrefix("/") else {
+            throw StoreError.invalid("invalid path '\(path.prefix(200))': paths are relative to the repository root; drop the leading '/'")
+        }
+        guard !path.utf8.contains(0) else {
+            throw StoreError.invalid("invalid path: it contains a NUL byte")
+        }
+        guard path.utf8.count <= 4096 else {
+            throw StoreError.invalid("invalid path: longer than 4096 bytes")
+        }
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        for segment in segments {
+            if segment.isEmpty {
+                throw StoreError.invalid("invalid path '\(path.prefix(200))': empty segment (double or trailing '/')")
+            }
+            if segment == "." || segment == ".." {
+                throw StoreError.invalid("invalid path '\(path.prefix(200))': '.' and '..' segments are not allowed")
+            }
+            if segment.lowercased() == ".git" {
+                throw StoreError.invalid("invalid path '\(path.prefix(200))': '.git' is reserved by git and cannot be stored")
+            }
+            if segment.utf8.count > 255 {
+                throw StoreError.invalid("invalid path '\(path.prefix(200))': a segment is longer than 255 bytes")
+            }
+        }
+        return segments
+    }
+}
+
+/// Opaque ids for orgs, repos and keys: a prefix and 96 random bits in hex.
+enum OpaqueID {
+    static func make(_ prefix: String) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let high = generator.next() & 0xFFFF_FFFF
+        let low = generator.next()
+        return prefix + "_" + String(format: "%08llx%016llx", high, low)
+    }
+}

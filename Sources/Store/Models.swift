@@ -1,0 +1,166 @@
+import Foundation
+
+public struct Org: Equatable, Sendable, Codable {
+    public let id: String
+    public let slug: String
+    public let name: String
+    public let createdAt: Date
+}
+
+public struct Repo: Equatable, Sendable, Codable {
+    public let id: String
+    public let org: String
+    public let name: String
+    public let defaultBookmark: String
+    /// The change at the default bookmark, or the virtual root for an empty repo.
+    public let headChangeID: ChangeID
+    public let createdAt: Date
+    public let tags: [String: String]
+}
+
+/// A page of a listing; `nextCursor` is opaque and nil on the last page.
+public struct Page<Item: Sendable>: Sendable {
+    public let items: [Item]
+    public let nextCursor: String?
+    public var hasMore: Bool { nextCursor != nil }
+}
+
+public struct Signature: Equatable, Sendable, Codable {
+    public var name: String
+    public var email: String
+    public var date: Date?
+
+    public init(name: String, email: String, date: Date? = nil) {
+        self.name = name
+        self.email = email
+        self.date = date
+    }
+
+    public static let `default` = Signature(name: "mesa", email: "mesa@localhost")
+}
+
+/// Git file modes the store versions.
+public enum FileMode: String, Sendable, Codable, CaseIterable {
+    case regular = "100644"
+    case executable = "100755"
+    case symlink = "120000"
+
+    var gitMode: UInt32 {
+        switch self {
+        case .regular: 0o100644
+        case .executable: 0o100755
+        case .symlink: 0o120000
+        }
+    }
+
+    init?(gitMode: UInt32) {
+        switch gitMode {
+        case 0o100644, 0o100664: self = .regular
+        case 0o100755: self = .executable
+        case 0o120000: self = .symlink
+        default: return nil
+        }
+    }
+
+    public init(parsing text: String) throws {
+        guard let mode = FileMode(rawValue: text) else {
+            throw StoreError.invalid("invalid file mode '\(text.prefix(20))': use 100644, 100755 or 120000 (symlink)")
+        }
+        self = mode
+    }
+}
+
+/// One edit in a change. Operations apply in order, atomically.
+public enum FileOperation: Sendable, Equatable {
+    /// Creates or replaces the file at `path`; for a symlink, `content` is the target.
+    case upsert(path: String, content: [UInt8], mode: FileMode = .regular)
+    /// Removes the file, symlink or whole directory at `path`.
+    case delete(path: String)
+
+    public var path: String {
+        switch self {
+        case .upsert(let path, _, _), .delete(let path): path
+        }
+    }
+}
+
+public struct Change: Equatable, Sendable {
+    public let id: ChangeID
+    /// The git commit currently holding this change's snapshot.
+    public let commitOID: String
+    public let parents: [ChangeID]
+    public let message: String
+    public let authors: [Signature]
+    public let committer: Signature
+    public let createdAt: Date
+    public let updatedAt: Date
+    /// Paths left with conflict markers by a merge made with `allowConflicted`.
+    public let conflicts: [String]
+    public var isConflicted: Bool { !conflicts.isEmpty }
+}
+
+/// A change plus the paths it touches relative to its first parent.
+public struct ChangeDetail: Equatable, Sendable {
+    public let change: Change
+    public let files: [String]
+}
+
+/// A bookmark names a change; it follows the change when the change is amended.
+public struct Bookmark: Equatable, Sendable {
+    public let name: String
+    public let changeID: ChangeID
+    /// Current commit of that change; nil at the virtual root.
+    public let commitOID: String?
+    public let isDefault: Bool
+}
+
+public struct BookmarkMove: Equatable, Sendable {
+    public let bookmark: Bookmark
+    public let from: ChangeID
+}
+
+/// Where to read: a change, or a bookmark resolved to its change.
+public enum Revision: Sendable, Equatable {
+    case change(ChangeID)
+    case bookmark(String)
+    /// The repository's default bookmark.
+    case head
+}
+
+public enum EntryType: String, Sendable, Codable {
+    case file, symlink, dir
+}
+
+public struct DirectoryEntry: Equatable, Sendable {
+    public let name: String
+    public let path: String
+    public let type: EntryType
+    /// nil for directories.
+    public let mode: FileMode?
+    /// Byte size for files and symlinks; nil for directories.
+    public let size: Int?
+    /// Blob id for files and symlinks, tree id for directories.
+    public let oid: String
+}
+
+public enum Content: Equatable, Sendable {
+    case file(path: String, bytes: [UInt8], mode: FileMode, oid: String)
+    case symlink(path: String, target: String, oid: String)
+    case directory(path: String, oid: String, entries: [DirectoryEntry])
+}
+
+public enum MergeType: String, Sendable {
+    case mergeCommit = "merge_commit"
+    case noOp = "no_op"
+}
+
+public struct MergeResult: Equatable, Sendable {
+    public let mergeType: MergeType
+    public let changeID: ChangeID
+    public let commitOID: String?
+    public let conflicts: [String]
+    public let target: String
+    public let source: String
+    public let sourceDeleted: Bool
+    public var isConflicted: Bool { !conflicts.isEmpty }
+}

@@ -1,0 +1,293 @@
+import COpenSSL
+import Foundation
+
+/// Key scopes, hierarchical: `read` ⊂ `write` ⊂ `admin`.
+public enum Scope: String, Sendable, Codable, CaseIterable, Comparable {
+    case read, write, admin
+
+    var rank: Int {
+        switch self {
+        case .read: 0
+        case .write: 1
+        case .admin: 2
+        }
+    }
+
+    public static func < (lhs: Scope, rhs: Scope) -> Bool { lhs.rank < rhs.rank }
+
+    public static func parse(_ text: String) throws -> Scope {
+        guard let scope = Scope(rawValue: text) else {
+            throw StoreError.invalid("invalid scope '\(text.prefix(40))': use read, write or admin")
+        }
+        return scope
+    }
+}
+
+public enum KeyStatus: String, Sendable, Codable {
+    case active, revoked, expired
+}
+
+public struct APIKey: Equatable, Sendable {
+    public let id: String
+    public let org: String
+    public let name: String?
+    public let scopes: [Scope]
+    /// nil = every repo of the org.
+    public let repoIDs: [String]?
+    public let tags: [String: String]
+    public let createdAt: Date
+    public let expiresAt: Date?
+    public let revokedAt: Date?
+    public let lastUsedAt: Date?
+
+    public func status(at now: Date = Date()) -> KeyStatus {
+        if revokedAt != nil { return .revoked }
+        if let expiresAt, expiresAt <= now { return .expired }
+        return .active
+    }
+}
+
+/// A key together with its secret: returned once, at creation.
+public struct CreatedAPIKey: Sendable {
+    public let key: APIKey
+    public let secret: String
+}
+
+/// Who is calling, as established by `authenticate`.
+public struct Principal: Equatable, Sendable {
+    public let org: Org
+    public let keyID: String
+    public let keyName: String?
+    public let scopes: [Scope]
+    public let repoIDs: Set<String>?
+
+    /// The highest scope held; lower ones are implied.
+    public var level: Scope { scopes.max() ?? .read }
+
+    public func has(_ scope: Scope) -> Bool { level >= scope }
+}
+
+/// What a caller wants to do; `authorize` decides in one place.
+public enum Action: Sendable, Equatable {
+    /// View repos, changes, content, diffs, bookmarks.
+    case read
+    /// Modify an existing repo: changes, bookmarks, merges, settings, deletion.
+    case write
+    /// Create a repository in the org (needs an org-wide key).
+    case createRepo
+    /// Manage API keys (and later webhooks).
+    case admin
+
+    var requiredScope: Scope {
+        switch self {
+        case .read: .read
+        case .write, .createRepo: .write
+        case .admin: .admin
+        }
+    }
+}
+
+extension Store {
+    public static let minimumKeyLifetime = 100
+    public static let maximumKeyLifetime = 31_536_000
+
+    /// Creates an API key. Scopes default to read+write. With `creator`, the new key can
+    /// hold no more than the creator: no higher scope, no repos outside its repo scope.
+    public func createAPIKey(org slug: String, name: String? = nil, scopes: [Scope]? = nil, repoIDs: [String]? = nil,
+                             expiresInSeconds: Int? = nil, tags: [String: String] = [:],
+                             creator: Principal? = nil) throws -> CreatedAPIKey {
+        let scopes = Array(Set(scopes ?? [.read, .write])).sorted()
+        guard !scopes.isEmpty else { throw StoreError.invalid("scopes must name at least one of read, write, admin") }
+        if let expiresInSeconds, !(Self.minimumKeyLifetime...Self.maximumKeyLifetime).contains(expiresInSeconds) {
+            throw StoreError.invalid("invalid expiry \(expiresInSeconds) s: use \(Self.minimumKeyLifetime) to \(Self.maximumKeyLifetime) seconds (1 year)")
+        }
+        if let name, name.utf8.count > 200 { throw StoreError.invalid("key name is longer than 200 characters") }
+        let normalizedTags = Dictionary(tags.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { $1 })
+        try Self.validateTags(normalizedTags)
+        if let repoIDs, repoIDs.isEmpty {
+            throw StoreError.invalid("repoIds is empty: omit it for an org-wide key, or name at least one repo")
+        }
+        if let creator {
+            if let above = scopes.first(where: { !creator.has($0) }) {
+                throw StoreError(.forbidden, "cannot create a key with scope '\(above.rawValue)': the calling key only has \(creator.scopes.map(\.rawValue).joined(separator: ","))")
+            }
+            if let allowed = creator.repoIDs {
+                guard let repoIDs, Set(repoIDs).isSubset(of: allowed) else {
+                    throw StoreError(.forbidden, "the calling key is scoped to specific repos; the new key must name a subset of them")
+                }
+            }
+        }
+        let secret = "mesa_" + Self.randomHex(bytes: 32)
+        let now = Self.now()
+        let key = APIKey(id: OpaqueID.make("key"), org: slug, name: name, scopes: scopes, repoIDs: repoIDs.map { Array(Set($0)).sorted() },
+                         tags: normalizedTags, createdAt: now,
+                         expiresAt: expiresInSeconds.map { now.addingTimeInterval(TimeInterval($0)) }, revokedAt: nil, lastUsedAt: nil)
+        try withDatabase { db in
+            try db.transaction {
+                guard let org = try db.queryOne("SELECT id FROM orgs WHERE slug = ?", [.text(slug)]) else {
+                    throw StoreError.notFound("organization '\(slug)' does not exist")
+                }
+                for repoID in key.repoIDs ?? [] {
+                    guard try db.queryOne("SELECT 1 FROM repos WHERE id = ? AND org_id = ?", [.text(repoID), .text(org.string(0))]) != nil else {
+                        throw StoreError.notFound("repository with id '\(repoID)' does not exist in '\(slug)'")
+                    }
+                }
+                try db.query("""
+                    INSERT INTO api_keys(id, org_id, name, digest, scopes, repo_ids, tags, created_at, expires_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, [.text(key.id), .text(org.string(0)), .optionalText(name), .blob(Self.digest(secret)),
+                          .text(JSONColumn.encode(scopes)), .optionalText(key.repoIDs.map { JSONColumn.encode($0) }),
+                          .text(JSONColumn.encode(normalizedTags)), .double(now.timeIntervalSince1970),
+                          .optionalDouble(key.expiresAt?.timeIntervalSince1970)])
+            }
+        }
+        logger.info("created API key", metadata: ["org": "\(slug)", "key": "\(key.id)", "scopes": "\(scopes.map(\.rawValue))"])
+        return CreatedAPIKey(key: key, secret: secret)
+    }
+
+    /// Lists keys (never their secrets), newest first.
+    public func listAPIKeys(org slug: String, status: KeyStatus? = nil, cursor: String? = nil, limit: Int? = nil) throws -> Page<APIKey> {
+        let position = try Cursor.decode(cursor)
+        let limit = try Cursor.limit(limit)
+        let now = Date()
+        return try withDatabase { db in
+            guard try db.queryOne("SELECT 1 FROM orgs WHERE slug = ?", [.text(slug)]) != nil else {
+                throw StoreError.notFound("organization '\(slug)' does not exist")
+            }
+            let keys = try db.query("""
+                SELECT \(Self.keyColumns) FROM api_keys k JOIN orgs o ON o.id = k.org_id WHERE o.slug = ? ORDER BY k.seq DESC
+                """, [.text(slug)]).map(Self.apiKey).filter { status == nil || $0.status(at: now) == status }
+            let window = keys.dropFirst(position).prefix(limit)
+            return Page(items: Array(window), nextCursor: keys.count > position + limit ? Cursor.encode(position + limit) : nil)
+        }
+    }
+
+    public func apiKey(org slug: String, id: String) throws -> APIKey {
+        try withDatabase { db in
+            guard let row = try db.queryOne("SELECT \(Self.keyColumns) FROM api_keys k JOIN orgs o ON o.id = k.org_id WHERE o.slug = ? AND k.id = ?",
+                                            [.text(slug), .text(id)]) else {
+                throw StoreError.notFound("API key '\(id)' does not exist in '\(slug)'")
+            }
+            return Self.apiKey(row)
+        }
+    }
+
+    /// Revokes a key; any later use of it fails with `keyRevoked`.
+    public func revokeAPIKey(org slug: String, id: String) throws {
+        try withDatabase { db in
+            try db.transaction {
+                try db.query("""
+                    UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?)
+                    WHERE id = ? AND org_id = (SELECT id FROM orgs WHERE slug = ?)
+                    """, [.double(Date().timeIntervalSince1970), .text(id), .text(slug)])
+                guard db.changes == 1 else { throw StoreError.notFound("API key '\(id)' does not exist in '\(slug)'") }
+            }
+        }
+        logger.info("revoked API key", metadata: ["org": "\(slug)", "key": "\(id)"])
+    }
+
+    /// Patches a key's tags (nil removes one) and returns the resulting tags.
+    public func updateAPIKeyTags(org slug: String, id: String, tags: [String: String?]) throws -> [String: String] {
+        try withDatabase { db in
+            try db.transaction {
+                guard let row = try db.queryOne("SELECT \(Self.keyColumns) FROM api_keys k JOIN orgs o ON o.id = k.org_id WHERE o.slug = ? AND k.id = ?",
+                                                [.text(slug), .text(id)]) else {
+                    throw StoreError.notFound("API key '\(id)' does not exist in '\(slug)'")
+                }
+                var merged = Self.apiKey(row).tags
+                for (key, value) in tags { merged[key.lowercased()] = value }
+                try Self.validateTags(merged)
+                try db.query("UPDATE api_keys SET tags = ? WHERE id = ?", [.text(JSONColumn.encode(merged)), .text(id)])
+                return merged
+            }
+        }
+    }
+
+    /// Turns a secret into a principal, telling unknown, expired and revoked keys apart.
+    public func authenticate(secret: String) throws -> Principal {
+        guard secret.hasPrefix("mesa_"), secret.utf8.count <= 200 else {
+            throw StoreError(.unauthenticated, "not a Mesa API key: keys start with 'mesa_'")
+        }
+        let digest = Self.digest(secret)
+        let now = Date()
+        return try withDatabase { db in
+            guard let row = try db.queryOne("""
+                SELECT \(Self.keyColumns), k.digest, o.id, o.name, o.created_at FROM api_keys k JOIN orgs o ON o.id = k.org_id WHERE k.digest = ?
+                """, [.blob(digest)]), Self.constantTimeEqual(row.blob(11), digest) else {
+                throw StoreError(.unauthenticated, "unknown API key: it was never issued by this server or its organization was deleted")
+            }
+            let key = Self.apiKey(row)
+            switch key.status(at: now) {
+            case .revoked:
+                throw StoreError(.keyRevoked, "API key '\(key.name ?? key.id)' of org '\(key.org)' was revoked at \(Self.iso(key.revokedAt)); create a new key")
+            case .expired:
+                throw StoreError(.keyExpired, "API key '\(key.name ?? key.id)' of org '\(key.org)' expired at \(Self.iso(key.expiresAt)); create a new key")
+            case .active:
+                break
+            }
+            // Recording every use would cost a durable write per request; once a minute is enough.
+            if (key.lastUsedAt.map { now.timeIntervalSince($0) > 60 } ?? true) {
+                try? db.query("UPDATE api_keys SET last_used_at = ? WHERE id = ?", [.double(now.timeIntervalSince1970), .text(key.id)])
+            }
+            let org = Org(id: row.string(12), slug: key.org, name: row.string(13), createdAt: Date(timeIntervalSince1970: row.double(14)))
+            return Principal(org: org, keyID: key.id, keyName: key.name, scopes: key.scopes, repoIDs: key.repoIDs.map(Set.init))
+        }
+    }
+
+    /// The scope checks of every API in one place. Repos outside a key's repo scope and
+    /// other orgs are reported as not found, so their names do not leak.
+    public func authorize(_ principal: Principal, _ action: Action, org slug: String, repoID: String? = nil) throws {
+        guard principal.org.slug.lowercased() == slug.lowercased() else {
+            throw StoreError.notFound("organization '\(slug)' does not exist or this key cannot see it")
+        }
+        if let repoID, let allowed = principal.repoIDs, !allowed.contains(repoID) {
+            throw StoreError.notFound("repository does not exist or this key cannot see it")
+        }
+        let needed = action.requiredScope
+        guard principal.has(needed) else {
+            throw StoreError(.forbidden, "key '\(principal.keyName ?? principal.keyID)' has scopes \(principal.scopes.map(\.rawValue).joined(separator: ",")); this operation needs '\(needed.rawValue)'")
+        }
+        if action == .createRepo, principal.repoIDs != nil {
+            throw StoreError(.forbidden, "key '\(principal.keyName ?? principal.keyID)' is scoped to specific repos and cannot create repositories; use an org-wide key")
+        }
+    }
+
+    // MARK: Internals
+
+    static let keyColumns = "k.id, o.slug, k.name, k.scopes, k.repo_ids, k.tags, k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.seq"
+
+    static func apiKey(_ row: Row) -> APIKey {
+        APIKey(id: row.string(0), org: row.string(1), name: row.optionalString(2),
+               scopes: (JSONColumn.decode([String].self, row.string(3)) ?? []).compactMap(Scope.init(rawValue:)),
+               repoIDs: row.optionalString(4).flatMap { JSONColumn.decode([String].self, $0) },
+               tags: JSONColumn.decode([String: String].self, row.string(5)) ?? [:],
+               createdAt: Date(timeIntervalSince1970: row.double(6)),
+               expiresAt: row.optionalDouble(7).map(Date.init(timeIntervalSince1970:)),
+               revokedAt: row.optionalDouble(8).map(Date.init(timeIntervalSince1970:)),
+               lastUsedAt: row.optionalDouble(9).map(Date.init(timeIntervalSince1970:)))
+    }
+
+    static func digest(_ secret: String) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        let bytes = Array(secret.utf8)
+        bytes.withUnsafeBytes { copenssl_sha256($0.baseAddress, $0.count, &out) }
+        return out
+    }
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for index in 0..<a.count { difference |= a[index] ^ b[index] }
+        return difference == 0
+    }
+
+    static func randomHex(bytes: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+
+    static func iso(_ date: Date?) -> String {
+        guard let date else { return "an unknown time" }
+        return ISO8601DateFormatter().string(from: date)
+    }
+}

@@ -1,0 +1,275 @@
+import Foundation
+
+/// Internal handle on a repo row.
+struct RepoRow {
+    let id: String
+    let orgID: String
+    let orgSlug: String
+    let name: String
+    let defaultBookmark: String
+    let tags: [String: String]
+    let createdAt: Date
+
+    static let columns = "r.id, r.org_id, o.slug, r.name, r.default_bookmark, r.tags, r.created_at"
+
+    init(_ row: Row) {
+        id = row.string(0)
+        orgID = row.string(1)
+        orgSlug = row.string(2)
+        name = row.string(3)
+        defaultBookmark = row.string(4)
+        tags = JSONColumn.decode([String: String].self, row.string(5)) ?? [:]
+        createdAt = Date(timeIntervalSince1970: row.double(6))
+    }
+}
+
+extension Store {
+    // MARK: Orgs
+
+    public func createOrg(slug: String, name: String? = nil) throws -> Org {
+        try Validation.orgSlug(slug)
+        let org = Org(id: OpaqueID.make("org"), slug: slug, name: name ?? slug, createdAt: Self.now())
+        try withDatabase { db in
+            try db.transaction {
+                if try db.queryOne("SELECT 1 FROM orgs WHERE slug = ?", [.text(slug)]) != nil {
+                    throw StoreError(.alreadyExists, "organization '\(slug)' already exists")
+                }
+                try db.query("INSERT INTO orgs(id, slug, name, created_at) VALUES (?, ?, ?, ?)",
+                             [.text(org.id), .text(org.slug), .text(org.name), .double(org.createdAt.timeIntervalSince1970)])
+            }
+        }
+        logger.info("created organization", metadata: ["org": "\(slug)"])
+        return org
+    }
+
+    public func org(_ slug: String) throws -> Org {
+        try withDatabase { db in
+            guard let row = try db.queryOne("SELECT id, slug, name, created_at FROM orgs WHERE slug = ?", [.text(slug)]) else {
+                throw StoreError.notFound("organization '\(slug)' does not exist")
+            }
+            return Self.org(row)
+        }
+    }
+
+    public func listOrgs() throws -> [Org] {
+        try withDatabase { db in
+            try db.query("SELECT id, slug, name, created_at FROM orgs ORDER BY seq").map(Self.org)
+        }
+    }
+
+    public func repoCount(org slug: String) throws -> Int {
+        try withDatabase { db in
+            try db.queryOne("SELECT count(*) FROM repos r JOIN orgs o ON o.id = r.org_id WHERE o.slug = ?",
+                            [.text(slug)])?.int(0) ?? 0
+        }
+    }
+
+    static func org(_ row: Row) -> Org {
+        Org(id: row.string(0), slug: row.string(1), name: row.string(2), createdAt: Date(timeIntervalSince1970: row.double(3)))
+    }
+
+    static func now() -> Date {
+        // Whole milliseconds, so values round-trip exactly through SQLite and JSON.
+        Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded() / 1000)
+    }
+
+    // MARK: Repos
+
+    /// Creates a repository whose default bookmark points at the virtual root.
+    public func createRepo(org slug: String, name: String, defaultBookmark: String = "main",
+                           tags: [String: String] = [:]) throws -> Repo {
+        try Validation.repoName(name)
+        try Validation.bookmarkName(defaultBookmark)
+        try Self.validateTags(tags)
+        let id = OpaqueID.make("repo")
+        let created = Self.now()
+        let path = repositories.path(for: id)
+        let repository = try GitRepository.createBare(at: path)
+        try repository.setHead("refs/heads/" + defaultBookmark)
+        do {
+            try withDatabase { db in
+                try db.transaction {
+                    guard let orgRow = try db.queryOne("SELECT id FROM orgs WHERE slug = ?", [.text(slug)]) else {
+                        throw StoreError.notFound("organization '\(slug)' does not exist")
+                    }
+                    if try db.queryOne("SELECT 1 FROM repos WHERE org_id = ? AND name = ?",
+                                       [.text(orgRow.string(0)), .text(name)]) != nil {
+                        throw StoreError(.alreadyExists, "repository '\(slug)/\(name)' already exists")
+                    }
+                    try db.query("INSERT INTO repos(id, org_id, name, default_bookmark, tags, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                                 [.text(id), .text(orgRow.string(0)), .text(name), .text(defaultBookmark),
+                                  .text(JSONColumn.encode(tags)), .double(created.timeIntervalSince1970)])
+                    try db.query("INSERT INTO bookmarks(repo_id, name, change_id) VALUES (?, ?, ?)",
+                                 [.text(id), .text(defaultBookmark), .text(ChangeID.root.rawValue)])
+                }
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: path)
+            throw error
+        }
+        logger.info("created repository", metadata: ["repo": "\(slug)/\(name)", "id": "\(id)"])
+        return Repo(id: id, org: slug, name: name, defaultBookmark: defaultBookmark, headChangeID: .root,
+                    createdAt: created, tags: tags)
+    }
+
+    public func repo(org slug: String, name: String) throws -> Repo {
+        try withDatabase { db in try publicRepo(try repoRow(org: slug, name: name, db), db) }
+    }
+
+    public func repo(id: String) throws -> Repo {
+        try withDatabase { db in
+            guard let row = try db.queryOne("SELECT \(RepoRow.columns) FROM repos r JOIN orgs o ON o.id = r.org_id WHERE r.id = ?",
+                                            [.text(id)]) else {
+                throw StoreError.notFound("repository with id '\(id)' does not exist")
+            }
+            return try publicRepo(RepoRow(row), db)
+        }
+    }
+
+    /// Lists repos of an org, oldest first. `only` restricts to a key's repo scope;
+    /// `tags` keeps repos carrying every given tag.
+    public func listRepos(org slug: String, cursor: String? = nil, limit: Int? = nil,
+                          only: Set<String>? = nil, tags: [String: String] = [:]) throws -> Page<Repo> {
+        let position = try Cursor.decode(cursor)
+        let limit = try Cursor.limit(limit)
+        return try withDatabase { db in
+            guard try db.queryOne("SELECT 1 FROM orgs WHERE slug = ?", [.text(slug)]) != nil else {
+                throw StoreError.notFound("organization '\(slug)' does not exist")
+            }
+            var items: [Repo] = []
+            var last = position
+            var more = false
+            // Filters apply after the keyset scan, so keep reading until the page fills.
+            scan: while true {
+                let rows = try db.query("""
+                    SELECT r.seq, \(RepoRow.columns) FROM repos r JOIN orgs o ON o.id = r.org_id
+                    WHERE o.slug = ? AND r.seq > ? ORDER BY r.seq LIMIT 200
+                    """, [.text(slug), .int(last)])
+                if rows.isEmpty { break }
+                for row in rows {
+                    let repo = RepoRow(Self.dropFirst(row))
+                    let seq = row.int(0)
+                    if let only, !only.contains(repo.id) { last = seq; continue }
+                    if !tags.allSatisfy({ repo.tags[$0.key] == $0.value }) { last = seq; continue }
+                    if items.count == limit { more = true; break scan }
+                    items.append(try publicRepo(repo, db))
+                    last = seq
+                }
+            }
+            return Page(items: items, nextCursor: more ? Cursor.encode(last) : nil)
+        }
+    }
+
+    /// Renames, changes the default bookmark and patches tags (a nil value removes a tag).
+    public func updateRepo(org slug: String, name: String, newName: String? = nil, defaultBookmark: String? = nil,
+                           tags: [String: String?] = [:]) throws -> Repo {
+        if let newName { try Validation.repoName(newName) }
+        try Self.validateTags(tags.compactMapValues { $0 })
+        return try withDatabase { db in
+            try db.transaction {
+                let row = try repoRow(org: slug, name: name, db)
+                if let newName, newName.lowercased() != row.name.lowercased(),
+                   try db.queryOne("SELECT 1 FROM repos WHERE org_id = ? AND name = ?", [.text(row.orgID), .text(newName)]) != nil {
+                    throw StoreError(.alreadyExists, "repository '\(slug)/\(newName)' already exists")
+                }
+                if let defaultBookmark {
+                    guard try db.queryOne("SELECT 1 FROM bookmarks WHERE repo_id = ? AND name = ?",
+                                          [.text(row.id), .text(defaultBookmark)]) != nil else {
+                        throw StoreError.notFound("bookmark '\(defaultBookmark)' does not exist in '\(slug)/\(row.name)'; create it first")
+                    }
+                }
+                var merged = row.tags
+                for (key, value) in tags { merged[key] = value }
+                try db.query("UPDATE repos SET name = ?, default_bookmark = ?, tags = ? WHERE id = ?",
+                             [.text(newName ?? row.name), .text(defaultBookmark ?? row.defaultBookmark),
+                              .text(JSONColumn.encode(merged)), .text(row.id)])
+                if let defaultBookmark {
+                    try repositories.with(row.id) { try $0.setHead("refs/heads/" + defaultBookmark) }
+                }
+                return try publicRepo(try repoRow(id: row.id, db), db)
+            }
+        }
+    }
+
+    /// Sets or removes one tag on many repos of an org; returns how many repos changed.
+    public func updateRepoTags(org slug: String, repoIDs: [String], key: String, value: String?) throws -> Int {
+        try Self.validateTags([key: value ?? ""])
+        return try withDatabase { db in
+            try db.transaction {
+                var updated = 0
+                for id in repoIDs {
+                    guard let row = try? repoRow(id: id, db), row.orgSlug.lowercased() == slug.lowercased() else { continue }
+                    var tags = row.tags
+                    if tags[key] == value { continue }
+                    tags[key] = value
+                    try db.query("UPDATE repos SET tags = ? WHERE id = ?", [.text(JSONColumn.encode(tags)), .text(id)])
+                    updated += 1
+                }
+                return updated
+            }
+        }
+    }
+
+    /// Deletes a repository permanently: metadata first, then its git directory.
+    public func deleteRepo(org slug: String, name: String) throws {
+        let id: String = try withDatabase { db in
+            try db.transaction {
+                let row = try repoRow(org: slug, name: name, db)
+                try db.query("DELETE FROM repos WHERE id = ?", [.text(row.id)])
+                return row.id
+            }
+        }
+        repositories.evict(id)
+        // A crash here leaves only an orphan directory, which `recover()` removes.
+        try? FileManager.default.removeItem(atPath: repositories.path(for: id))
+        logger.info("deleted repository", metadata: ["repo": "\(slug)/\(name)", "id": "\(id)"])
+    }
+
+    /// Where a repo's bare git repository lives (for `git clone`).
+    public func gitDirectory(org slug: String, name: String) throws -> String {
+        let repo = try repo(org: slug, name: name)
+        return repositories.path(for: repo.id)
+    }
+
+    // MARK: Helpers
+
+    func repoRow(org slug: String, name: String, _ db: SQLiteDatabase) throws -> RepoRow {
+        guard let row = try db.queryOne("SELECT \(RepoRow.columns) FROM repos r JOIN orgs o ON o.id = r.org_id WHERE o.slug = ? AND r.name = ?",
+                                        [.text(slug), .text(name)]) else {
+            throw StoreError.notFound("repository '\(slug)/\(name)' does not exist")
+        }
+        return RepoRow(row)
+    }
+
+    func repoRow(id: String, _ db: SQLiteDatabase) throws -> RepoRow {
+        guard let row = try db.queryOne("SELECT \(RepoRow.columns) FROM repos r JOIN orgs o ON o.id = r.org_id WHERE r.id = ?",
+                                        [.text(id)]) else {
+            throw StoreError.notFound("repository with id '\(id)' does not exist")
+        }
+        return RepoRow(row)
+    }
+
+    func publicRepo(_ row: RepoRow, _ db: SQLiteDatabase) throws -> Repo {
+        let head = try db.queryOne("SELECT change_id FROM bookmarks WHERE repo_id = ? AND name = ?",
+                                   [.text(row.id), .text(row.defaultBookmark)]).map { ChangeID(unchecked: $0.string(0)) }
+        return Repo(id: row.id, org: row.orgSlug, name: row.name, defaultBookmark: row.defaultBookmark,
+                    headChangeID: head ?? .root, createdAt: row.createdAt, tags: row.tags)
+    }
+
+    static func dropFirst(_ row: Row) -> Row {
+        var copy = row
+        copy.removeFirstColumn()
+        return copy
+    }
+
+    static func validateTags(_ tags: [String: String]) throws {
+        for (key, value) in tags {
+            guard !key.isEmpty, key.utf8.count <= 64, !key.hasPrefix("$") else {
+                throw StoreError.invalid("invalid tag key '\(key.prefix(80))': use 1 to 64 characters, not starting with '$'")
+            }
+            guard value.utf8.count <= 256 else {
+                throw StoreError.invalid("invalid value for tag '\(key)': at most 256 characters")
+            }
+        }
+    }
+}
