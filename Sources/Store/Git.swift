@@ -9,6 +9,10 @@ enum GitLibrary {
         _ = cgit2_enable_fsync(1)
         _ = cgit2_enable_strict_object_creation(1)
         _ = cgit2_set_cache_max_size(256 << 20)
+        // libgit2 caches only trees under 4 KiB by default, so every lookup in a large
+        // directory would re-parse it; parsed trees up to 16 MiB stay cached instead.
+        _ = cgit2_set_cache_object_limit(GIT_OBJECT_TREE, 16 << 20)
+        _ = cgit2_set_cache_object_limit(GIT_OBJECT_COMMIT, 1 << 20)
         return true
     }()
 }

@@ -66,3 +66,13 @@ extension Store {
         }
     }
 }
+
+extension Store {
+    /// A blob's bytes by its git object id. Blob ids never change content, so callers
+    /// (the mount's blob cache) can keep the result forever.
+    public func blob(org slug: String, repo name: String, oid: String) throws -> [UInt8] {
+        let id = try GitOID(hex: oid)
+        let repo = try withDatabase { db in try repoRow(org: slug, name: name, db) }
+        return try repositories.with(repo.id) { try $0.readBlob(id) }
+    }
+}

@@ -180,6 +180,7 @@ extension Store {
                 }
                 var merged = row.tags
                 for (key, value) in tags { merged[key] = value }
+                repoCache.withLock { $0.removeAll() }
                 try db.query("UPDATE repos SET name = ?, default_bookmark = ?, tags = ? WHERE id = ?",
                              [.text(newName ?? row.name), .text(defaultBookmark ?? row.defaultBookmark),
                               .text(JSONColumn.encode(merged)), .text(row.id)])
@@ -202,6 +203,7 @@ extension Store {
                     var tags = row.tags
                     if tags[key] == value { continue }
                     tags[key] = value
+                    repoCache.withLock { $0.removeAll() }
                     try db.query("UPDATE repos SET tags = ? WHERE id = ?", [.text(JSONColumn.encode(tags)), .text(id)])
                     updated += 1
                 }
@@ -215,6 +217,7 @@ extension Store {
         let id: String = try withDatabase { db in
             try db.transaction {
                 let row = try repoRow(org: slug, name: name, db)
+                repoCache.withLock { $0.removeAll() }
                 try db.query("DELETE FROM repos WHERE id = ?", [.text(row.id)])
                 return row.id
             }
@@ -234,11 +237,16 @@ extension Store {
     // MARK: Helpers
 
     func repoRow(org slug: String, name: String, _ db: SQLiteDatabase) throws -> RepoRow {
+        // Every call resolves its repo; the hot read paths hit this cache instead of SQL.
+        let key = slug.lowercased() + "/" + name.lowercased()
+        if let cached = repoCache.withLock({ $0[key] }) { return cached }
         guard let row = try db.queryOne("SELECT \(RepoRow.columns) FROM repos r JOIN orgs o ON o.id = r.org_id WHERE o.slug = ? AND r.name = ?",
                                         [.text(slug), .text(name)]) else {
             throw StoreError.notFound("repository '\(slug)/\(name)' does not exist")
         }
-        return RepoRow(row)
+        let repo = RepoRow(row)
+        repoCache.withLock { $0[key] = repo }
+        return repo
     }
 
     func repoRow(id: String, _ db: SQLiteDatabase) throws -> RepoRow {

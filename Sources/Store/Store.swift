@@ -10,6 +10,9 @@ import Synchronization
 ///   write goes through it; write transactions use `BEGIN IMMEDIATE`, so a
 ///   read-check-write (bookmark compare-and-swap, change amend) is atomic against other
 ///   threads and against other processes on the same data directory.
+/// - `repoCache` (a `Mutex`) maps names to repo rows for the read paths. A data
+///   directory is owned by one process at a time (`lock` file), so this cache cannot be
+///   made stale by another writer.
 /// - `RepositoryPool` gives each thread its own libgit2 handle. Git objects are
 ///   content-addressed and written before the metadata that names them, so object writes
 ///   need no lock; ref updates happen only inside a database transaction.
@@ -17,7 +20,10 @@ public final class Store: Sendable {
     public let directory: String
     let database: Mutex<SQLiteDatabase>
     let repositories: RepositoryPool
+    /// Repo rows by "org/name" (lower-cased); cleared by every repo update or delete.
+    let repoCache = Mutex<[String: RepoRow]>([:])
     let logger = Logger(label: "mesa.store")
+    private let lockDescriptor: Int32
 
     /// `$XDG_DATA_HOME/mesa/store`, else `~/.local/share/mesa/store`.
     public static var defaultDirectory: String {
@@ -36,6 +42,7 @@ public final class Store: Sendable {
         } catch {
             throw StoreError.internal("cannot create store directory \(directory): \(error.localizedDescription)")
         }
+        lockDescriptor = try Self.lockDirectory(directory)
         let connection = try SQLiteDatabase(path: directory + "/meta.sqlite")
         // WAL + synchronous=FULL: a committed transaction survives power loss.
         try connection.execute("PRAGMA journal_mode=WAL")
@@ -46,6 +53,22 @@ public final class Store: Sendable {
         repositories = RepositoryPool(root: reposDirectory)
         _ = GitLibrary.initialized
         try recover()
+    }
+
+    deinit { close(lockDescriptor) }
+
+    /// Takes an exclusive lock on the data directory for the life of this instance.
+    private static func lockDirectory(_ directory: String) throws -> Int32 {
+        let path = directory + "/lock"
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw StoreError.internal("cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            throw StoreError(.conflict, "store directory \(directory) is in use by another process (or another Store in this one); stop it or use another directory")
+        }
+        return descriptor
     }
 
     /// Runs `body` with the metadata connection held.

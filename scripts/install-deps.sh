@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the system packages mesad needs to build, test and mount (Debian 12, as root).
+# Skips apt entirely when everything is already there.
+set -euo pipefail
+packages=(libfuse3-dev fuse3 libgit2-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev pkg-config git ca-certificates)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v swift >/dev/null || { echo "swift 6.x is not on PATH (expected at /opt/swift/usr/bin)" >&2; exit 1; }
