@@ -16,6 +16,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // C shims: each wraps one system library and the macros / variadic
@@ -30,13 +31,20 @@ let package = Package(
             name: "Store",
             dependencies: ["CGit2", "CSQLite", "COpenSSL", .product(name: "Logging", package: "swift-log")]
         ),
-        .target(name: "MesaAPI", dependencies: ["Store"]),
+        .target(name: "MesaAPI", dependencies: ["Store", .product(name: "Logging", package: "swift-log")]),
         .target(name: "RPC"),
         .target(name: "Mount", dependencies: ["CFuse", "MesaAPI"]),
         .target(name: "Client", dependencies: ["RPC"]),
         .target(name: "APIServer", dependencies: ["MesaAPI"]),
 
-        .executableTarget(name: "mesad", dependencies: ["RPC", "Mount", "MesaAPI"]),
+        // The daemon as a library (config, credentials, handlers, listeners), so tests
+        // can drive it in process; `mesad` is its thin executable.
+        .target(
+            name: "MesaDaemon",
+            dependencies: ["RPC", "Mount", "MesaAPI", "Store", .product(name: "TOMLKit", package: "TOMLKit"),
+                           .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(name: "mesad", dependencies: ["MesaDaemon"]),
         .executableTarget(name: "mesa-client", dependencies: ["Client"]),
         .executableTarget(name: "mesa", dependencies: ["Client"]),
         .executableTarget(name: "mesa-server", dependencies: ["APIServer"]),

@@ -1,3 +1,4 @@
+#include <stddef.h>
 #include "cfuse.h"
 
 struct fuse_session *cfuse_session_new(struct fuse_args *args,

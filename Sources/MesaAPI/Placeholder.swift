@@ -1,1 +1,0 @@
-// Placeholder: module MesaAPI arrives with its own issue (see `issues`).

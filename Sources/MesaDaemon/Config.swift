@@ -1,0 +1,277 @@
+import Foundation
+import TOMLKit
+
+public enum MountMode: String, Sendable, Equatable {
+    /// Every repo the org's key can see, including repos created later.
+    case all
+    /// Only the repos listed in the config or opened with `mesa repo open`.
+    case explicit
+}
+
+/// A pinned revision for one repo (`rev = { bookmark = "main" }` or `{ change-id = "…" }`).
+public enum RevisionPin: Sendable, Equatable {
+    case bookmark(String)
+    case changeID(String)
+}
+
+public struct RepoConfig: Sendable, Equatable {
+    public var name: String
+    public var rev: RevisionPin?
+}
+
+public struct OrgConfig: Sendable, Equatable {
+    public var name: String
+    public var apiKey: String?
+    public var mount: MountMode
+    public var repos: [RepoConfig]
+
+    public init(name: String, apiKey: String? = nil, mount: MountMode = .all, repos: [RepoConfig] = []) {
+        self.name = name
+        self.apiKey = apiKey
+        self.mount = mount
+        self.repos = repos
+    }
+}
+
+/// The daemon's configuration: defaults, then `config.toml`, then the environment.
+public struct DaemonConfig: Sendable {
+    public var paths: Paths
+    /// The file the config was read from, if any.
+    public var configFile: String?
+    public var mountPoint: String
+    /// A mesa-server (or any server speaking Mesa's REST contract); nil = embedded store.
+    public var apiURL: String?
+    public var organizations: [OrgConfig]
+    public var cacheDirectory: String
+    public var cacheMaxBytes: Int
+    public var logLevel: String?
+    public var logFile: String?
+    public var maxFrameBytes: Int
+    public var flushDebounceMilliseconds: Int
+    /// Problems that do not stop the daemon (unknown keys), reported in the log.
+    public var warnings: [String] = []
+
+    public struct LoadOptions: Sendable {
+        public var configPath: String?
+        public var environment: [String: String]
+
+        public init(configPath: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) {
+            self.configPath = configPath
+            self.environment = environment
+        }
+    }
+
+    public init(paths: Paths) {
+        self.paths = paths
+        mountPoint = paths.defaultMountPoint
+        organizations = []
+        cacheDirectory = paths.defaultCacheDirectory
+        cacheMaxBytes = 10 << 30
+        maxFrameBytes = 64 << 20
+        flushDebounceMilliseconds = 1000
+    }
+
+    public static func load(_ options: LoadOptions = LoadOptions()) throws -> DaemonConfig {
+        let environment = options.environment
+        var config = DaemonConfig(paths: Paths(environment: environment))
+        let skipFile = environment["MESA_NO_CONFIG_FILE"].map { !$0.isEmpty && $0 != "0" && $0.lowercased() != "false" } ?? false
+        if let path = options.configPath {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw ConfigError("config file \(path) (from --config-path) does not exist")
+            }
+            try config.apply(file: path)
+        } else if !skipFile, let path = config.paths.configCandidates.first(where: { FileManager.default.fileExists(atPath: $0) }) {
+            try config.apply(file: path)
+        }
+        try config.apply(environment: environment)
+        return config
+    }
+
+    // MARK: config.toml
+
+    static let knownTopLevel: Set<String> = ["mount-point", "api-url", "service-domain", "uid", "gid", "organizations",
+                                             "cache", "daemon", "secrets", "telemetry"]
+
+    mutating func apply(file path: String) throws {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw ConfigError("cannot read config file \(path): \(error.localizedDescription)")
+        }
+        try apply(toml: text, source: path)
+        configFile = path
+    }
+
+    mutating func apply(toml text: String, source: String) throws {
+        let root: [String: Any]
+        do {
+            let table = try TOMLTable(string: text)
+            let json = table.convert(to: .json)
+            root = (try JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] ?? [:]
+        } catch let error as TOMLParseError {
+            throw ConfigError("\(source): invalid TOML at line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
+        }
+        for key in root.keys.sorted() where !Self.knownTopLevel.contains(key) {
+            warnings.append("\(source): unknown key '\(key)' ignored")
+        }
+        if let value = root["mount-point"] { mountPoint = paths.expand(try string(value, "mount-point", source)) }
+        if let value = root["api-url"] { apiURL = try string(value, "api-url", source) }
+        if let cache = root["cache"] {
+            let cache = try table(cache, "cache", source)
+            if let value = cache["path"] { cacheDirectory = paths.expand(try string(value, "cache.path", source)) }
+            if let value = cache["max-size"] { cacheMaxBytes = try Self.byteSize(value, "cache.max-size", source) }
+        }
+        if let daemon = root["daemon"] {
+            let daemon = try table(daemon, "daemon", source)
+            if let value = daemon["log-level"] { logLevel = try string(value, "daemon.log-level", source) }
+            if let value = daemon["log-file"] { logFile = paths.expand(try string(value, "daemon.log-file", source)) }
+            if let value = daemon["max-frame-size"] { maxFrameBytes = try Self.byteSize(value, "daemon.max-frame-size", source) }
+            if let value = daemon["flush-debounce-ms"] {
+                guard let number = value as? Int, (0...60_000).contains(number) else {
+                    throw ConfigError("\(source): daemon.flush-debounce-ms must be an integer from 0 to 60000")
+                }
+                flushDebounceMilliseconds = number
+            }
+        }
+        if let organizations = root["organizations"] {
+            for (name, body) in try table(organizations, "organizations", source).sorted(by: { $0.key < $1.key }) {
+                try applyOrganization(name: name, body, source)
+            }
+        }
+    }
+
+    private mutating func applyOrganization(name: String, _ body: Any, _ source: String) throws {
+        let org = try table(body, "organizations.\(name)", source)
+        var config = OrgConfig(name: name)
+        if let key = org["api-key"] { config.apiKey = try string(key, "organizations.\(name).api-key", source) }
+        if let repos = org["repos"] {
+            for (repo, repoBody) in try table(repos, "organizations.\(name).repos", source).sorted(by: { $0.key < $1.key }) {
+                let repoTable = try table(repoBody, "organizations.\(name).repos.\(repo)", source)
+                var pin: RevisionPin?
+                if let rev = repoTable["rev"] {
+                    let rev = try table(rev, "organizations.\(name).repos.\(repo).rev", source)
+                    if let bookmark = rev["bookmark"] {
+                        pin = .bookmark(try string(bookmark, "rev.bookmark", source))
+                    } else if let change = rev["change-id"] {
+                        pin = .changeID(try string(change, "rev.change-id", source))
+                    } else {
+                        throw ConfigError("\(source): organizations.\(name).repos.\(repo).rev needs 'bookmark' or 'change-id'")
+                    }
+                }
+                config.repos.append(RepoConfig(name: repo, rev: pin))
+            }
+        }
+        // Mesa's rule: without `mount`, listing repos implies explicit mode.
+        config.mount = config.repos.isEmpty ? .all : .explicit
+        if let mode = org["mount"] {
+            let text = try string(mode, "organizations.\(name).mount", source)
+            guard let parsed = MountMode(rawValue: text) else {
+                throw ConfigError("\(source): organizations.\(name).mount must be \"all\" or \"explicit\", not \"\(text)\"")
+            }
+            config.mount = parsed
+        }
+        upsert(config)
+    }
+
+    // MARK: Environment
+
+    mutating func apply(environment: [String: String]) throws {
+        if let value = environment["MESA_MOUNT_POINT"], !value.isEmpty { mountPoint = paths.expand(value) }
+        if let value = environment["MESA_API_URL"], !value.isEmpty { apiURL = value }
+        if let value = environment["MESA_CACHE_PATH"], !value.isEmpty { cacheDirectory = paths.expand(value) }
+        if let value = environment["MESA_CACHE_MAX_SIZE"], !value.isEmpty {
+            cacheMaxBytes = try Self.byteSize(value, "MESA_CACHE_MAX_SIZE", "environment")
+        }
+        if let value = environment["MESA_DAEMON_LOG_FILE"], !value.isEmpty { logFile = paths.expand(value) }
+        if let value = environment["MESA_LOG"], !value.isEmpty { logLevel = value }
+        if let orgs = environment["MESA_ORGS"], !orgs.isEmpty {
+            for entry in orgs.split(separator: ",") {
+                let parts = entry.split(separator: ":", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                    throw ConfigError("MESA_ORGS entry '\(entry.prefix(40))…' is not org:key; use MESA_ORGS=org:key[,org:key…]")
+                }
+                try upsertKey(org: parts[0], key: parts[1])
+            }
+        }
+        if let org = environment["MESA_ORG"], !org.isEmpty {
+            guard let key = environment["MESA_API_KEY"], !key.isEmpty else {
+                if organizations.contains(where: { $0.name == org }) { return }
+                throw ConfigError("MESA_ORG=\(org) is set but MESA_API_KEY is not; set both, or use MESA_ORGS=\(org):<key>")
+            }
+            try upsertKey(org: org, key: key)
+        }
+    }
+
+    private mutating func upsertKey(org: String, key: String) throws {
+        if var existing = organizations.first(where: { $0.name == org }) {
+            existing.apiKey = key
+            upsert(existing)
+        } else {
+            upsert(OrgConfig(name: org, apiKey: key))
+        }
+    }
+
+    private mutating func upsert(_ org: OrgConfig) {
+        if let index = organizations.firstIndex(where: { $0.name == org.name }) {
+            organizations[index] = org
+        } else {
+            organizations.append(org)
+        }
+    }
+
+    // MARK: First boot
+
+    /// The config `-y` writes on first boot: the orgs (and keys) from the environment.
+    public func firstBootTOML() -> String {
+        var lines = ["# Written by mesad on first boot (-y). Edit freely; see README.md.",
+                     "mount-point = \(Self.quote(mountPoint))"]
+        if let apiURL { lines.append("api-url = \(Self.quote(apiURL))") }
+        for org in organizations {
+            lines.append("")
+            lines.append("[organizations.\(Self.quote(org.name))]")
+            if let key = org.apiKey { lines.append("api-key = \(Self.quote(key))") }
+            lines.append("mount = \(Self.quote(org.mount.rawValue))")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Writes `~/.config/mesa/config.toml` (0600) when no config file exists yet.
+    /// Returns the path written, or nil when a config already existed.
+    @discardableResult
+    public func writeFirstBootConfigIfMissing() throws -> String? {
+        guard configFile == nil, !FileManager.default.fileExists(atPath: paths.userConfigFile) else { return nil }
+        try writePrivateFile(paths.userConfigFile, firstBootTOML())
+        return paths.userConfigFile
+    }
+
+    // MARK: Value helpers
+
+    static func quote(_ text: String) -> String {
+        "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+
+    private func string(_ value: Any, _ key: String, _ source: String) throws -> String {
+        guard let text = value as? String else { throw ConfigError("\(source): \(key) must be a string") }
+        return text
+    }
+
+    private func table(_ value: Any, _ key: String, _ source: String) throws -> [String: Any] {
+        guard let table = value as? [String: Any] else { throw ConfigError("\(source): \(key) must be a table") }
+        return table
+    }
+
+    /// Parses "10GB", "512MiB", "1024" and friends.
+    static func byteSize(_ value: Any, _ key: String, _ source: String) throws -> Int {
+        if let number = value as? Int, number > 0 { return number }
+        guard let text = (value as? String)?.trimmingCharacters(in: .whitespaces).uppercased(), !text.isEmpty else {
+            throw ConfigError("\(source): \(key) must be a size such as \"10GB\" or \"512MB\"")
+        }
+        let units: [(String, Int)] = [("TIB", 1 << 40), ("GIB", 1 << 30), ("MIB", 1 << 20), ("KIB", 1 << 10),
+                                      ("TB", 1_000_000_000_000), ("GB", 1_000_000_000), ("MB", 1_000_000), ("KB", 1000), ("B", 1)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            let number = text.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)
+            if let amount = Double(number), amount > 0 { return Int(amount * Double(factor)) }
+        }
+        if let amount = Int(text), amount > 0 { return amount }
+        throw ConfigError("\(source): \(key) = \"\(text)\" is not a size; use a number with KB, MB, GB (or KiB, MiB, GiB)")
+    }
+}
