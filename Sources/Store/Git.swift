@@ -262,7 +262,7 @@ final class GitRepository: @unchecked Sendable {
     private func makeSignature(_ signature: Signature) throws -> UnsafeMutablePointer<git_signature>? {
         var result: UnsafeMutablePointer<git_signature>?
         let date = signature.date ?? Date()
-        let name = signature.name.isEmpty ? "unknown" : signature.name
+        let name = signature.name.trimmingCharacters(in: .whitespaces).isEmpty ? "unknown" : signature.name
         try gitCheck(git_signature_new(&result, name, signature.email, git_time_t(date.timeIntervalSince1970.rounded(.down)), 0),
                      "invalid signature '\(signature.name) <\(signature.email)>'")
         return result

@@ -108,14 +108,52 @@ public enum Validation {
             if segment == "." || segment == ".." {
                 throw StoreError.invalid("invalid path '\(path.prefix(200))': '.' and '..' segments are not allowed")
             }
-            if segment.lowercased() == ".git" {
-                throw StoreError.invalid("invalid path '\(path.prefix(200))': '.git' is reserved by git and cannot be stored")
+            if isDotGit(segment) {
+                throw StoreError.invalid("invalid path '\(path.prefix(200))': '.git' (or a name git treats as '.git') is reserved by git and cannot be stored")
             }
             if segment.utf8.count > 255 {
                 throw StoreError.invalid("invalid path '\(path.prefix(200))': a segment is longer than 255 bytes")
             }
         }
         return segments
+    }
+
+    /// What git itself refuses as `.git` (fsck `hasDotgit`, checkout's `verify_path`):
+    /// any case, HFS+ ignorable code points inside (`.g\u{200C}it`), and NTFS spellings
+    /// (`.git.`, `.git `, `git~1`, `.git:stream`).
+    static func isDotGit(_ segment: String) -> Bool {
+        let ignorable: (Unicode.Scalar) -> Bool = { scalar in
+            switch scalar.value {
+            case 0x200C...0x200F, 0x202A...0x202E, 0x206A...0x206F, 0xFEFF: true
+            default: false
+            }
+        }
+        let hfs = String(String.UnicodeScalarView(segment.unicodeScalars.filter { !ignorable($0) })).lowercased()
+        if hfs == ".git" { return true }
+        let lower = segment.lowercased()
+        for stem in [".git", "git~1"] where lower.hasPrefix(stem) {
+            let rest = lower.dropFirst(stem.count)
+            if let colon = rest.firstIndex(of: ":") {
+                if rest[..<colon].allSatisfy({ $0 == "." || $0 == " " }) { return true }
+            } else if rest.allSatisfy({ $0 == "." || $0 == " " }) {
+                return true
+            }
+        }
+        return false
+    }
+
+    /// Author and committer names and emails end up in a commit header: no angle
+    /// brackets, line breaks or NUL (git fsck rejects them, libgit2 refuses brackets),
+    /// and an email (libgit2 refuses an empty one; a blank name becomes "unknown").
+    public static func signature(_ signature: Signature) throws {
+        if signature.email.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw StoreError.invalid("invalid author/committer '\(signature.name.prefix(100))': the email is empty")
+        }
+        for (field, value) in [("name", signature.name), ("email", signature.email)] {
+            if value.unicodeScalars.contains(where: { "<>\n\r\0".unicodeScalars.contains($0) }) {
+                throw StoreError.invalid("invalid author/committer \(field) '\(value.prefix(100))': it must not contain '<', '>', line breaks or NUL")
+            }
+        }
     }
 }
 

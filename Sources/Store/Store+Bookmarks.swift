@@ -30,6 +30,13 @@ extension Store {
                 if try db.queryOne("SELECT 1 FROM bookmarks WHERE repo_id = ? AND name = ?", [.text(repo.id), .text(bookmark)]) != nil {
                     throw StoreError(.alreadyExists, "bookmark '\(bookmark)' already exists in '\(slug)/\(name)'; move it instead")
                 }
+                // git cannot hold refs/heads/a and refs/heads/a/b at once.
+                if let clash = try db.queryOne("""
+                    SELECT name FROM bookmarks WHERE repo_id = ?
+                    AND (substr(?, 1, length(name) + 1) = name || '/' OR substr(name, 1, length(?) + 1) = ? || '/')
+                    """, [.text(repo.id), .text(bookmark), .text(bookmark), .text(bookmark)]) {
+                    throw StoreError(.alreadyExists, "bookmark '\(bookmark)' clashes with existing bookmark '\(clash.string(0))' in '\(slug)/\(name)': as git branches, one cannot be a folder of the other; pick another name")
+                }
                 try db.query("INSERT INTO bookmarks(repo_id, name, change_id) VALUES (?, ?, ?)",
                              [.text(repo.id), .text(bookmark), .text(change.rawValue)])
                 try mirrorBookmarkRefs(repoID: repo.id, connection: db, onlyChange: change)

@@ -71,6 +71,7 @@ extension Store {
                              authors: [Signature] = [], committer: Signature? = nil,
                              files: [FileOperation] = []) throws -> Change {
         let operations = try ValidatedOperation.validate(files)
+        try (authors + [committer].compactMap { $0 }).forEach(Validation.signature)
         let (repo, baseRow) = try withDatabase { db in
             let repo = try repoRow(org: slug, name: name, db)
             return (repo, try changeRow(repoID: repo.id, id: base, db))
@@ -111,6 +112,7 @@ extension Store {
             throw StoreError.invalid("the virtual root change cannot be modified; create a change on top of it")
         }
         let operations = try ValidatedOperation.validate(files)
+        try authors?.forEach(Validation.signature)
         let expected = try expectedCommit.map { try GitOID(hex: $0) }
         // Without an expectation, a concurrent amend is retried on top of the new state.
         for _ in 0..<8 {
@@ -130,7 +132,8 @@ extension Store {
             let now = Self.now()
             let info = try repositories.with(repo.id) { try $0.commitInfo(currentCommit) }
             let author = Self.stamped(newAuthors.first ?? .default, current.createdAt)
-            let committer = Self.stamped(current.committer, now)
+            // A rewrite is committed now (as `git commit --amend` does); the author date stays.
+            let committer = Signature(name: current.committer.name, email: current.committer.email, date: now)
             let commit = try writeSnapshot(repoID: repo.id, baseCommit: currentCommit, parents: info.parents,
                                            operations: operations, author: author, committer: committer,
                                            message: newMessage, changeID: id)

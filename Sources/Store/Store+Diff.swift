@@ -157,7 +157,10 @@ final class TreeDiff {
                         case UInt8(ascii: "+"): kind = .added; additions += 1
                         case UInt8(ascii: "-"): kind = .deleted; deletions += 1
                         case UInt8(ascii: " "): kind = .context
-                        default: kind = .annotation
+                        default:
+                            kind = .annotation
+                            // "\ No newline at end of file" arrives wrapped in newlines.
+                            text = text.trimmingCharacters(in: .newlines)
                         }
                         lines.append(DiffLine(kind: kind, text: text))
                     }

@@ -108,6 +108,9 @@ extension Store {
             throw StoreError.invalid("repoIds is empty: omit it for an org-wide key, or name at least one repo")
         }
         if let creator {
+            guard creator.org.slug.lowercased() == slug.lowercased() else {
+                throw StoreError.notFound("organization '\(slug)' does not exist or the calling key cannot see it")
+            }
             if let above = scopes.first(where: { !creator.has($0) }) {
                 throw StoreError(.forbidden, "cannot create a key with scope '\(above.rawValue)': the calling key only has \(creator.scopes.map(\.rawValue).joined(separator: ","))")
             }

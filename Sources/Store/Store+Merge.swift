@@ -11,6 +11,10 @@ extension Store {
     public func mergeBookmark(org slug: String, repo name: String, target: String, source: String,
                               message: String? = nil, allowConflicted: Bool = false, deleteSource: Bool = false,
                               authors: [Signature] = []) throws -> MergeResult {
+        try authors.forEach(Validation.signature)
+        if deleteSource && source == target {
+            throw StoreError.invalid("cannot merge bookmark '\(source)' into itself with deleteSource: that would only delete it")
+        }
         let (repo, targetRow, sourceRow) = try withDatabase { db in
             let repo = try repoRow(org: slug, name: name, db)
             let targetRow = try changeRow(repoID: repo.id, id: try bookmarkChange(repoID: repo.id, name: target, db), db)
@@ -39,7 +43,7 @@ extension Store {
         let id = ChangeID.random()
         let text = message ?? "Merge bookmark '\(source)' into '\(target)'"
         let (commit, conflicts) = try repositories.with(repo.id) { git -> (GitOID, [String]) in
-            let merged = try MergedTree(git, target: targetRow.commit, source: sourceCommit)
+            let merged = try MergedTree(git, target: targetRow.commit, source: sourceCommit, materializeConflicts: allowConflicted)
             if !merged.conflicts.isEmpty && !allowConflicted {
                 throw StoreError(.mergeConflict,
                                  "merging '\(source)' into '\(target)' conflicts in \(merged.conflicts.count) path(s): \(merged.conflicts.prefix(10).joined(separator: ", ")); resolve them in '\(source)' or pass allowConflicted",
@@ -86,7 +90,9 @@ struct MergedTree {
     let tree: GitOID
     let conflicts: [String]
 
-    init(_ git: GitRepository, target: GitOID?, source: GitOID) throws {
+    /// Without `materializeConflicts`, conflicted paths are only listed (the caller refuses
+    /// the merge); with it, they are written with markers into `tree`.
+    init(_ git: GitRepository, target: GitOID?, source: GitOID, materializeConflicts: Bool) throws {
         let base = try target.flatMap { try git.mergeBase($0, source) }
         let ancestorTree = try base.map { try Self.tree(git, of: $0) } ?? nil
         defer { git_tree_free(ancestorTree) }
@@ -128,16 +134,24 @@ struct MergedTree {
         var treeID = git_oid()
         try gitCheck(git_index_write_tree_to(&treeID, index, git.handle), "cannot write merged tree")
         var tree = GitOID(treeID)
-        if !resolved.isEmpty {
+        let conflicts = resolved.map(\.path).sorted()
+        if !resolved.isEmpty && materializeConflicts {
             let editor = TreeEditor(repository: git, base: tree)
-            for item in resolved {
-                try editor.upsert(item.path.split(separator: "/").map(String.init), content: item.content,
-                                  mode: item.mode == 0o100755 ? .executable : .regular)
+            do {
+                for item in resolved {
+                    try editor.upsert(item.path.split(separator: "/").map(String.init), content: item.content,
+                                      mode: item.mode == 0o100755 ? .executable : .regular)
+                }
+            } catch let error as StoreError where error.code == .invalidArgument {
+                // A path that is a file on one side and a directory on the other has no
+                // single file to hold the markers.
+                throw StoreError(.mergeConflict, "the conflicts in \(conflicts.prefix(10).joined(separator: ", ")) cannot be written with conflict markers (\(error.message)); resolve them in the source bookmark",
+                                 paths: conflicts)
             }
             tree = try editor.write()
         }
         self.tree = tree
-        conflicts = resolved.map(\.path).sorted()
+        self.conflicts = conflicts
     }
 
     private static func tree(_ git: GitRepository, of commit: GitOID) throws -> OpaquePointer? {

@@ -42,13 +42,21 @@ public final class Store: Sendable {
         } catch {
             throw StoreError.internal("cannot create store directory \(directory): \(error.localizedDescription)")
         }
-        lockDescriptor = try Self.lockDirectory(directory)
-        let connection = try SQLiteDatabase(path: directory + "/meta.sqlite")
-        // WAL + synchronous=FULL: a committed transaction survives power loss.
-        try connection.execute("PRAGMA journal_mode=WAL")
-        try connection.execute("PRAGMA synchronous=FULL")
-        try connection.execute("PRAGMA foreign_keys=ON")
-        try Schema.migrate(connection)
+        let lock = try Self.lockDirectory(directory)
+        lockDescriptor = lock
+        let connection: SQLiteDatabase
+        do {
+            connection = try SQLiteDatabase(path: directory + "/meta.sqlite")
+            // WAL + synchronous=FULL: a committed transaction survives power loss.
+            try connection.execute("PRAGMA journal_mode=WAL")
+            try connection.execute("PRAGMA synchronous=FULL")
+            try connection.execute("PRAGMA foreign_keys=ON")
+            try Schema.migrate(connection)
+        } catch {
+            // Not fully initialized yet, so deinit will not run: release the lock here.
+            close(lock)
+            throw error
+        }
         database = Mutex(connection)
         repositories = RepositoryPool(root: reposDirectory)
         _ = GitLibrary.initialized

@@ -1,0 +1,152 @@
+import Foundation
+import Store
+import Testing
+
+/// A store in its own temporary directory, removed when the fixture goes away.
+/// Layout: `<root>/store` holds the store; `scratch(_:)` hands out sibling directories
+/// for clones and other tool output.
+final class Fixture: @unchecked Sendable {
+    let root: URL
+    let org = "acme"
+    private var storage: Store?
+
+    var store: Store { storage! }
+    var storeDirectory: String { root.appendingPathComponent("store").path }
+
+    init() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("mesad-store-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        storage = try Store(directory: root.appendingPathComponent("store").path)
+        _ = try store.createOrg(slug: org)
+    }
+
+    deinit {
+        storage = nil
+        try? FileManager.default.removeItem(at: root)
+    }
+
+    /// Drops the current `Store` instance (closing its database and git handles) and
+    /// opens a new one on the same directory, as a restarted process would.
+    func reopen() throws {
+        storage = nil
+        storage = try Store(directory: storeDirectory)
+    }
+
+    /// A fresh, not yet existing path under the fixture's root.
+    func scratch(_ name: String) -> String {
+        root.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8))").path
+    }
+
+    // MARK: Shortcuts
+
+    @discardableResult
+    func makeRepo(_ name: String = "proj", tags: [String: String] = [:]) throws -> Repo {
+        try store.createRepo(org: org, name: name, tags: tags)
+    }
+
+    /// Creates a change whose operations upsert the given text files (regular mode).
+    @discardableResult
+    func change(_ files: [String: String], base: ChangeID = .root, repo: String = "proj",
+                message: String = "", deleting: [String] = []) throws -> Change {
+        let upserts = files.keys.sorted().map { FileOperation.upsert(path: $0, content: Array(files[$0]!.utf8)) }
+        return try store.createChange(org: org, repo: repo, base: base, message: message,
+                                      files: deleting.map { FileOperation.delete(path: $0) } + upserts)
+    }
+
+    /// The text of the file at `path`, or nil when the path is not a regular/executable file.
+    func text(_ path: String, at revision: Revision = .head, repo: String = "proj") throws -> String? {
+        guard case .file(_, let bytes, _, _) = try store.content(org: org, repo: repo, at: revision, path: path) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Paths of every file and symlink at a revision (recursively), sorted.
+    func files(at revision: Revision = .head, repo: String = "proj") throws -> [String] {
+        guard case .directory(_, _, let entries) = try store.content(org: org, repo: repo, at: revision, path: "", depth: 10) else {
+            return []
+        }
+        return entries.filter { $0.type != .dir }.map(\.path).sorted()
+    }
+
+    func gitDirectory(_ repo: String = "proj") throws -> String {
+        try store.gitDirectory(org: org, name: repo)
+    }
+
+    func changeCount(_ repo: String = "proj") throws -> Int {
+        try store.listChanges(org: org, repo: repo, limit: 100).items.count
+    }
+
+    // MARK: git
+
+    /// Runs the real `git` and returns its stdout; a non-zero exit fails the test with
+    /// the command and everything git printed.
+    @discardableResult
+    func git(_ arguments: String..., sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        let result = try run(arguments)
+        guard result.status == 0 else {
+            Issue.record("git \(arguments.joined(separator: " ")) exited \(result.status):\n\(result.stdout)\n\(result.stderr)",
+                         sourceLocation: sourceLocation)
+            throw GitFailure(status: result.status)
+        }
+        return result.stdout
+    }
+
+    /// Runs `git` and returns its exit status and output without judging them.
+    func gitStatus(_ arguments: String...) throws -> (status: Int32, stdout: String, stderr: String) {
+        try run(arguments)
+    }
+
+    private func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        // No user or system configuration: the same git behaviour on every machine.
+        environment["HOME"] = root.path
+        environment["GIT_CONFIG_NOSYSTEM"] = "1"
+        environment["GIT_TERMINAL_PROMPT"] = "0"
+        environment["LC_ALL"] = "C"
+        process.environment = environment
+        let errorPath = scratch("git-stderr")
+        _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: errorPath) }
+        let errorHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: errorPath))
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = errorHandle
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        try errorHandle.close()
+        let errors = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self), errors)
+    }
+}
+
+struct GitFailure: Error {
+    let status: Int32
+}
+
+/// Runs `body`, expecting it to throw a `StoreError` with `code`. Records an issue
+/// (and returns nil) when it succeeds or throws something else.
+@discardableResult
+func expectStoreError<T>(_ code: StoreError.Code, sourceLocation: SourceLocation = #_sourceLocation,
+                         _ body: () throws -> T) -> StoreError? {
+    do {
+        let value = try body()
+        Issue.record("expected a \(code.rawValue) error, but the call returned \(value)", sourceLocation: sourceLocation)
+        return nil
+    } catch let error as StoreError {
+        #expect(error.code == code, "expected \(code.rawValue), got \(error)", sourceLocation: sourceLocation)
+        #expect(!error.message.isEmpty, "errors must say what is wrong", sourceLocation: sourceLocation)
+        return error
+    } catch {
+        Issue.record("expected a StoreError \(code.rawValue), got \(error)", sourceLocation: sourceLocation)
+        return nil
+    }
+}
+
+extension Array where Element == UInt8 {
+    var text: String { String(decoding: self, as: UTF8.self) }
+}
+
+func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }

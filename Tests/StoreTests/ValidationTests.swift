@@ -1,0 +1,94 @@
+import Foundation
+import Store
+import Testing
+
+@Suite struct ValidationTests {
+    static let badPaths = [
+        "/etc/passwd", "/", "", "..", "../escape", "a/../../b", "a/..", ".", "./a", "a/./b",
+        "a//b", "a/", "//a", "a\0b", "\0", ".git", ".git/config", "sub/.git/hooks/x", ".GIT", "sub/.Git",
+        String(repeating: "x", count: 256), String(repeating: "a/", count: 2100) + "a",
+        // Names git itself treats as '.git' (NTFS and HFS+ spellings): fsck --strict rejects them.
+        ".git.", ".git ", ".git. .", "GIT~1", "sub/git~1", ".git:stream", ".g\u{200C}it", "a/.GIT\u{200D}", "\u{FEFF}.git",
+    ]
+
+    @Test(arguments: badPaths)
+    func createChangeRefusesBadPathAndChangesNothing(_ path: String) throws {
+        let fx = try Fixture()
+        try fx.makeRepo()
+        let base = try fx.change(["ok.txt": "ok"])
+        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: base.id)
+        expectStoreError(.invalidArgument) {
+            try fx.store.createChange(org: fx.org, repo: "proj", base: base.id,
+                                      files: [.upsert(path: "good.txt", content: bytes("g")), .upsert(path: path, content: bytes("x"))])
+        }
+        expectStoreError(.invalidArgument) {
+            try fx.store.createChange(org: fx.org, repo: "proj", base: base.id, files: [.delete(path: path)])
+        }
+        expectStoreError(.invalidArgument) {
+            try fx.store.createChange(org: fx.org, repo: "proj", base: base.id, files: [.upsert(path: path, content: bytes("t"), mode: .symlink)])
+        }
+        #expect(try fx.changeCount() == 1)
+        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main").changeID == base.id)
+        #expect(try fx.files(at: .head) == ["ok.txt"])
+    }
+
+    @Test(arguments: badPaths)
+    func updateChangeRefusesBadPathAndKeepsTheCommit(_ path: String) throws {
+        let fx = try Fixture()
+        try fx.makeRepo()
+        let base = try fx.change(["ok.txt": "ok"])
+        expectStoreError(.invalidArgument) {
+            try fx.store.updateChange(org: fx.org, repo: "proj", id: base.id, message: "changed",
+                                      files: [.upsert(path: "good.txt", content: bytes("g")), .upsert(path: path, content: bytes("x"))])
+        }
+        let current = try fx.store.change(org: fx.org, repo: "proj", id: base.id).change
+        #expect(current == base)
+        #expect(try fx.store.changeEvolution(org: fx.org, repo: "proj", id: base.id) == [base.commitOID])
+    }
+
+    @Test func refusalsNameTheProblem() throws {
+        let fx = try Fixture()
+        try fx.makeRepo()
+        func message(_ path: String) -> String {
+            expectStoreError(.invalidArgument) {
+                try fx.store.createChange(org: fx.org, repo: "proj", base: .root, files: [.upsert(path: path, content: [])])
+            }?.message ?? ""
+        }
+        #expect(message("/abs").contains("leading '/'"))
+        #expect(message("a/../b").contains("'..'"))
+        #expect(message("a//b").contains("empty segment"))
+        #expect(message("a\0b").contains("NUL"))
+        #expect(message("x/.git/y").contains(".git"))
+    }
+
+    @Test(arguments: [".gitignore", ".github/workflows/ci.yml", "..foo", "foo..", "...", "a/.git-keep", "git", ".gitx/y",
+                      "git~2", "git~10", ".git-x", "x.git", "name with spaces.txt", "ünïcödé/文件.txt", "a\\b", "-dash", "#hash"])
+    func unusualButValidPathsAreAcceptedAndPassFsck(_ path: String) throws {
+        let fx = try Fixture()
+        try fx.makeRepo()
+        let change = try fx.store.createChange(org: fx.org, repo: "proj", base: .root, files: [.upsert(path: path, content: bytes("v"))])
+        #expect(try fx.text(path, at: .change(change.id)) == "v")
+        #expect(try fx.files(at: .change(change.id)) == [path])
+        try fx.git("-C", fx.gitDirectory(), "fsck", "--strict", "--no-dangling")
+    }
+
+    @Test func pathComponentsSplitsValidPaths() throws {
+        #expect(try Validation.pathComponents("a/b/c.txt") == ["a", "b", "c.txt"])
+        #expect(try Validation.pathComponents("", allowRoot: true) == [])
+        expectStoreError(.invalidArgument) { try Validation.pathComponents("") }
+    }
+
+    @Test func bookmarkAndRepoNameRulesAreEnforcedEverywhere() throws {
+        let fx = try Fixture()
+        try fx.makeRepo()
+        expectStoreError(.invalidArgument) { try fx.store.createRepo(org: fx.org, name: "ok", defaultBookmark: "bad name") }
+        expectStoreError(.invalidArgument) { try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "refs..x", at: .root) }
+        expectStoreError(.invalidArgument) { try fx.store.updateRepo(org: fx.org, name: "proj", newName: "..") }
+        #expect(try fx.store.repoCount(org: fx.org) == 1)
+        #expect(try fx.store.listBookmarks(org: fx.org, repo: "proj").items.map(\.name) == ["main"])
+        // A custom default bookmark name is honoured.
+        let trunk = try fx.store.createRepo(org: fx.org, name: "trunky", defaultBookmark: "trunk")
+        #expect(trunk.defaultBookmark == "trunk")
+        #expect(try fx.store.bookmark(org: fx.org, repo: "trunky", bookmark: "trunk").isDefault)
+    }
+}
