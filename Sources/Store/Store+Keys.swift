@@ -250,6 +250,11 @@ extension Store {
         guard principal.has(needed) else {
             throw StoreError(.forbidden, "key '\(principal.keyName ?? principal.keyID)' has scopes \(principal.scopes.map(\.rawValue).joined(separator: ",")); this operation needs '\(needed.rawValue)'")
         }
+        // Managing keys is org-wide: a repo-scoped key must not list or revoke keys of
+        // repos it cannot see.
+        if action == .admin, principal.repoIDs != nil {
+            throw StoreError(.forbidden, "key '\(principal.keyName ?? principal.keyID)' is scoped to specific repos and cannot manage API keys; use an org-wide admin key")
+        }
         if action == .createRepo, principal.repoIDs != nil {
             throw StoreError(.forbidden, "key '\(principal.keyName ?? principal.keyID)' is scoped to specific repos and cannot create repositories; use an org-wide key")
         }

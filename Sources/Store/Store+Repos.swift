@@ -80,6 +80,7 @@ extension Store {
                            tags: [String: String] = [:]) throws -> Repo {
         try Validation.repoName(name)
         try Validation.bookmarkName(defaultBookmark)
+        let tags = Self.lowercasedKeys(tags)
         try Self.validateTags(tags)
         let id = OpaqueID.make("repo")
         let created = Self.now()
@@ -150,7 +151,7 @@ extension Store {
                     let repo = RepoRow(Self.dropFirst(row))
                     let seq = row.int(0)
                     if let only, !only.contains(repo.id) { last = seq; continue }
-                    if !tags.allSatisfy({ repo.tags[$0.key] == $0.value }) { last = seq; continue }
+                    if !tags.allSatisfy({ repo.tags[$0.key.lowercased()] == $0.value }) { last = seq; continue }
                     if items.count == limit { more = true; break scan }
                     items.append(try publicRepo(repo, db))
                     last = seq
@@ -179,7 +180,7 @@ extension Store {
                     }
                 }
                 var merged = row.tags
-                for (key, value) in tags { merged[key] = value }
+                for (key, value) in tags { merged[key.lowercased()] = value }
                 repoCache.withLock { $0.removeAll() }
                 try db.query("UPDATE repos SET name = ?, default_bookmark = ?, tags = ? WHERE id = ?",
                              [.text(newName ?? row.name), .text(defaultBookmark ?? row.defaultBookmark),
@@ -194,6 +195,7 @@ extension Store {
 
     /// Sets or removes one tag on many repos of an org; returns how many repos changed.
     public func updateRepoTags(org slug: String, repoIDs: [String], key: String, value: String?) throws -> Int {
+        let key = key.lowercased()
         try Self.validateTags([key: value ?? ""])
         return try withDatabase { db in
             try db.transaction {
@@ -268,6 +270,11 @@ extension Store {
         var copy = row
         copy.removeFirstColumn()
         return copy
+    }
+
+    /// Tag keys are case-insensitive, stored lower-cased (as Mesa does).
+    static func lowercasedKeys(_ tags: [String: String]) -> [String: String] {
+        Dictionary(tags.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { $1 })
     }
 
     static func validateTags(_ tags: [String: String]) throws {

@@ -9,7 +9,7 @@ import Synchronization
 /// - `database` (a `Mutex`) owns the single SQLite connection. Every metadata read and
 ///   write goes through it; write transactions use `BEGIN IMMEDIATE`, so a
 ///   read-check-write (bookmark compare-and-swap, change amend) is atomic against other
-///   threads and against other processes on the same data directory.
+///   threads (and, should the directory lock ever be relaxed, other processes).
 /// - `repoCache` (a `Mutex`) maps names to repo rows for the read paths. A data
 ///   directory is owned by one process at a time (`lock` file), so this cache cannot be
 ///   made stale by another writer.

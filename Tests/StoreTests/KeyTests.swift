@@ -224,6 +224,8 @@ import Testing
         expectStoreError(.forbidden) { try fx.store.authorize(scoped, .createRepo, org: fx.org) }
         let scopedAdmin = try principal(fx, scopes: [.admin], repoIDs: [mine.id])
         expectStoreError(.forbidden) { try fx.store.authorize(scopedAdmin, .createRepo, org: fx.org) }
+        // Key management is org-wide: a repo-scoped admin key cannot list or revoke keys.
+        expectStoreError(.forbidden) { try fx.store.authorize(scopedAdmin, .admin, org: fx.org) }
     }
 
     @Test func keyOfAnotherOrgGetsNotFound() throws {

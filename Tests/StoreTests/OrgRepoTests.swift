@@ -251,6 +251,15 @@ import Testing
         #expect(try fx.store.repo(org: fx.org, name: "renamed").tags == ["a": "one", "c": "3"])
     }
 
+    @Test func repoTagKeysAreCaseInsensitiveAndStoredLowerCased() throws {
+        let fx = try Fixture()
+        try fx.makeRepo("proj", tags: ["Team": "infra"])
+        #expect(try fx.store.repo(org: fx.org, name: "proj").tags == ["team": "infra"])
+        #expect(try fx.store.updateRepo(org: fx.org, name: "proj", tags: ["TEAM": nil]).tags.isEmpty)
+        _ = try fx.store.updateRepo(org: fx.org, name: "proj", tags: ["Env": "prod"])
+        #expect(try fx.store.listRepos(org: fx.org, tags: ["ENV": "prod"]).items.map(\.name) == ["proj"])
+    }
+
     @Test func bulkTagUpdateSetsAndRemovesOneTagOnManyRepos() throws {
         let fx = try Fixture()
         _ = try fx.store.createOrg(slug: "beta")
