@@ -32,7 +32,7 @@ let package = Package(
             dependencies: ["CGit2", "CSQLite", "COpenSSL", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "MesaAPI", dependencies: ["Store", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "RPC"),
+        .target(name: "RPC", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(name: "Mount", dependencies: ["CFuse", "MesaAPI"]),
         .target(name: "Client", dependencies: ["RPC"]),
         .target(name: "APIServer", dependencies: ["MesaAPI"]),
@@ -51,6 +51,7 @@ let package = Package(
         .executableTarget(name: "store-bench", dependencies: ["Store"], path: "bench/store-bench"),
 
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        .testTarget(name: "RPCTests", dependencies: ["RPC"]),
     ],
     swiftLanguageModes: [.v6]
 )

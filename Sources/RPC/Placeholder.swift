@@ -1,1 +1,0 @@
-// Placeholder: module RPC arrives with its own issue (see `issues`).
