@@ -33,7 +33,7 @@ let package = Package(
         ),
         .target(name: "MesaAPI", dependencies: ["Store", .product(name: "Logging", package: "swift-log")]),
         .target(name: "RPC"),
-        .target(name: "Mount", dependencies: ["CFuse", "MesaAPI"]),
+        .target(name: "Mount", dependencies: ["CFuse", "MesaAPI", "Store", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Client", dependencies: ["RPC"]),
         .target(name: "APIServer", dependencies: ["MesaAPI"]),
 
@@ -51,6 +51,7 @@ let package = Package(
         .executableTarget(name: "store-bench", dependencies: ["Store"], path: "bench/store-bench"),
 
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        .testTarget(name: "MountTests", dependencies: ["Mount", "MesaAPI", "Store"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,3 +1,6 @@
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <unistd.h>
 #include <stddef.h>
 #include "cfuse.h"
 
@@ -23,3 +26,11 @@ void cfuse_conn_want(struct fuse_conn_info *conn, unsigned int flags) {
 }
 
 unsigned int cfuse_version(void) { return (unsigned int)fuse_version(); }
+
+int cfuse_fallocate(int fd, int mode, long long offset, long long length) {
+    return fallocate(fd, mode, (off_t)offset, (off_t)length);
+}
+
+long long cfuse_copy_file_range(int in_fd, int out_fd, unsigned long long length) {
+    return (long long)copy_file_range(in_fd, NULL, out_fd, NULL, (size_t)length, 0);
+}

@@ -15,4 +15,9 @@ int cfuse_session_loop_mt(struct fuse_session *session, unsigned int max_idle_th
 /* Sets capability bits directly: 3.14 has no fuse_set_feature_flag. */
 void cfuse_conn_want(struct fuse_conn_info *conn, unsigned int flags);
 unsigned int cfuse_version(void);
+
+/* Linux calls glibc only declares under _GNU_SOURCE, which Swift's Glibc module
+   does not define. */
+int cfuse_fallocate(int fd, int mode, long long offset, long long length);
+long long cfuse_copy_file_range(int in_fd, int out_fd, unsigned long long length);
 #endif
