@@ -70,7 +70,7 @@ public final class BlobCache: Sendable {
         let target = location(oid)
         let temporary = directory + "/tmp/" + oid + "." + UUID().uuidString
         try writeFile(temporary, bytes)
-        let parent = (target as NSString).deletingLastPathComponent
+        let parent = parentPath(target)
         mkdir(parent, 0o700)
         guard rename(temporary, target) == 0 else {
             let error = FSError.posix("cannot move blob into the cache at \(target)")
@@ -87,7 +87,7 @@ public final class BlobCache: Sendable {
     public func adopt(_ oid: String, file: String, size: UInt64) -> Bool {
         guard Self.isValidOID(oid) else { return false }
         let target = location(oid)
-        mkdir((target as NSString).deletingLastPathComponent, 0o700)
+        mkdir(parentPath(target), 0o700)
         guard rename(file, target) == 0 else { return false }
         insert(oid, size: size)
         return true

@@ -101,7 +101,7 @@ extension RepoFileSystem {
     private func remoteEntries(for paths: [String], at change: ChangeID, exists: Bool) throws(MesaError) -> [String: DirectoryEntry] {
         var result: [String: DirectoryEntry] = [:]
         guard exists else { return result }
-        let parents = Set(paths.map { ($0 as NSString).deletingLastPathComponent })
+        let parents = Set(paths.map { parentPath($0) })
         for parent in parents {
             do {
                 let content = try backend.content(org: org, repo: repo, at: .change(change), path: parent, depth: 1)
@@ -141,10 +141,10 @@ extension RepoFileSystem {
         }
         let deleted = Set(deletes)
         let topDeletes = deletes.filter { path in
-            var parent = (path as NSString).deletingLastPathComponent
+            var parent = parentPath(path)
             while !parent.isEmpty {
                 if deleted.contains(parent) { return false }
-                parent = (parent as NSString).deletingLastPathComponent
+                parent = parentPath(parent)
             }
             return true
         }

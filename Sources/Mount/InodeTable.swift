@@ -167,3 +167,15 @@ struct InodeTable: Sendable {
                    uid: node.uid, gid: node.gid, atime: node.atime, mtime: node.mtime, ctime: node.ctime)
     }
 }
+
+/// The parent of a repository-relative path ("" for top-level entries). Hand-written:
+/// Foundation's NSString path helpers crashed on Linux in this toolchain.
+func parentPath(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "" }
+    return String(path[..<slash])
+}
+
+func lastComponent(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return path }
+    return String(path[path.index(after: slash)...])
+}

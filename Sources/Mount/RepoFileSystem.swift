@@ -238,7 +238,7 @@ public final class RepoFileSystem: Sendable {
         }
         var byParent: [String: [DirectoryEntry]] = [:]
         for entry in entries {
-            let parent = (entry.path as NSString).deletingLastPathComponent
+            let parent = parentPath(entry.path)
             byParent[parent, default: []].append(entry)
         }
         state.withLock { state in

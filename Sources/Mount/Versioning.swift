@@ -137,7 +137,7 @@ extension RepoFileSystem {
             guard var node = table.nodes[ino] else { continue }
             if node.lookups > 0 { known.append((ino, node.parent, node.name)) }
             if node.kind == .directory {
-                node.staleChildren = node.children ?? node.staleChildren
+                node.staleChildren = (node.staleChildren ?? [:]).merging(node.children ?? [:]) { _, current in current }
                 node.children = nil
             }
             if ino != InodeTable.rootIno { node.linked = false }
