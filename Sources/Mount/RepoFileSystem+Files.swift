@@ -37,7 +37,7 @@ extension RepoFileSystem {
         return state.withLock { state in
             state.table.nodes[ino]?.opens += 1
             let handle = newHandleID(&state)
-            state.files[handle] = FileHandle(ino: ino, writable: flags.write, append: flags.append, source: source,
+            state.files[handle] = OpenFile(ino: ino, writable: flags.write, append: flags.append, source: source,
                                              descriptor: descriptor, dirty: flags.truncate)
             if case .blob = source { return OpenResult(handle: handle, keepCache: true) }
             return OpenResult(handle: handle, keepCache: false)

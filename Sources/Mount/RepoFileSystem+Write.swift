@@ -32,7 +32,7 @@ extension RepoFileSystem {
             state.unsyncedDataFiles = true
             let handle = newHandleID(&state)
             // Dirty from birth: closing an untouched new file must still record it durably.
-            state.files[handle] = FileHandle(ino: node.ino, writable: true, append: flags.append, source: .data(id),
+            state.files[handle] = OpenFile(ino: node.ino, writable: true, append: flags.append, source: .data(id),
                                              descriptor: descriptor, dirty: true)
             return (state.table.attributes(node), OpenResult(handle: handle, keepCache: false))
         }

@@ -5,7 +5,7 @@ import Store
 import Synchronization
 
 /// An open file.
-struct FileHandle: Sendable {
+struct OpenFile: Sendable {
     let ino: UInt64
     let writable: Bool
     let append: Bool
@@ -28,7 +28,7 @@ struct DirectoryHandle: Sendable {
 /// What FUSE callbacks touch, behind one lock held only for in-memory work.
 struct CoreState: Sendable {
     var table: InodeTable
-    var files: [UInt64: FileHandle] = [:]
+    var files: [UInt64: OpenFile] = [:]
     var directories: [UInt64: DirectoryHandle] = [:]
     var nextHandle: UInt64 = 1
     /// Listings of unmodified directories come from this change.

@@ -20,4 +20,14 @@ unsigned int cfuse_version(void);
    does not define. */
 int cfuse_fallocate(int fd, int mode, long long offset, long long length);
 long long cfuse_copy_file_range(int in_fd, int out_fd, unsigned long long length);
+
+/* A session from a comma-separated -o option string (the args are copied). */
+struct fuse_session *cfuse_session_new_options(const char *options, const struct fuse_lowlevel_ops *ops,
+                                               void *userdata);
+/* Replies to a read with `size` bytes of `fd` at `pos`: libfuse preads (or splices)
+   them, so the bytes never pass through Swift. */
+int cfuse_reply_fd(fuse_req_t req, int fd, long long pos, size_t size);
+/* fuse_file_info bitfields, which Swift imports unreliably. */
+void cfuse_fi_set_cache(struct fuse_file_info *fi, int keep_cache, int direct_io);
+void cfuse_conn_set_sizes(struct fuse_conn_info *conn, unsigned int max_write, unsigned int max_readahead);
 #endif
