@@ -119,6 +119,21 @@ public final class MountSession: Sendable {
 
     deinit { stop() }
 
+    /// Test hook: what a `kill -9` of the daemon leaves behind. Aborts the kernel
+    /// connection without unmounting, so the mount point answers "Transport endpoint
+    /// is not connected" until `clearStaleMount` runs.
+    func simulateCrash() {
+        let already = stopped.withLock { stopped in defer { stopped = true }; return stopped }
+        guard !already else { return }
+        fs.attach(nil)
+        guard let connection = Self.connectionNumber(path) else { return }
+        Self.abortConnection(connection)
+        if loopDone.wait(timeout: .now() + 10) == .success {
+            fuse_session_destroy(session.raw)
+            Unmanaged<AdapterContext>.fromOpaque(userdata.raw).release()
+        }
+    }
+
     // MARK: Stale mounts
 
     /// A daemon killed with its mount in place leaves "Transport endpoint is not
@@ -126,8 +141,9 @@ public final class MountSession: Sendable {
     /// Returns whether something was cleared.
     @discardableResult
     public static func clearStaleMount(at path: String, logger: Logger = Logger(label: "mesa.fuse")) -> Bool {
-        var info = Glibc.stat()
-        guard lstat(path, &info) != 0, errno == ENOTCONN || errno == ECONNABORTED else { return false }
+        // statfs always reaches the server (stat may be answered from the kernel's cache).
+        var info = statvfs()
+        guard statvfs(path, &info) != 0, errno == ENOTCONN || errno == ECONNABORTED else { return false }
         logger.info("clearing a stale mount", metadata: ["path": "\(path)"])
         if run("/usr/bin/fusermount3", ["-u", "-z", path]) || run("/bin/fusermount3", ["-u", "-z", path]) { return true }
         return umount2(path, Int32(MNT_DETACH)) == 0
@@ -154,7 +170,12 @@ public final class MountSession: Sendable {
     }
 
     private static func abortConnection(_ number: UInt32) {
-        let fd = open("/sys/fs/fuse/connections/\(number)/abort", O_WRONLY)
+        let control = "/sys/fs/fuse/connections"
+        if !FileManager.default.fileExists(atPath: "\(control)/\(number)/abort") {
+            // The fusectl filesystem is not always mounted in containers; root can mount it.
+            _ = Glibc.mount("fusectl", control, "fusectl", 0, nil)
+        }
+        let fd = open("\(control)/\(number)/abort", O_WRONLY)
         guard fd >= 0 else { return }
         _ = "1".withCString { write(fd, $0, 1) }
         close(fd)

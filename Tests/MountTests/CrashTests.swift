@@ -1,0 +1,53 @@
+import Foundation
+import MesaAPI
+@testable import Mount
+import Store
+import Testing
+
+@Suite(.enabled(if: fuseAvailable, "needs /dev/fuse"), .timeLimit(.minutes(3)))
+struct CrashTests {
+    /// The daemon dies with the mount in place: the mount point is stale, the journal
+    /// holds everything closed; a new daemon clears the mount, replays and uploads.
+    @Test func crashLeavesAStaleMountAndTheJournalRestoresEverythingClosed() throws {
+        let fx = try MountFixture()
+        try fx.seed(["keep.txt": "k\n", "dir/old.txt": "o\n"])
+        let path = fx.scratch("mnt")
+        var fs: RepoFileSystem? = try fx.mount()
+        var session: MountSession? = try MountSession.start(at: path, root: try #require(fs))
+        defer { MountSession.clearStaleMount(at: path) }  // whatever happens below
+        try mustRun("for i in $(seq 1 50); do echo $i > f$i.txt; done && echo edit >> keep.txt && mv dir renamed && rm renamed/old.txt && mkdir -p new/deep && printf 'x' > new/deep/x && sync", in: path)
+        session?.simulateCrash()
+        var info = statvfs()
+        #expect(statvfs(path, &info) != 0 && (errno == ENOTCONN || errno == ECONNABORTED), "the mount point is stale")
+        session = nil
+        fs = nil
+        #expect(MountSession.clearStaleMount(at: path))
+        #expect(statvfs(path, &info) == 0)
+        let recovered = try fx.mount()
+        let restarted = try MountSession.start(at: path, root: recovered)
+        defer { restarted.stop() }
+        try mustRun("test \"$(cat f50.txt)\" = 50 && test \"$(cat keep.txt)\" = \"$(printf 'k\\nedit')\" && test -d renamed && ! test -e dir && test -e new/deep/x", in: path)
+        try recovered.flush()
+        let tree = try fx.tree(at: .change(#require(recovered.status().workingChange)))
+        #expect(tree.count == 52)
+        #expect(tree["keep.txt"] == "k\nedit\n")
+        #expect(tree["f17.txt"] == "17\n")
+        #expect(tree["new/deep/x"] == "x")
+        #expect(tree["renamed/old.txt"] == nil)
+    }
+
+    /// Switching the revision under an open mount invalidates the kernel's caches,
+    /// even the page cache that `keep_cache` let it keep.
+    @Test func editChangeInvalidatesKernelCaches() throws {
+        let fx = try MountFixture()
+        try fx.seed(["f.txt": "version one\n"])
+        let other = try fx.store.createChange(org: fx.org, repo: fx.repo, base: .root, message: "",
+                                              files: [.upsert(path: "f.txt", content: Array("version two\n".utf8))])
+        let fs = try fx.mount(mode: .ro)
+        try fx.withMount(fs) { path in
+            #expect(try String(contentsOfFile: path + "/f.txt", encoding: .utf8) == "version one\n")
+            _ = try fs.editChange(.change(other.id))
+            #expect(try String(contentsOfFile: path + "/f.txt", encoding: .utf8) == "version two\n")
+        }
+    }
+}
