@@ -254,7 +254,6 @@ public final class RepoFileSystem: Sendable {
                         children[entry.name] = Self.nodeFor(entry, parent: ino, stale: node.staleChildren, &state)
                     }
                     node.children = children
-                    node.staleChildren = nil
                     state.table.nodes[ino] = node
                 }
                 for entry in listed where entry.type == .dir && depth > 1 && entry.path.split(separator: "/").count - (path.isEmpty ? 0 : path.split(separator: "/").count) < depth {
