@@ -16,6 +16,7 @@ final class AdapterContext: Sendable {
     let slowQueue = DispatchQueue(label: "mesa.fuse.slow", attributes: .concurrent)
     let entryTimeout: Double
     let attrTimeout: Double
+    let negativeTimeout: Double = 1
     let logger: Logger
 
     init(fs: any FileSystemCore, logger: Logger) {
@@ -97,8 +98,24 @@ enum FUSEAdapter {
         ops.lookup = { req, parent, name in
             guard let req, let name else { return }
             let context = AdapterContext.from(req), fs = context.fs, entryName = String(cString: name)
-            context.run(req, { mayBlock throws(FSError) in try fs.lookup(parent: UInt64(parent), name: entryName, mayBlock: mayBlock) },
-                        reply: { req, attributes in context.replyEntry(req, attributes) })
+            context.run(req, { mayBlock throws(FSError) -> Attributes? in
+                do throws(FSError) {
+                    return try fs.lookup(parent: UInt64(parent), name: entryName, mayBlock: mayBlock)
+                } catch where error.errno == ENOENT {
+                    return nil
+                }
+            }, reply: { req, attributes in
+                if let attributes {
+                    context.replyEntry(req, attributes)
+                } else {
+                    // A negative entry: probes of missing paths (git, compilers) stop here.
+                    // Creating the name through the kernel replaces it; a view switch
+                    // may leave it for at most `negativeTimeout`.
+                    var entry = fuse_entry_param()
+                    entry.entry_timeout = context.negativeTimeout
+                    fuse_reply_entry(req, &entry)
+                }
+            })
         }
         ops.forget = { req, ino, count in
             guard let req else { return }

@@ -16,6 +16,7 @@ final class Flusher: Sendable {
         var lastActivity: ContinuousClock.Instant?
         var stopping = false
         var failures = 0
+        var thread: pthread_t?
     }
 
     private let debounce: Duration
@@ -42,13 +43,20 @@ final class Flusher: Sendable {
 
     /// Stops the thread and waits for it (a running round completes first).
     func stop() {
-        let already = state.withLock { state in defer { state.stopping = true }; return state.stopping }
+        let (already, thread) = state.withLock { state in
+            defer { state.stopping = true }
+            return (state.stopping, state.thread)
+        }
         guard !already else { return }
         wakeup.signal()
+        // The last reference to the mount may drop inside a round, on this very thread:
+        // waiting for ourselves would deadlock, and the loop ends on its own anyway.
+        if let thread, pthread_equal(thread, pthread_self()) != 0 { return }
         finished.wait()
     }
 
     private func run() {
+        state.withLock { $0.thread = pthread_self() }
         defer { finished.signal() }
         while true {
             let (stopping, activity, failures) = state.withLock { ($0.stopping, $0.lastActivity, $0.failures) }

@@ -68,7 +68,7 @@ extension RepoFileSystem {
         guard !isReadOnly else { throw FSError.readOnly }
         try Self.checkName(name)
         try ensureListed(parent, mayBlock: mayBlock)
-        return try state.withLock { state throws(FSError) -> Attributes in
+        let attributes = try state.withLock { state throws(FSError) -> Attributes in
             let (_, children) = try state.table.directory(parent)
             guard let parentPath = state.table.path(of: parent) else { throw FSError.noEntry("directory inode \(parent)") }
             let path = state.table.childPath(parentPath, name)
@@ -86,6 +86,8 @@ extension RepoFileSystem {
             state.table.touch(path)
             return state.table.attributes(node)
         }
+        scheduleFlush()
+        return attributes
     }
 
     public func unlink(parent: UInt64, name: String, mayBlock: Bool = true) throws(FSError) {
@@ -125,6 +127,7 @@ extension RepoFileSystem {
             return state.table.detach(ino)
         }
         discard(garbage)
+        scheduleFlush()
     }
 
     /// rename(2), including over an existing target and RENAME_NOREPLACE. A moved
@@ -150,6 +153,7 @@ extension RepoFileSystem {
                 continue
             }
             discard(outcome.garbage)
+            scheduleFlush()
             return
         }
         throw FSError(EIO, "rename kept racing with concurrent changes; retry")
@@ -226,7 +230,8 @@ extension RepoFileSystem {
                 }
             }
         }
-        return try state.withLock { state throws(FSError) -> Attributes in
+        var versioned = changes.size != nil
+        let attributes = try state.withLock { state throws(FSError) -> Attributes in
             var node = try state.table.node(ino)
             let now = Timestamp.now()
             if let permissions = changes.permissions, node.kind != .symlink {
@@ -234,6 +239,7 @@ extension RepoFileSystem {
                 if node.kind == .file, (newPermissions & 0o100) != (node.permissions & 0o100), let path = state.table.path(of: ino) {
                     try journal.append(.chmod(path: path, permissions: newPermissions))
                     state.table.touch(path)
+                    versioned = true
                 }
                 node.permissions = newPermissions
             }
@@ -245,6 +251,8 @@ extension RepoFileSystem {
             state.table.nodes[ino] = node
             return state.table.attributes(node)
         }
+        if versioned { scheduleFlush() }
+        return attributes
     }
 
     private func touchParent(_ parent: UInt64, _ state: inout CoreState, _ now: Timestamp) {

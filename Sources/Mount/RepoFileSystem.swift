@@ -76,7 +76,8 @@ public final class RepoFileSystem: Sendable {
 
     public var org: String { configuration.org }
     public var repo: String { configuration.repo }
-    public var isReadOnly: Bool { configuration.mode == .ro }
+    /// Mode "ro", or a key without the write scope: every modifying call gets EROFS.
+    public let isReadOnly: Bool
 
     /// Opens a mount of `configuration.repo`. Resolves the target (one metadata call;
     /// no content is fetched) or, when the journal directory holds a previous run's
@@ -88,6 +89,7 @@ public final class RepoFileSystem: Sendable {
         self.cache = cache
         self.logger = logger
         journal = try Journal(directory: configuration.journalDirectory)
+        isReadOnly = configuration.mode == .ro || !Self.keyCanWrite(backend)
         let loaded = try journal.load()
         let header: JournalHeader
         if let loaded {
@@ -149,6 +151,20 @@ public final class RepoFileSystem: Sendable {
 
     /// Tells the flusher that something changed (it waits for the debounce to elapse).
     func scheduleFlush() { flusher.withLock { $0 }?.notify() }
+
+    /// Whether the backend's key may write. Unknown (backend unreachable) counts as
+    /// yes: the store still refuses an unauthorized upload, and the journal keeps it.
+    private static func keyCanWrite(_ backend: any Backend) -> Bool {
+        guard let identity = try? backend.whoami() else { return true }
+        return identity.scopes.contains { $0 >= .write }
+    }
+
+    /// Flushes and stops the background uploader: call before dropping the mount
+    /// (unmount, shutdown). Throws if the upload fails; the journal keeps the work.
+    public func shutdown() throws(MesaError) {
+        stopFlusher()
+        if !isReadOnly { try flush() }
+    }
 
     // MARK: Target resolution
 

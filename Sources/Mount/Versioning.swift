@@ -128,6 +128,22 @@ extension RepoFileSystem {
         }
     }
 
+    /// Follows the target bookmark if someone else moved it. The daemon calls this
+    /// periodically (or on a notification). The view switches, with kernel caches
+    /// invalidated, only when the mount has no work of its own (no working change, no
+    /// pending paths); otherwise it returns false and the next checkpoint reports the race.
+    @discardableResult
+    public func followBookmark() throws(MesaError) -> Bool {
+        let version = versions.withLock { $0 }
+        guard let name = version.bookmark else { return false }
+        let bookmark = try mesaErrors { try backend.bookmark(org: org, repo: repo, name: name) }
+        guard bookmark.changeID != version.bookmarkExpected else { return false }
+        let pending = state.withLock { state in state.table.touched.keys.contains { !isLocalOnly($0) } }
+        guard version.working == nil, !pending else { return false }
+        _ = try editChange(.bookmark(name))
+        return true
+    }
+
     /// Forgets the listed tree so it is read again from the new revision. Nodes stay
     /// (unlinked) while the kernel references them, so their numbers can be revived.
     /// Returns data files to delete and the (ino, parent, name) the kernel may cache.

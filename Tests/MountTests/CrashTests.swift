@@ -51,3 +51,39 @@ struct CrashTests {
         }
     }
 }
+
+@Suite(.enabled(if: fuseAvailable, "needs /dev/fuse"), .timeLimit(.minutes(2)))
+struct FollowTests {
+    @Test func readOnlyMountFollowsAMovedBookmark() throws {
+        let fx = try MountFixture()
+        try fx.seed(["f.txt": "old\n"])
+        let fs = try fx.mount(mode: .ro)
+        try fx.withMount(fs) { path in
+            #expect(try String(contentsOfFile: path + "/f.txt", encoding: .utf8) == "old\n")
+            #expect(try !fs.followBookmark(), "nothing moved yet")
+            try fx.seed(["f.txt": "new\n", "g.txt": "g\n"])
+            #expect(try fs.followBookmark())
+            #expect(try String(contentsOfFile: path + "/f.txt", encoding: .utf8) == "new\n")
+            #expect(FileManager.default.fileExists(atPath: path + "/g.txt"))
+        }
+    }
+
+    @Test func mountWithLocalWorkDoesNotFollow() throws {
+        let fx = try MountFixture()
+        try fx.seed(["f.txt": "old\n"])
+        let fs = try fx.mount()
+        try fs.writeText("mine", "m")
+        try fx.seed(["f.txt": "theirs\n"])
+        #expect(try !fs.followBookmark())
+        #expect(try fs.readText("mine") == "m")
+    }
+
+    @Test func keyWithoutWriteScopeMakesTheMountReadOnly() throws {
+        let fx = try MountFixture()
+        let key = try fx.store.createAPIKey(org: fx.org, name: "reader", scopes: [.read])
+        let reader = LocalBackend(store: fx.store, principal: try fx.store.authenticate(secret: key.secret))
+        let fs = try fx.mount(mode: .rw, backend: reader)
+        #expect(fs.isReadOnly)
+        expectErrno(EROFS) { try fs.mkdir(parent: 1, name: "x", permissions: 0o755) }
+    }
+}
