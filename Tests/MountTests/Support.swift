@@ -52,6 +52,14 @@ final class MountFixture: @unchecked Sendable {
         return try RepoFileSystem(configuration: configuration, backend: backend ?? self.backend, cache: cache)
     }
 
+    /// Paths of files and symlinks at a revision with their git modes (no content read).
+    func paths(at revision: Revision) throws -> [String: FileMode] {
+        guard case .directory(_, _, let entries) = try store.content(org: org, repo: repo, at: revision, path: "", depth: 10) else {
+            return [:]
+        }
+        return Dictionary(uniqueKeysWithValues: entries.compactMap { entry in entry.mode.map { (entry.path, $0) } })
+    }
+
     /// Text files (path → content) and symlinks at a revision.
     func tree(at revision: Revision) throws -> [String: String] {
         guard case .directory(_, _, let entries) = try store.content(org: org, repo: repo, at: revision, path: "", depth: 10) else {
