@@ -213,17 +213,19 @@ extension RepoFileSystem {
         }
     }
 
-    /// Drops journal records the working change now holds. Records of local-only paths
-    /// stay (nothing else remembers them); when the journal is quiet they are replaced
-    /// by a snapshot of the local-only tree so they do not pile up. Runs under the state
-    /// lock so no append interleaves.
+    /// Drops journal records the working change now holds. What the store cannot hold
+    /// stays: records of local-only paths, and a `mkdir` for every directory without
+    /// uploadable content (empty ones, and the parents of local-only ones). When the
+    /// journal is quiet, local-only files are re-recorded from the tree instead of
+    /// keeping their history, so records do not pile up. Runs under the state lock so
+    /// no append interleaves.
     func compact(_ state: inout CoreState, uploadedThrough seq: UInt64) throws(MesaError) {
         let header = currentHeader()
         do {
             if journal.lastSeq == seq {
-                try journal.rewrite(header: header, prefix: Self.localOnlySnapshot(state.table))
+                try journal.rewrite(header: header, prefix: Self.unversionedRecords(state.table, withFiles: true))
             } else {
-                try journal.rewrite(header: header) { recordSeq, record in
+                try journal.rewrite(header: header, prefix: Self.unversionedRecords(state.table, withFiles: false)) { recordSeq, record in
                     recordSeq > seq || record.paths.contains(where: isLocalOnly)
                 }
             }
@@ -232,22 +234,38 @@ extension RepoFileSystem {
         }
     }
 
-    /// Records that recreate every local-only node (parents before children).
-    static func localOnlySnapshot(_ table: InodeTable) -> [JournalRecord] {
+    /// Records recreating what no upload can: directories without uploadable content
+    /// and (with `withFiles`) every local-only node. Parents precede children; replaying
+    /// a `mkdir` of an existing directory is a no-op, so the prefix is always safe.
+    static func unversionedRecords(_ table: InodeTable, withFiles: Bool) -> [JournalRecord] {
         var records: [JournalRecord] = []
-        func walk(_ ino: UInt64, _ path: String, _ inside: Bool) {
-            guard let node = table.nodes[ino] else { return }
+        /// Returns whether the subtree holds uploadable content.
+        @discardableResult
+        func walk(_ ino: UInt64, _ path: String, _ inside: Bool) -> Bool {
+            guard let node = table.nodes[ino] else { return false }
             let local = inside || isLocalOnly(path)
-            if local && !path.isEmpty {
-                switch (node.kind, node.content) {
-                case (.directory, _): records.append(.mkdir(path: path, permissions: node.permissions))
-                case (.file, .data(let id)): records.append(.file(path: path, data: id, permissions: node.permissions))
-                case (.symlink, .target(let target)): records.append(.symlink(path: path, target: target))
-                default: break
+            switch node.kind {
+            case .file, .symlink:
+                if local && withFiles {
+                    switch node.content {
+                    case .data(let id): records.append(.file(path: path, data: id, permissions: node.permissions))
+                    case .target(let target): records.append(.symlink(path: path, target: target))
+                    default: break
+                    }
                 }
-            }
-            for (name, child) in (node.children ?? [:]).sorted(by: { $0.key < $1.key }) {
-                walk(child, path.isEmpty ? name : path + "/" + name, local)
+                return !local
+            case .directory:
+                // Unlisted directories come from the repository: they have content.
+                guard let children = node.children else { return true }
+                let mark = records.count
+                if !path.isEmpty { records.append(.mkdir(path: path, permissions: node.permissions)) }
+                var content = false
+                for (name, child) in children {
+                    if walk(child, path.isEmpty ? name : path + "/" + name, local) { content = true }
+                }
+                // A directory with uploadable content reappears from the store by itself.
+                if content && !local && records.count == mark + 1 { records.remove(at: mark) }
+                return content
             }
         }
         walk(InodeTable.rootIno, "", false)

@@ -145,6 +145,27 @@ import Testing
         #expect(try again.readText("late") == "after flush")
     }
 
+    @Test func whatTheStoreCannotHoldSurvivesARestartAfterUpload() throws {
+        let fx = try MountFixture()
+        var fs: RepoFileSystem? = try fx.mount()
+        try fs?.mkdirPath("empty")
+        try fs?.mkdirPath("empty/nested")
+        try fs?.mkdirPath("work")
+        try fs?.mkdirPath("work/.git")
+        try fs?.writeText("work/.git/HEAD", "ref")
+        try fs?.writeText("file", "f")
+        try fs?.flush()  // compacts the journal: uploaded records go
+        try fs?.writeText("work/.git/HEAD", "ref2")
+        try fs?.flush()
+        fs = nil
+        let recovered = try fx.mount()
+        #expect(try recovered.list(InodeTable.rootIno) == ["empty", "file", "work"])
+        #expect(try recovered.list(try recovered.ino("empty")) == ["nested"])
+        #expect(try recovered.readText("work/.git/HEAD") == "ref2")
+        try recovered.flush()
+        #expect(try fx.tree(at: .change(#require(recovered.status().workingChange))) == ["file": "f"])
+    }
+
     @Test func branchedFromForksAnEmptyChangeOnOpen() throws {
         let fx = try MountFixture()
         let seed = try fx.seed(["a": "1"])
