@@ -56,3 +56,18 @@ public struct FSError: Error, Sendable, Equatable, CustomStringConvertible {
 func fsErrors<T>(_ body: () throws -> T) throws(FSError) -> T {
     do { return try body() } catch { throw FSError.from(error) }
 }
+
+extension FSError {
+    /// The same failure as the RPC layer reports it.
+    public var mesaError: MesaError {
+        switch errno {
+        case ENOENT: MesaError(.notFound, message, errno: errno)
+        case EEXIST: MesaError(.alreadyExists, message, errno: errno)
+        case EROFS: MesaError(.readOnly, message, errno: errno)
+        case EBUSY, EAGAIN: MesaError(.conflict, message, errorClass: .transient, errno: errno)
+        case EIO: MesaError(.unavailable, message, errorClass: .transient, errno: errno)
+        case EINVAL, ENOTDIR, EISDIR, ENOTEMPTY, ENAMETOOLONG: MesaError(.invalidParams, message, errno: errno)
+        default: MesaError(.internal, message, errno: errno)
+        }
+    }
+}

@@ -64,10 +64,19 @@ final class Journal: Sendable {
         return encoder
     }()
 
+    /// Held (flock) for the journal's life: two mounts on one journal would corrupt it.
+    private let lockDescriptor: Int32
+
     init(directory: String) throws(FSError) {
         self.directory = directory
         for path in [directory, directory + "/data"] {
             guard mkdir(path, 0o700) == 0 || errno == EEXIST else { throw FSError.posix("cannot create journal directory \(path)") }
+        }
+        lockDescriptor = open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lockDescriptor >= 0 else { throw FSError.posix("cannot open \(directory)/lock") }
+        guard flock(lockDescriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(lockDescriptor)
+            throw FSError(EBUSY, "journal \(directory) is in use by another mount; unmount it first or use another journal directory")
         }
         let maxData = ((try? FileManager.default.contentsOfDirectory(atPath: directory + "/data")) ?? [])
             .compactMap { UInt64($0) }.max() ?? 0
@@ -76,6 +85,7 @@ final class Journal: Sendable {
 
     deinit {
         state.withLock { state in if state.descriptor >= 0 { close(state.descriptor) } }
+        close(lockDescriptor)
     }
 
     /// Reads an existing journal: nil when there is none (a fresh mount). A torn last

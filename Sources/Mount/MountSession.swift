@@ -112,6 +112,8 @@ public final class MountSession: Sendable {
                 return
             }
         }
+        // Requests answered from the slow queue must reply before the session goes.
+        Unmanaged<AdapterContext>.fromOpaque(userdata.raw).takeUnretainedValue().slowQueue.sync(flags: .barrier) {}
         fuse_session_destroy(session.raw)
         Unmanaged<AdapterContext>.fromOpaque(userdata.raw).release()
         logger.info("unmounted", metadata: ["path": "\(path)"])

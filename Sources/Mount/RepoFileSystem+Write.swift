@@ -11,6 +11,26 @@ extension RepoFileSystem {
         try Self.checkName(name)
         try ensureListed(parent, mayBlock: mayBlock)
         let (id, descriptor) = try journal.createData()
+        let created: (Attributes, OpenResult)?
+        do {
+            created = try createLocked(parent: parent, name: name, permissions: permissions, flags: flags, id: id, descriptor: descriptor)
+        } catch {
+            close(descriptor)
+            journal.removeData(id)
+            throw error
+        }
+        if let created { return created }
+        // Lost a race with another creator: open what is there, as open(2) would.
+        close(descriptor)
+        journal.removeData(id)
+        let attributes = try lookup(parent: parent, name: name, mayBlock: mayBlock)
+        let opened = try open(attributes.ino, flags: flags, mayBlock: mayBlock)
+        return (try getattr(attributes.ino), opened)
+    }
+
+    /// The in-memory half of create: nil when the name exists and O_EXCL was not given.
+    private func createLocked(parent: UInt64, name: String, permissions: UInt32, flags: OpenFlags, id: UInt64,
+                              descriptor: Int32) throws(FSError) -> (Attributes, OpenResult)? {
         let created = try state.withLock { state throws(FSError) -> (Attributes, OpenResult)? in
             let (_, children) = try state.table.directory(parent)
             if children[name] != nil {
@@ -36,13 +56,8 @@ extension RepoFileSystem {
                                              descriptor: descriptor, dirty: true)
             return (state.table.attributes(node), OpenResult(handle: handle, keepCache: false))
         }
-        if let created { return created }
-        // Lost a race with another creator: open what is there, as open(2) would.
-        close(descriptor)
-        journal.removeData(id)
-        let attributes = try lookup(parent: parent, name: name, mayBlock: mayBlock)
-        let opened = try open(attributes.ino, flags: flags, mayBlock: mayBlock)
-        return (try getattr(attributes.ino), opened)
+        if created != nil { scheduleFlush() }
+        return created
     }
 
     public func mkdir(parent: UInt64, name: String, permissions: UInt32, mayBlock: Bool = true) throws(FSError) -> Attributes {

@@ -8,6 +8,13 @@ import Testing
 struct CrashTests {
     /// The daemon dies with the mount in place: the mount point is stale, the journal
     /// holds everything closed; a new daemon clears the mount, replays and uploads.
+    @Test func aJournalServesOneMountAtATime() throws {
+        let fx = try MountFixture()
+        let first = try fx.mount()
+        expectErrno(EBUSY) { try fx.mount() }
+        _ = first
+    }
+
     @Test func crashLeavesAStaleMountAndTheJournalRestoresEverythingClosed() throws {
         let fx = try MountFixture()
         try fx.seed(["keep.txt": "k\n", "dir/old.txt": "o\n"])

@@ -133,12 +133,14 @@ import Testing
         try fs?.fsyncdir()
         let working = fs?.status().workingChange
         fs = nil  // "kill -9": no flush, no cleanup
-        let recovered = try fx.mount()
-        #expect(recovered.status().workingChange == working, "amends the same working change")
-        #expect(try recovered.readText("late") == "after flush")
-        #expect(try recovered.list(InodeTable.rootIno) == ["a", "dir2", "late"])
-        try recovered.flush()
-        #expect(try fx.tree(at: .change(#require(working))) == ["a": "edited", "dir2/c": "3", "dir2/new": "n", "late": "after flush"])
+        do {
+            let recovered = try fx.mount()
+            #expect(recovered.status().workingChange == working, "amends the same working change")
+            #expect(try recovered.readText("late") == "after flush")
+            #expect(try recovered.list(InodeTable.rootIno) == ["a", "dir2", "late"])
+            try recovered.flush()
+            #expect(try fx.tree(at: .change(#require(working))) == ["a": "edited", "dir2/c": "3", "dir2/new": "n", "late": "after flush"])
+        }
         // A second restart replays nothing new and changes nothing.
         let again = try fx.mount()
         #expect(again.status().pendingUploads == 0)
