@@ -45,6 +45,38 @@ struct CrashTests {
 
     /// Switching the revision under an open mount invalidates the kernel's caches,
     /// even the page cache that `keep_cache` let it keep.
+    /// Crash, recover, write more, crash again: every round's fsynced work survives,
+    /// also while an unsynced writer is running at the moment of the crash.
+    @Test func repeatedCrashesUnderLoadLoseNothingFsynced() throws {
+        let fx = try MountFixture()
+        let path = fx.scratch("mnt")
+        defer { MountSession.clearStaleMount(at: path) }
+        for round in 1...3 {
+            var fs: RepoFileSystem? = try fx.mount()
+            var session: MountSession? = try MountSession.start(at: path, root: try #require(fs))
+            for previous in 1..<round {
+                try mustRun("test \"$(cat r\(previous)/f20)\" = \(previous)-20", in: path)
+            }
+            try mustRun("mkdir r\(round) && for i in $(seq 1 20); do echo \(round)-$i > r\(round)/f$i; done && sync r\(round)/f20 && sync .", in: path)
+            // An unsynced writer is running when the daemon dies.
+            let background = Process()
+            background.executableURL = URL(fileURLWithPath: "/bin/sh")
+            background.arguments = ["-c", "i=0; while [ $i -lt 100000 ]; do echo $i > noise$i 2>/dev/null || exit 0; i=$((i+1)); done"]
+            background.currentDirectoryURL = URL(fileURLWithPath: path)
+            try background.run()
+            usleep(200_000)
+            session?.simulateCrash()
+            background.waitUntilExit()
+            session = nil
+            fs = nil
+            #expect(MountSession.clearStaleMount(at: path))
+        }
+        let recovered = try fx.mount()
+        try recovered.flush()
+        let stored = try fx.paths(at: .change(#require(recovered.status().workingChange)))
+        for round in 1...3 { #expect(stored["r\(round)/f20"] != nil, "round \(round) survived") }
+    }
+
     @Test func editChangeInvalidatesKernelCaches() throws {
         let fx = try MountFixture()
         try fx.seed(["f.txt": "version one\n"])
