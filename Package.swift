@@ -33,7 +33,8 @@ let package = Package(
         ),
         .target(name: "MesaAPI", dependencies: ["Store", .product(name: "Logging", package: "swift-log")]),
         .target(name: "RPC"),
-        .target(name: "Mount", dependencies: ["CFuse", "MesaAPI", "Store", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Mount", dependencies: ["CFuse", "MesaAPI", "Store", .product(name: "Logging", package: "swift-log")],
+                exclude: ["README.md"]),
         .target(name: "Client", dependencies: ["RPC"]),
         .target(name: "APIServer", dependencies: ["MesaAPI"]),
 

@@ -367,7 +367,7 @@ enum FUSEAdapter {
                 used += needed
             }
         }
-        buffer.withUnsafeBufferPointer { fuse_reply_buf(req, $0.baseAddress, used) }
+        _ = buffer.withUnsafeBufferPointer { fuse_reply_buf(req, $0.baseAddress, used) }
     }
 
     private static func changes(_ attr: Glibc.stat, _ toSet: Int32) -> AttributeChanges {
