@@ -118,6 +118,20 @@ import Testing
                 "the data file goes with the last reference")
     }
 
+    @Test func fallocateExtendsAFileOpenForWriting() throws {
+        let fx = try MountFixture()
+        let fs = try fx.mount()
+        try fs.writeText("f", "abc")
+        let ino = try fs.ino("f")
+        let handle = try fs.open(ino, flags: OpenFlags(write: true)).handle
+        try fs.fallocate(ino, handle: handle, mode: 0, offset: 0, length: 4096)
+        #expect(try fs.getattr(ino).size == 4096)
+        fs.release(ino, handle: handle)
+        let reader = try fs.open(ino, flags: OpenFlags()).handle
+        expectErrno(EBADF) { try fs.fallocate(ino, handle: reader, mode: 0, offset: 0, length: 10) }
+        fs.release(ino, handle: reader)
+    }
+
     @Test func chmodVersionsTheExecBitAndKeepsOtherBits() throws {
         let fx = try MountFixture()
         try fx.seed(["s.sh": "echo"])
