@@ -235,10 +235,12 @@ extension RepoFileSystem {
     }
 
     /// Records recreating what no upload can: directories without uploadable content
-    /// and (with `withFiles`) every local-only node. Parents precede children; replaying
-    /// a `mkdir` of an existing directory is a no-op, so the prefix is always safe.
+    /// and (with `withFiles`) every local-only node. Only subtrees of locally created
+    /// directories are walked. Parents precede children; replaying a `mkdir` of an
+    /// existing directory is a no-op, so the prefix is always safe.
     static func unversionedRecords(_ table: InodeTable, withFiles: Bool) -> [JournalRecord] {
         var records: [JournalRecord] = []
+        var visited: Set<UInt64> = []
         /// Returns whether the subtree holds uploadable content.
         @discardableResult
         func walk(_ ino: UInt64, _ path: String, _ inside: Bool) -> Bool {
@@ -256,19 +258,23 @@ extension RepoFileSystem {
                 return !local
             case .directory:
                 // Unlisted directories come from the repository: they have content.
-                guard let children = node.children else { return true }
+                guard let children = node.children, visited.insert(ino).inserted else { return true }
                 let mark = records.count
-                if !path.isEmpty { records.append(.mkdir(path: path, permissions: node.permissions)) }
+                records.append(.mkdir(path: path, permissions: node.permissions))
                 var content = false
                 for (name, child) in children {
-                    if walk(child, path.isEmpty ? name : path + "/" + name, local) { content = true }
+                    if walk(child, path + "/" + name, local) { content = true }
                 }
                 // A directory with uploadable content reappears from the store by itself.
                 if content && !local && records.count == mark + 1 { records.remove(at: mark) }
                 return content
             }
         }
-        walk(InodeTable.rootIno, "", false)
+        let roots = table.localDirectories.compactMap { ino in table.path(of: ino).map { (ino, $0) } }
+            .sorted { $0.1.split(separator: "/").count < $1.1.split(separator: "/").count }
+        for (ino, path) in roots where !path.isEmpty {
+            walk(ino, path, parentPath(path).split(separator: "/").contains { $0.lowercased() == ".git" })
+        }
         return records
     }
 }

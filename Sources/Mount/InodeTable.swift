@@ -51,6 +51,10 @@ struct InodeTable: Sendable {
     /// Paths changed since their last upload, each with the version of its latest change.
     var touched: [String: UInt64] = [:]
     var version: UInt64 = 0
+    /// Directories created on this mount (and directories moved to a local-only path):
+    /// the only places where content the store cannot hold (empty directories,
+    /// `.git` trees) can live, so journal compaction only walks below these.
+    var localDirectories: Set<UInt64> = []
 
     init(root: Node) { nodes[root.ino] = root }
 
@@ -92,6 +96,7 @@ struct InodeTable: Sendable {
     mutating func insert(_ node: Node) {
         nodes[node.ino] = node
         nodes[node.parent]?.children?[node.name] = node.ino
+        if node.kind == .directory && node.children != nil { localDirectories.insert(node.ino) }
     }
 
     /// Removes `ino` from its parent. Returns data files that are no longer referenced.
@@ -109,6 +114,7 @@ struct InodeTable: Sendable {
     mutating func dropIfUnused(_ ino: UInt64) -> [UInt64] {
         guard let node = nodes[ino], !node.linked, node.lookups == 0, node.opens == 0, ino != Self.rootIno else { return [] }
         nodes[ino] = nil
+        localDirectories.remove(ino)
         var garbage: [UInt64] = []
         if case .data(let id) = node.content { garbage.append(id) }
         for child in (node.children ?? [:]).values {

@@ -217,6 +217,7 @@ extension RepoFileSystem {
         touchParent(newParent, &state, now)
         state.table.touch(oldPath)
         state.table.touchSubtree(source, path: newPath)
+        if sourceNode.kind == .directory && isLocalOnly(newPath) { state.table.localDirectories.insert(source) }
         return (nil, garbage)
     }
 

@@ -160,6 +160,7 @@ extension RepoFileSystem {
             table.nodes[ino] = node
         }
         table.touched = [:]
+        table.localDirectories = []
         var garbage: [UInt64] = []
         for ino in Array(table.nodes.keys) { garbage += table.dropIfUnused(ino) }
         return (garbage, known)
