@@ -33,7 +33,8 @@ let package = Package(
         ),
         .target(name: "MesaAPI", dependencies: ["Store", .product(name: "Logging", package: "swift-log")]),
         .target(name: "RPC", dependencies: [.product(name: "Logging", package: "swift-log")]),
-        .target(name: "Mount", dependencies: ["CFuse", "MesaAPI"]),
+        .target(name: "Mount", dependencies: ["CFuse", "MesaAPI", "Store", .product(name: "Logging", package: "swift-log")],
+                exclude: ["README.md"]),
         .target(name: "Client", dependencies: ["RPC"]),
         .target(name: "APIServer", dependencies: ["MesaAPI"]),
 
@@ -52,6 +53,7 @@ let package = Package(
 
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "RPCTests", dependencies: ["RPC"]),
+        .testTarget(name: "MountTests", dependencies: ["Mount", "MesaAPI", "Store"]),
     ],
     swiftLanguageModes: [.v6]
 )

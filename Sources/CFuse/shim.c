@@ -1,3 +1,6 @@
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <unistd.h>
 #include <stddef.h>
 #include "cfuse.h"
 
@@ -23,3 +26,43 @@ void cfuse_conn_want(struct fuse_conn_info *conn, unsigned int flags) {
 }
 
 unsigned int cfuse_version(void) { return (unsigned int)fuse_version(); }
+
+int cfuse_fallocate(int fd, int mode, long long offset, long long length) {
+    return fallocate(fd, mode, (off_t)offset, (off_t)length);
+}
+
+long long cfuse_copy_file_range(int in_fd, int out_fd, unsigned long long length) {
+    return (long long)copy_file_range(in_fd, NULL, out_fd, NULL, (size_t)length, 0);
+}
+
+struct fuse_session *cfuse_session_new_options(const char *options, const struct fuse_lowlevel_ops *ops,
+                                               void *userdata) {
+    struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+    if (fuse_opt_add_arg(&args, "mesad") != 0 || fuse_opt_add_arg(&args, "-o") != 0 ||
+        fuse_opt_add_arg(&args, options) != 0) {
+        fuse_opt_free_args(&args);
+        return NULL;
+    }
+    struct fuse_session *session = fuse_session_new(&args, ops, sizeof(struct fuse_lowlevel_ops), userdata);
+    fuse_opt_free_args(&args);
+    return session;
+}
+
+int cfuse_reply_fd(fuse_req_t req, int fd, long long pos, size_t size) {
+    struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+    buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+    buf.buf[0].fd = fd;
+    buf.buf[0].pos = (off_t)pos;
+    return fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void cfuse_fi_set_cache(struct fuse_file_info *fi, int keep_cache, int direct_io) {
+    fi->keep_cache = keep_cache ? 1 : 0;
+    fi->direct_io = direct_io ? 1 : 0;
+}
+
+void cfuse_conn_set_sizes(struct fuse_conn_info *conn, unsigned int max_write, unsigned int max_readahead) {
+    conn->max_write = max_write;
+    /* The kernel's offer is the ceiling. */
+    if (max_readahead < conn->max_readahead) conn->max_readahead = max_readahead;
+}

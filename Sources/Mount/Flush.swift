@@ -1,0 +1,289 @@
+import Foundation
+import MesaAPI
+import Store
+
+/// A path's state at the moment a flush round snapshots the tree.
+private enum LocalState {
+    case absent
+    case directory
+    case file(FileContent, FileMode)
+    case symlink(FileContent)
+}
+
+private struct FlushItem {
+    let path: String
+    let version: UInt64
+    let state: LocalState
+}
+
+extension RepoFileSystem {
+    /// Uploads every local change now and returns when the working change holds them
+    /// (or throws the backend's error; nothing is dropped, a later flush retries).
+    /// Checkpoint, unmount and shutdown call this.
+    public func flush() throws(MesaError) {
+        try flushLock.withLock { _ throws(MesaError) in try flushUnlocked() }
+    }
+
+    /// Flush rounds until nothing is pending (bounded: a writer that never stops must
+    /// not starve the caller). Callers hold `flushLock`.
+    func flushUnlocked() throws(MesaError) {
+        for _ in 0..<16 {
+            do {
+                guard try flushRound() else { break }
+                versions.withLock { $0.lastError = nil; $0.lastFlush = Date() }
+            } catch {
+                versions.withLock { $0.lastError = error.message }
+                throw error
+            }
+        }
+    }
+
+    /// Called by the flusher thread.
+    func backgroundRound() -> Flusher.Outcome {
+        flushLock.withLock { _ in
+            do {
+                let worked = try flushRound()
+                if worked { versions.withLock { $0.lastError = nil; $0.lastFlush = Date() } }
+                let pending = state.withLock { state in state.table.touched.keys.contains { !isLocalOnly($0) } }
+                return pending ? .more : .idle
+            } catch {
+                let failure = MesaError.from(error)
+                versions.withLock { $0.lastError = failure.message }
+                logger.warning("upload failed; will retry", metadata: ["repo": "\(org)/\(repo)", "error": "\(failure.message)"])
+                return .failed
+            }
+        }
+    }
+
+    /// One upload: snapshot the changed paths, compare with the working change, send
+    /// the differences, forget the paths nobody changed meanwhile, compact the journal.
+    /// Returns whether anything was pending.
+    private func flushRound() throws(MesaError) -> Bool {
+        let (items, seq, localOnly) = state.withLock { state -> ([FlushItem], UInt64, [String: UInt64]) in
+            var items: [FlushItem] = []
+            var localOnly: [String: UInt64] = [:]
+            for (path, version) in state.table.touched {
+                if isLocalOnly(path) { localOnly[path] = version; continue }
+                items.append(FlushItem(path: path, version: version, state: Self.localState(state.table, path)))
+            }
+            return (items.sorted { $0.path < $1.path }, journal.lastSeq, localOnly)
+        }
+        if items.isEmpty {
+            state.withLock { state in
+                for (path, version) in localOnly where state.table.touched[path] == version { state.table.touched[path] = nil }
+            }
+            return false
+        }
+        let (remoteChange, hadWorking) = versions.withLock { ($0.working ?? $0.base, $0.working != nil) }
+        let remote = try remoteEntries(for: items.map(\.path), at: remoteChange, exists: hadWorking || !remoteChange.isRoot)
+        let batches = try operations(for: items, remote: remote)
+        for batch in batches where !batch.isEmpty {
+            try upload(batch)
+        }
+        try state.withLock { state throws(MesaError) in
+            for item in items where state.table.touched[item.path] == item.version { state.table.touched[item.path] = nil }
+            for (path, version) in localOnly where state.table.touched[path] == version { state.table.touched[path] = nil }
+            try compact(&state, uploadedThrough: seq)
+        }
+        return true
+    }
+
+    private static func localState(_ table: InodeTable, _ path: String) -> LocalState {
+        guard let ino = lookupPath(table, path), let node = table.nodes[ino] else { return .absent }
+        switch node.kind {
+        case .directory: return .directory
+        case .symlink: return .symlink(node.content)
+        case .file: return .file(node.content, node.permissions & 0o100 != 0 ? .executable : .regular)
+        }
+    }
+
+    /// The working change's entries of every parent directory of `paths`.
+    private func remoteEntries(for paths: [String], at change: ChangeID, exists: Bool) throws(MesaError) -> [String: DirectoryEntry] {
+        var result: [String: DirectoryEntry] = [:]
+        guard exists else { return result }
+        let parents = Set(paths.map { parentPath($0) })
+        for parent in parents {
+            do {
+                let content = try backend.content(org: org, repo: repo, at: .change(change), path: parent, depth: 1)
+                if case .directory(_, _, let entries) = content {
+                    for entry in entries { result[entry.path] = entry }
+                }
+            } catch {
+                let failure = MesaError.from(error)
+                if failure.code == .notFound || failure.code == .invalidParams { continue }
+                throw failure
+            }
+        }
+        return result
+    }
+
+    /// The file operations that make the working change match the snapshot: deletions
+    /// first (never below another deleted path), then upserts in batches of bounded size.
+    private func operations(for items: [FlushItem], remote: [String: DirectoryEntry]) throws(MesaError) -> [[FileOperation]] {
+        var deletes: [String] = []
+        var upserts: [(String, LocalState)] = []
+        for item in items {
+            let existing = remote[item.path]
+            switch item.state {
+            case .absent:
+                if existing != nil { deletes.append(item.path) }
+            case .directory:
+                if let existing, existing.type != .dir { deletes.append(item.path) }
+            case .file(let content, let mode):
+                if existing?.type == .dir { deletes.append(item.path) }
+                if case .blob(let oid) = content, existing?.oid == oid, existing?.mode == mode { continue }
+                upserts.append((item.path, item.state))
+            case .symlink(let content):
+                if existing?.type == .dir { deletes.append(item.path) }
+                if case .blob(let oid) = content, existing?.oid == oid, existing?.type == .symlink { continue }
+                upserts.append((item.path, item.state))
+            }
+        }
+        let deleted = Set(deletes)
+        let topDeletes = deletes.filter { path in
+            var parent = parentPath(path)
+            while !parent.isEmpty {
+                if deleted.contains(parent) { return false }
+                parent = parentPath(parent)
+            }
+            return true
+        }
+        var batches: [[FileOperation]] = [topDeletes.map { .delete(path: $0) }]
+        var batchBytes = 0
+        for (path, local) in upserts {
+            let operation: FileOperation
+            do {
+                switch local {
+                case .file(let content, let mode):
+                    operation = .upsert(path: path, content: try bytes(of: content), mode: mode)
+                case .symlink(let content):
+                    operation = .upsert(path: path, content: try bytes(of: content), mode: .symlink)
+                case .absent, .directory:
+                    continue
+                }
+            } catch where error.errno == ENOENT {
+                // The file vanished since the snapshot; a later round sees its new state.
+                continue
+            } catch {
+                throw MesaError(.internal, "cannot read local data of '\(path)' for upload: \(error)")
+            }
+            let size = operation.contentSize
+            if batchBytes + size > configuration.maxBatchBytes, !(batches.last?.isEmpty ?? true) {
+                batches.append([])
+                batchBytes = 0
+            }
+            batches[batches.count - 1].append(operation)
+            batchBytes += size
+        }
+        return batches
+    }
+
+    private func bytes(of content: FileContent) throws(FSError) -> [UInt8] {
+        switch content {
+        case .data(let id): return try readFile(journal.dataPath(id))
+        case .blob(let oid): return try readFile(try blobPath(oid, mayBlock: true))
+        case .target(let target): return Array(target.utf8)
+        case .none: return []
+        }
+    }
+
+    /// Sends one batch: the first creates the working change on the mount's base, later
+    /// ones amend it. The new working change id is journaled before anything else.
+    private func upload(_ batch: [FileOperation]) throws(MesaError) {
+        let (base, working) = versions.withLock { ($0.base, $0.working) }
+        if let working {
+            _ = try mesaErrors {
+                try backend.updateChange(org: org, repo: repo, id: working, message: nil, files: batch, expectedCommit: nil)
+            }
+            return
+        }
+        let change = try mesaErrors { try backend.createChange(org: org, repo: repo, base: base, message: "", files: batch) }
+        versions.withLock { $0.working = change.id }
+        logger.info("created working change", metadata: ["repo": "\(org)/\(repo)", "change": "\(change.id)", "base": "\(base)"])
+        // Persist the new id at once: a crash now must amend this change, not fork another.
+        try state.withLock { state throws(MesaError) in
+            do { try journal.rewrite(header: currentHeader(), keep: { _, _ in true }) } catch { throw MesaError(.internal, "cannot record the working change in the journal: \(error)") }
+        }
+    }
+
+    func currentHeader() -> JournalHeader {
+        versions.withLock { version in
+            JournalHeader(org: org, repo: repo, bookmark: version.bookmark, bookmarkExpected: version.bookmarkExpected?.rawValue,
+                          base: version.base.rawValue, working: version.working?.rawValue, baseTime: version.baseTime)
+        }
+    }
+
+    /// Drops journal records the working change now holds. What the store cannot hold
+    /// stays: records of local-only paths, and a `mkdir` for every directory without
+    /// uploadable content (empty ones, and the parents of local-only ones). When the
+    /// journal is quiet, local-only files are re-recorded from the tree instead of
+    /// keeping their history, so records do not pile up. Runs under the state lock so
+    /// no append interleaves.
+    func compact(_ state: inout CoreState, uploadedThrough seq: UInt64) throws(MesaError) {
+        let header = currentHeader()
+        do {
+            if journal.lastSeq == seq {
+                try journal.rewrite(header: header, prefix: Self.unversionedRecords(state.table, withFiles: true))
+            } else {
+                try journal.rewrite(header: header, prefix: Self.unversionedRecords(state.table, withFiles: false)) { recordSeq, record in
+                    recordSeq > seq || record.paths.contains(where: isLocalOnly)
+                }
+            }
+        } catch {
+            throw MesaError(.internal, "cannot compact the journal: \(error)")
+        }
+    }
+
+    /// Records recreating what no upload can: directories without uploadable content
+    /// and (with `withFiles`) every local-only node. Only subtrees of locally created
+    /// directories are walked. Parents precede children; replaying a `mkdir` of an
+    /// existing directory is a no-op, so the prefix is always safe.
+    static func unversionedRecords(_ table: InodeTable, withFiles: Bool) -> [JournalRecord] {
+        var records: [JournalRecord] = []
+        var visited: Set<UInt64> = []
+        /// Returns whether the subtree holds uploadable content.
+        @discardableResult
+        func walk(_ ino: UInt64, _ path: String, _ inside: Bool) -> Bool {
+            guard let node = table.nodes[ino] else { return false }
+            let local = inside || isLocalOnly(path)
+            switch node.kind {
+            case .file, .symlink:
+                if local && withFiles {
+                    switch node.content {
+                    case .data(let id): records.append(.file(path: path, data: id, permissions: node.permissions))
+                    case .target(let target): records.append(.symlink(path: path, target: target))
+                    default: break
+                    }
+                }
+                return !local
+            case .directory:
+                // Unlisted directories come from the repository: they have content.
+                guard let children = node.children, visited.insert(ino).inserted else { return true }
+                let mark = records.count
+                records.append(.mkdir(path: path, permissions: node.permissions))
+                var content = false
+                for (name, child) in children {
+                    if walk(child, path + "/" + name, local) { content = true }
+                }
+                // A directory with uploadable content reappears from the store by itself.
+                if content && !local && records.count == mark + 1 { records.remove(at: mark) }
+                return content
+            }
+        }
+        let roots = table.localDirectories.compactMap { ino in table.path(of: ino).map { (ino, $0) } }
+            .sorted { $0.1.split(separator: "/").count < $1.1.split(separator: "/").count }
+        for (ino, path) in roots where !path.isEmpty {
+            walk(ino, path, parentPath(path).split(separator: "/").contains { $0.lowercased() == ".git" })
+        }
+        return records
+    }
+}
+
+extension FileOperation {
+    var contentSize: Int {
+        switch self {
+        case .upsert(_, let content, _): content.count
+        case .delete: 0
+        }
+    }
+}

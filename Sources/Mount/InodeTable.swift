@@ -1,0 +1,187 @@
+import Foundation
+
+/// Where a file's bytes are.
+enum FileContent: Sendable, Equatable {
+    /// Directories have none.
+    case none
+    /// An unmodified repository blob (a file's bytes or a symlink's target).
+    case blob(String)
+    /// A file in the journal's data directory: the file was written on this mount.
+    case data(UInt64)
+    /// A symlink created on this mount.
+    case target(String)
+}
+
+/// One inode. Invariants the rest of the core relies on:
+/// - the inode number never changes, and a path keeps its number for the life of the
+///   mount while it names the same object (rename moves the number with the object);
+/// - `children == nil` means "not listed yet": the directory is unmodified and its
+///   entries are exactly those of the repository at the mount's read change;
+/// - a node leaves the table only when it is unlinked, the kernel has forgotten it
+///   (`lookups == 0`) and no handle has it open, so unlinked-but-open files keep working.
+struct Node: Sendable {
+    let ino: UInt64
+    var parent: UInt64
+    var name: String
+    var kind: NodeKind
+    var permissions: UInt32
+    var uid: UInt32
+    var gid: UInt32
+    var size: UInt64
+    var atime: Timestamp
+    var mtime: Timestamp
+    var ctime: Timestamp
+    var content: FileContent
+    var children: [String: UInt64]?
+    /// Entries seen before the view was switched to another change: a path that still
+    /// exists there gets its old inode number back.
+    var staleChildren: [String: UInt64]?
+    var lookups: UInt64 = 0
+    var opens: Int = 0
+    var linked = true
+}
+
+/// The namespace of one repository mount: nodes by inode number, plus the set of paths
+/// changed since the last successful flush. Pure data; the core holds it in a Mutex.
+struct InodeTable: Sendable {
+    static let rootIno: UInt64 = 1
+
+    var nodes: [UInt64: Node] = [:]
+    var nextIno: UInt64 = 2
+    /// Paths changed since their last upload, each with the version of its latest change.
+    var touched: [String: UInt64] = [:]
+    var version: UInt64 = 0
+    /// Directories created on this mount (and directories moved to a local-only path):
+    /// the only places where content the store cannot hold (empty directories,
+    /// `.git` trees) can live, so journal compaction only walks below these.
+    var localDirectories: Set<UInt64> = []
+
+    init(root: Node) { nodes[root.ino] = root }
+
+    func node(_ ino: UInt64) throws(FSError) -> Node {
+        guard let node = nodes[ino] else { throw FSError(ESTALE, "inode \(ino) is no longer known") }
+        return node
+    }
+
+    /// The repository-relative path of a linked node ("" for the root), nil if detached.
+    func path(of ino: UInt64) -> String? {
+        var names: [String] = []
+        var current = ino
+        while current != Self.rootIno {
+            guard let node = nodes[current], node.linked else { return nil }
+            names.append(node.name)
+            current = node.parent
+        }
+        return names.reversed().joined(separator: "/")
+    }
+
+    func childPath(_ parentPath: String, _ name: String) -> String {
+        parentPath.isEmpty ? name : parentPath + "/" + name
+    }
+
+    /// The listed directory `ino`, or the errno a caller expects.
+    func directory(_ ino: UInt64) throws(FSError) -> (node: Node, children: [String: UInt64]) {
+        let node = try node(ino)
+        guard node.kind == .directory else { throw FSError.notDirectory("inode \(ino)") }
+        guard let children = node.children else { throw FSError.wouldBlock }
+        return (node, children)
+    }
+
+    mutating func allocateIno() -> UInt64 {
+        defer { nextIno += 1 }
+        return nextIno
+    }
+
+    /// Adds a new node under `parent` (which must be listed) and returns its number.
+    mutating func insert(_ node: Node) {
+        nodes[node.ino] = node
+        nodes[node.parent]?.children?[node.name] = node.ino
+        if node.kind == .directory && node.children != nil { localDirectories.insert(node.ino) }
+    }
+
+    /// Removes `ino` from its parent. Returns data files that are no longer referenced.
+    mutating func detach(_ ino: UInt64) -> [UInt64] {
+        guard let node = nodes[ino] else { return [] }
+        if nodes[node.parent]?.children?[node.name] == ino {
+            nodes[node.parent]?.children?[node.name] = nil
+        }
+        nodes[ino]?.linked = false
+        return dropIfUnused(ino)
+    }
+
+    /// Drops an unlinked node nobody references any more (and, for a directory, its
+    /// unlinked descendants). Returns the data files to delete.
+    mutating func dropIfUnused(_ ino: UInt64) -> [UInt64] {
+        guard let node = nodes[ino], !node.linked, node.lookups == 0, node.opens == 0, ino != Self.rootIno else { return [] }
+        nodes[ino] = nil
+        localDirectories.remove(ino)
+        var garbage: [UInt64] = []
+        if case .data(let id) = node.content { garbage.append(id) }
+        for child in (node.children ?? [:]).values {
+            nodes[child]?.linked = false
+            garbage += dropIfUnused(child)
+        }
+        return garbage
+    }
+
+    /// Records that `path` changed and needs uploading.
+    mutating func touch(_ path: String) {
+        version += 1
+        touched[path] = version
+    }
+
+    /// Touches a node and everything below it (after a directory moved, every file
+    /// under its new path must be uploaded).
+    mutating func touchSubtree(_ ino: UInt64, path: String) {
+        touch(path)
+        guard let children = nodes[ino]?.children else { return }
+        for (name, child) in children { touchSubtree(child, path: childPath(path, name)) }
+    }
+
+    /// Directories under `ino` (inclusive) that are not listed yet.
+    func unlistedDirectories(under ino: UInt64) -> [UInt64] {
+        guard let node = nodes[ino], node.kind == .directory else { return [] }
+        guard let children = node.children else { return [ino] }
+        return children.values.flatMap { unlistedDirectories(under: $0) }
+    }
+
+    /// Whether `ino` is `ancestor` or lies below it.
+    func isDescendant(_ ino: UInt64, of ancestor: UInt64) -> Bool {
+        var current = ino
+        while true {
+            if current == ancestor { return true }
+            if current == Self.rootIno { return false }
+            guard let node = nodes[current] else { return false }
+            current = node.parent
+        }
+    }
+
+    func nlink(_ node: Node) -> UInt32 {
+        switch node.kind {
+        case .directory:
+            // 1 = "unknown" to tools like find, which must not assume a leaf directory
+            // before its entries are known.
+            guard let children = node.children else { return 1 }
+            return 2 + UInt32(children.values.filter { nodes[$0]?.kind == .directory }.count)
+        case .file, .symlink:
+            return node.linked ? 1 : 0
+        }
+    }
+
+    func attributes(_ node: Node) -> Attributes {
+        Attributes(ino: node.ino, kind: node.kind, permissions: node.permissions, size: node.size, nlink: nlink(node),
+                   uid: node.uid, gid: node.gid, atime: node.atime, mtime: node.mtime, ctime: node.ctime)
+    }
+}
+
+/// The parent of a repository-relative path ("" for top-level entries). Hand-written:
+/// Foundation's NSString path helpers crashed on Linux in this toolchain.
+func parentPath(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "" }
+    return String(path[..<slash])
+}
+
+func lastComponent(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return path }
+    return String(path[path.index(after: slash)...])
+}

@@ -1,0 +1,249 @@
+import Foundation
+import Synchronization
+
+/// One namespace change, as the journal records it. Paths are repository-relative.
+/// Replaying the records in order on top of the header's change rebuilds the mount's
+/// local edits; every record is idempotent enough that replaying one already uploaded
+/// (a crash between an upload and the compaction that follows it) does no harm.
+enum JournalRecord: Codable, Sendable, Equatable {
+    /// The file's bytes are the data file `data` (created, rewritten or materialized).
+    case file(path: String, data: UInt64, permissions: UInt32)
+    case symlink(path: String, target: String)
+    case mkdir(path: String, permissions: UInt32)
+    /// unlink or rmdir.
+    case remove(path: String)
+    case rename(from: String, to: String)
+    case chmod(path: String, permissions: UInt32)
+}
+
+/// The versioning state a journal is relative to, written as its first line.
+struct JournalHeader: Codable, Sendable, Equatable {
+    var format = 1
+    var org: String
+    var repo: String
+    /// The bookmark checkpoints move, if the mount targets one.
+    var bookmark: String?
+    /// Where the bookmark was when this mount last saw it (compare-and-swap witness).
+    var bookmarkExpected: String?
+    /// The change new working changes are created on.
+    var base: String
+    /// The change flushes amend, once the first flush created it.
+    var working: String?
+    /// Timestamp reported for unmodified files.
+    var baseTime: Timestamp
+}
+
+private struct JournalLine: Codable {
+    var seq: UInt64
+    var record: JournalRecord
+}
+
+/// A mount's journal directory: `manifest` (a header line, then one JSON record per
+/// line) and `data/<id>` files holding the bytes of every file written on the mount.
+/// Records are appended without fsync; `sync()` makes everything appended so far
+/// durable, and the core calls it before fsync/close return. After an upload,
+/// `compact` rewrites the manifest without the records it covered.
+final class Journal: Sendable {
+    private struct State {
+        var descriptor: Int32 = -1
+        var lastSeq: UInt64 = 0
+        var unsynced = false
+        var nextData: UInt64 = 1
+        var bytes: Int = 0
+        /// While replaying, the records being applied are already in the manifest.
+        var muted = false
+    }
+
+    let directory: String
+    var manifestPath: String { directory + "/manifest" }
+    var dataDirectory: String { directory + "/data" }
+    private let state = Mutex(State())
+    private let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    /// Held (flock) for the journal's life: two mounts on one journal would corrupt it.
+    private let lockDescriptor: Int32
+
+    init(directory: String) throws(FSError) {
+        self.directory = directory
+        for path in [directory, directory + "/data"] {
+            guard mkdir(path, 0o700) == 0 || errno == EEXIST else { throw FSError.posix("cannot create journal directory \(path)") }
+        }
+        lockDescriptor = open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lockDescriptor >= 0 else { throw FSError.posix("cannot open \(directory)/lock") }
+        guard flock(lockDescriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(lockDescriptor)
+            throw FSError(EBUSY, "journal \(directory) is in use by another mount; unmount it first or use another journal directory")
+        }
+        let maxData = ((try? FileManager.default.contentsOfDirectory(atPath: directory + "/data")) ?? [])
+            .compactMap { UInt64($0) }.max() ?? 0
+        state.withLock { $0.nextData = maxData + 1 }
+    }
+
+    deinit {
+        state.withLock { state in if state.descriptor >= 0 { close(state.descriptor) } }
+        close(lockDescriptor)
+    }
+
+    /// Reads an existing journal: nil when there is none (a fresh mount). A torn last
+    /// line (a crash during an append) is ignored: it was never synced, so never promised.
+    func load() throws(FSError) -> (header: JournalHeader, records: [JournalRecord])? {
+        guard FileManager.default.fileExists(atPath: manifestPath) else { return nil }
+        let bytes = try readFile(manifestPath)
+        let lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
+        guard let first = lines.first else { return nil }
+        let decoder = JSONDecoder()
+        guard let header = try? decoder.decode(JournalHeader.self, from: Data(first)) else {
+            throw FSError(EIO, "journal \(manifestPath) has an unreadable header; move the directory away to start afresh")
+        }
+        var records: [JournalRecord] = []
+        var lastSeq: UInt64 = 0
+        for line in lines.dropFirst() {
+            guard let entry = try? decoder.decode(JournalLine.self, from: Data(line)) else { break }
+            records.append(entry.record)
+            lastSeq = entry.seq
+        }
+        state.withLock { $0.lastSeq = lastSeq }
+        return (header, records)
+    }
+
+    var lastSeq: UInt64 { state.withLock { $0.lastSeq } }
+
+    func setMuted(_ muted: Bool) { state.withLock { $0.muted = muted } }
+
+    /// Appends a record (not yet durable) and returns its sequence number.
+    @discardableResult
+    func append(_ record: JournalRecord) throws(FSError) -> UInt64 {
+        try state.withLock { state throws(FSError) -> UInt64 in
+            if state.muted { return state.lastSeq }
+            guard state.descriptor >= 0 else { throw FSError(EIO, "journal \(directory) is not open") }
+            state.lastSeq += 1
+            let line = JournalLine(seq: state.lastSeq, record: record)
+            guard var bytes = try? Array(encoder.encode(line)) else { throw FSError(EIO, "cannot encode journal record") }
+            bytes.append(UInt8(ascii: "\n"))
+            try writeAll(state.descriptor, bytes, path: manifestPath)
+            state.unsynced = true
+            state.bytes += bytes.count
+            return state.lastSeq
+        }
+    }
+
+    /// Makes every record appended so far durable.
+    func sync() throws(FSError) {
+        let descriptor: Int32? = state.withLock { state in
+            guard state.unsynced, state.descriptor >= 0 else { return nil }
+            state.unsynced = false
+            return state.descriptor
+        }
+        guard let descriptor else { return }
+        if fdatasync(descriptor) != 0 {
+            let error = FSError.posix("cannot fsync journal \(manifestPath)")
+            state.withLock { $0.unsynced = true }
+            throw error
+        }
+    }
+
+    /// Replaces the manifest by `header`, then `prefix`, then the existing records
+    /// `keep` selects (in their order), atomically: temporary file, fsync, rename, fsync
+    /// of the directory. Callers hold the core's state lock, so no append interleaves.
+    func rewrite(header: JournalHeader, prefix: [JournalRecord] = [],
+                 keep: (UInt64, JournalRecord) -> Bool = { _, _ in false }) throws(FSError) {
+        try state.withLock { state throws(FSError) in
+            var kept: [JournalRecord] = []
+            if let existing = try? readFile(manifestPath) {
+                let decoder = JSONDecoder()
+                for line in existing.split(separator: UInt8(ascii: "\n")).dropFirst() {
+                    guard let entry = try? decoder.decode(JournalLine.self, from: Data(line)) else { break }
+                    if keep(entry.seq, entry.record) { kept.append(entry.record) }
+                }
+            }
+            // Renumbering keeps sequence numbers monotonic across rewrites.
+            var seq = state.lastSeq
+            var bytes: [UInt8] = []
+            guard let head = try? encoder.encode(header) else { throw FSError(EIO, "cannot encode journal header") }
+            bytes += head
+            bytes.append(UInt8(ascii: "\n"))
+            for record in prefix + kept {
+                seq += 1
+                guard let encoded = try? encoder.encode(JournalLine(seq: seq, record: record)) else {
+                    throw FSError(EIO, "cannot encode journal record")
+                }
+                bytes += encoded
+                bytes.append(UInt8(ascii: "\n"))
+            }
+            let temporary = manifestPath + ".tmp"
+            try writeFile(temporary, bytes, sync: true)
+            guard rename(temporary, manifestPath) == 0 else { throw FSError.posix("cannot replace \(manifestPath)") }
+            syncDirectory(directory)
+            if state.descriptor >= 0 { close(state.descriptor) }
+            state.descriptor = open(manifestPath, O_WRONLY | O_APPEND | O_CLOEXEC)
+            guard state.descriptor >= 0 else { throw FSError.posix("cannot open \(manifestPath)") }
+            state.lastSeq = seq
+            state.unsynced = false
+            state.bytes = bytes.count
+        }
+    }
+
+    // MARK: Data files
+
+    func dataPath(_ id: UInt64) -> String { dataDirectory + "/" + String(id) }
+
+    /// Creates an empty data file and returns its id and a read-write descriptor.
+    func createData() throws(FSError) -> (id: UInt64, descriptor: Int32) {
+        let id = state.withLock { state -> UInt64 in
+            defer { state.nextData += 1 }
+            return state.nextData
+        }
+        let fd = open(dataPath(id), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw FSError.posix("cannot create journal data file \(dataPath(id))") }
+        return (id, fd)
+    }
+
+    func openData(_ id: UInt64) throws(FSError) -> Int32 {
+        let fd = open(dataPath(id), O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { throw FSError.posix("cannot open journal data file \(dataPath(id))") }
+        return fd
+    }
+
+    func removeData(_ id: UInt64) { unlink(dataPath(id)) }
+
+    /// Makes new data files' directory entries durable (a data file created since the
+    /// last call would otherwise be lost with its directory entry after a power cut).
+    func syncDataDirectory() { syncDirectory(dataDirectory) }
+
+    /// Deletes data files no record refers to (left by a crash or by compaction).
+    func collectGarbage(keeping live: Set<UInt64>) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dataDirectory)) ?? [] {
+            if let id = UInt64(name), !live.contains(id) { unlink(dataDirectory + "/" + name) }
+        }
+    }
+
+    var manifestBytes: Int { state.withLock { $0.bytes } }
+}
+
+func syncDirectory(_ path: String) {
+    let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { return }
+    fsync(fd)
+    close(fd)
+}
+
+extension JournalRecord {
+    var paths: [String] {
+        switch self {
+        case .file(let path, _, _), .symlink(let path, _), .mkdir(let path, _), .remove(let path), .chmod(let path, _): [path]
+        case .rename(let from, let to): [from, to]
+        }
+    }
+}
+
+/// Paths kept on this machine only: the store cannot hold a `.git` segment, and a
+/// repository's own `.git` directory (from `git init` inside the mount) is the
+/// agent's scratch state, not content. They are journaled (they survive a daemon
+/// restart) but never uploaded.
+func isLocalOnly(_ path: String) -> Bool {
+    path.split(separator: "/").contains { $0.lowercased() == ".git" }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Store
+
+public enum MountMode: String, Sendable, Codable {
+    case rw, ro
+}
+
+/// `branchedFrom`: fork an empty change on the parent when the mount first opens.
+public struct BranchSpec: Sendable, Equatable {
+    /// The parent: a bookmark, else a change; neither = the repo's default bookmark.
+    public var bookmark: String?
+    public var change: ChangeID?
+    /// Bookmark to put on the forked change (`as.bookmark`); checkpoints then move it.
+    public var newBookmark: String?
+    /// Description of the forked change (`as.describe`).
+    public var describe: String?
+
+    public init(bookmark: String? = nil, change: ChangeID? = nil, newBookmark: String? = nil, describe: String? = nil) {
+        self.bookmark = bookmark
+        self.change = change
+        self.newBookmark = newBookmark
+        self.describe = describe
+    }
+}
+
+/// Which revision a mount shows and writes on top of.
+public enum MountTarget: Sendable, Equatable {
+    /// A bookmark (nil = the repo's default); checkpoints move it.
+    case bookmark(String?)
+    /// A change; checkpoints save the working change but move no bookmark.
+    case change(ChangeID)
+    case branchedFrom(BranchSpec)
+}
+
+/// Everything a repository mount needs besides its backend and caches.
+public struct MountConfiguration: Sendable {
+    public var org: String
+    public var repo: String
+    public var target: MountTarget
+    public var mode: MountMode
+    /// Per-mount journal directory (dirty data and namespace manifest). Reusing the
+    /// directory of a previous (crashed) run replays what it holds.
+    public var journalDirectory: String
+    /// Quiet time after the last change before the flusher uploads.
+    public var debounce: Duration
+    /// Longest wait between upload retries while the backend fails.
+    public var maxRetryDelay: Duration
+    /// Upper bound of file bytes per backend call; larger edits go in several amends.
+    public var maxBatchBytes: Int
+    /// Owner reported for every file (the daemon's user by default).
+    public var uid: UInt32
+    public var gid: UInt32
+    /// Run the background flusher (tests drive `flush()` themselves when false).
+    public var backgroundFlush: Bool
+
+    public init(org: String, repo: String, target: MountTarget = .bookmark(nil), mode: MountMode = .rw,
+                journalDirectory: String, debounce: Duration = .seconds(1), maxRetryDelay: Duration = .seconds(30),
+                maxBatchBytes: Int = 64 << 20, uid: UInt32 = getuid(), gid: UInt32 = getgid(), backgroundFlush: Bool = true) {
+        self.org = org
+        self.repo = repo
+        self.target = target
+        self.mode = mode
+        self.journalDirectory = journalDirectory
+        self.debounce = debounce
+        self.maxRetryDelay = maxRetryDelay
+        self.maxBatchBytes = maxBatchBytes
+        self.uid = uid
+        self.gid = gid
+        self.backgroundFlush = backgroundFlush
+    }
+}
+
+/// What `status` reports about a mount.
+public struct MountStatus: Sendable, Equatable {
+    public var org: String
+    public var repo: String
+    public var mode: MountMode
+    /// The bookmark checkpoints move, if any.
+    public var bookmark: String?
+    /// The change the next working change is created on.
+    public var baseChange: ChangeID
+    /// The change flushes amend; nil until the first flush after a checkpoint.
+    public var workingChange: ChangeID?
+    /// Paths changed locally and not uploaded yet (sorted, at most 1000).
+    public var dirtyPaths: [String]
+    /// How many paths wait for upload.
+    public var pendingUploads: Int
+    /// The last upload failure since the last success, if any.
+    public var lastError: String?
+    public var lastFlush: Date?
+}
+
+/// What a checkpoint saved.
+public struct CheckpointResult: Sendable, Equatable {
+    /// The change holding the saved work (the bookmark now points here).
+    public var savedChange: ChangeID
+    /// Whether there was anything new to save.
+    public var created: Bool
+    public var bookmark: String?
+}

@@ -1,1 +1,0 @@
-// Placeholder: module Mount arrives with its own issue (see `issues`).

@@ -1,0 +1,109 @@
+import Foundation
+
+extension RepoFileSystem {
+    /// Re-applies a previous run's journal records on top of the header's change. Each
+    /// record is applied on its own; one that no longer fits (its parent is gone, or
+    /// the upload it describes already happened) is skipped and logged, never fatal.
+    func replay(_ records: [JournalRecord]) throws(FSError) {
+        journal.setMuted(true)
+        defer { journal.setMuted(false) }
+        for record in records {
+            do {
+                try apply(record)
+            } catch where error.errno == EIO || error.errno == EHOSTUNREACH {
+                // The backend is unreachable: give up now and let the daemon retry the
+                // whole mount; the journal is untouched.
+                throw error
+            } catch {
+                logger.warning("skipped a journal record during replay", metadata: ["record": "\(record)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// The listed parent directory of `path` and the last component.
+    private func resolveParent(_ path: String) throws(FSError) -> (UInt64, String) {
+        let components = path.split(separator: "/").map(String.init)
+        guard let name = components.last else { throw FSError.invalid("empty path in journal") }
+        var ino = InodeTable.rootIno
+        for component in components.dropLast() {
+            try ensureListed(ino, mayBlock: true)
+            guard let next = state.withLock({ $0.table.nodes[ino]?.children?[component] }) else {
+                throw FSError.noEntry(path)
+            }
+            ino = next
+        }
+        try ensureListed(ino, mayBlock: true)
+        return (ino, name)
+    }
+
+    private func apply(_ record: JournalRecord) throws(FSError) {
+        switch record {
+        case .file(let path, let data, let permissions):
+            var info = Glibc.stat()
+            guard lstat(journal.dataPath(data), &info) == 0 else { throw FSError.noEntry("journal data \(data) for '\(path)'") }
+            let (parent, name) = try resolveParent(path)
+            try replace(parent: parent, name: name, path: path) { ino, now in
+                Node(ino: ino, parent: parent, name: name, kind: .file, permissions: permissions, uid: configuration.uid,
+                     gid: configuration.gid, size: UInt64(info.st_size), atime: now, mtime: now, ctime: now,
+                     content: .data(data), children: nil)
+            }
+        case .symlink(let path, let target):
+            let (parent, name) = try resolveParent(path)
+            try replace(parent: parent, name: name, path: path) { ino, now in
+                Node(ino: ino, parent: parent, name: name, kind: .symlink, permissions: 0o777, uid: configuration.uid,
+                     gid: configuration.gid, size: UInt64(target.utf8.count), atime: now, mtime: now, ctime: now,
+                     content: .target(target), children: nil)
+            }
+        case .mkdir(let path, let permissions):
+            let (parent, name) = try resolveParent(path)
+            let exists = state.withLock { state in
+                state.table.nodes[parent]?.children?[name].flatMap { state.table.nodes[$0] }?.kind == .directory
+            }
+            if exists { return }
+            try replace(parent: parent, name: name, path: path) { ino, now in
+                Node(ino: ino, parent: parent, name: name, kind: .directory, permissions: permissions, uid: configuration.uid,
+                     gid: configuration.gid, size: 4096, atime: now, mtime: now, ctime: now, content: .none, children: [:])
+            }
+        case .remove(let path):
+            let (parent, name) = try resolveParent(path)
+            let garbage = state.withLock { state -> [UInt64] in
+                guard let ino = state.table.nodes[parent]?.children?[name] else { return [] }
+                state.table.touch(path)
+                return state.table.detach(ino)
+            }
+            discard(garbage)
+        case .rename(let from, let to):
+            let (parent, name) = try resolveParent(from)
+            let (newParent, newName) = try resolveParent(to)
+            // Over a non-empty directory only happens if an upload already applied part of
+            // this history: clear the target so the record still lands.
+            try rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: 0, mayBlock: true)
+        case .chmod(let path, let permissions):
+            let (parent, name) = try resolveParent(path)
+            state.withLock { state in
+                guard let ino = state.table.nodes[parent]?.children?[name] else { return }
+                state.table.nodes[ino]?.permissions = permissions
+                state.table.touch(path)
+            }
+        }
+    }
+
+    /// Puts a new node at `parent/name`, replacing whatever is there.
+    private func replace(parent: UInt64, name: String, path: String, make: (UInt64, Timestamp) -> Node) throws(FSError) {
+        let garbage = state.withLock { state -> [UInt64] in
+            var garbage: [UInt64] = []
+            if let old = state.table.nodes[parent]?.children?[name] { garbage = state.table.detach(old) }
+            let node = make(state.table.allocateIno(), Timestamp.now())
+            state.table.insert(node)
+            state.table.touch(path)
+            return garbage
+        }
+        // A replaced node's data file may be the one the new node uses (a record
+        // replayed twice); never delete that one.
+        let keep: UInt64? = state.withLock { state in
+            guard let ino = state.table.nodes[parent]?.children?[name], case .data(let id) = state.table.nodes[ino]?.content else { return nil }
+            return id
+        }
+        discard(garbage.filter { $0 != keep })
+    }
+}

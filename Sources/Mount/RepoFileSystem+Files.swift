@@ -1,0 +1,277 @@
+import CFuse
+import Foundation
+
+extension RepoFileSystem {
+    /// Opens a file. Writing handles work on a journal data file (the blob is copied in
+    /// first unless the open truncates); reading handles of unmodified files read the
+    /// cached blob, and only those may keep the kernel's page cache.
+    public func open(_ ino: UInt64, flags: OpenFlags, mayBlock: Bool = true) throws(FSError) -> OpenResult {
+        if flags.write || flags.truncate {
+            guard !isReadOnly else { throw FSError.readOnly }
+        }
+        let node = try state.withLock { state throws(FSError) in try state.table.node(ino) }
+        switch node.kind {
+        case .directory: if flags.write { throw FSError.isDirectory(pathName(ino)) }
+        case .symlink: throw FSError(ELOOP, "\(pathName(ino)) is a symlink")
+        case .file: break
+        }
+        let source: FileContent
+        let descriptor: Int32
+        if flags.write || flags.truncate {
+            let id = try materialize(ino, empty: flags.truncate, mayBlock: mayBlock)
+            descriptor = try journal.openData(id)
+            source = .data(id)
+            if flags.truncate {
+                ftruncate(descriptor, 0)
+                state.withLock { state in
+                    state.table.nodes[ino]?.size = 0
+                    let now = Timestamp.now()
+                    state.table.nodes[ino]?.mtime = now
+                    state.table.nodes[ino]?.ctime = now
+                    if let path = state.table.path(of: ino) { state.table.touch(path) }
+                }
+            }
+        } else {
+            (source, descriptor) = try openDescriptor(for: node.content, mayBlock: mayBlock)
+        }
+        return state.withLock { state in
+            state.table.nodes[ino]?.opens += 1
+            let handle = newHandleID(&state)
+            state.files[handle] = OpenFile(ino: ino, writable: flags.write, append: flags.append, source: source,
+                                             descriptor: descriptor, dirty: flags.truncate)
+            if case .blob = source { return OpenResult(handle: handle, keepCache: true) }
+            return OpenResult(handle: handle, keepCache: false)
+        }
+    }
+
+    /// A descriptor reading `content`.
+    private func openDescriptor(for content: FileContent, mayBlock: Bool) throws(FSError) -> (FileContent, Int32) {
+        switch content {
+        case .blob(let oid):
+            let path = try blobPath(oid, mayBlock: mayBlock)
+            let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw FSError.posix("cannot open cached blob \(oid)") }
+            return (content, fd)
+        case .data(let id):
+            return (content, try journal.openData(id))
+        case .none, .target:
+            throw FSError.invalid("not a regular file")
+        }
+    }
+
+    /// Where to read `size` bytes at `offset`: the handle's descriptor, reopened on the
+    /// node's current content if another handle has modified the file since.
+    public func read(_ ino: UInt64, handle: UInt64, offset: Int64, size: Int, mayBlock: Bool = true) throws(FSError) -> ReadSource {
+        for _ in 0..<3 {
+            let answer = try state.withLock { state throws(FSError) -> (ReadSource?, FileContent) in
+                guard let file = state.files[handle] else { throw FSError.badHandle(handle) }
+                let node = try state.table.node(file.ino)
+                let length = offset >= Int64(node.size) ? 0 : Int(min(Int64(size), Int64(node.size) - offset))
+                if file.source == node.content || node.content == .none {
+                    return (ReadSource(descriptor: file.descriptor, offset: offset, length: length), node.content)
+                }
+                return (nil, node.content)
+            }
+            if let source = answer.0 { return source }
+            let (content, descriptor) = try openDescriptor(for: answer.1, mayBlock: mayBlock)
+            state.withLock { state in
+                guard var file = state.files[handle] else { close(descriptor); return }
+                file.retired.append(file.descriptor)
+                file.descriptor = descriptor
+                file.source = content
+                state.files[handle] = file
+            }
+        }
+        throw FSError(EIO, "\(pathName(ino)) keeps changing underneath the read; retry")
+    }
+
+    /// Writes bytes at `offset` (at the end for O_APPEND handles).
+    public func write(_ ino: UInt64, handle: UInt64, offset: Int64, bytes: UnsafeRawBufferPointer) throws(FSError) -> Int {
+        guard !isReadOnly else { throw FSError.readOnly }
+        let (descriptor, position) = try state.withLock { state throws(FSError) -> (Int32, Int64) in
+            guard let file = state.files[handle] else { throw FSError.badHandle(handle) }
+            guard file.writable, case .data = file.source else { throw FSError(EBADF, "file handle \(handle) is not open for writing") }
+            guard var node = state.table.nodes[file.ino] else { throw FSError(ESTALE, "inode \(file.ino) is gone") }
+            var position = offset
+            if file.append {
+                // Reserve the range under the lock so concurrent appends never overlap.
+                position = Int64(node.size)
+                node.size += UInt64(bytes.count)
+                state.table.nodes[file.ino] = node
+            }
+            return (file.descriptor, position)
+        }
+        var written = 0
+        while written < bytes.count {
+            let count = pwrite(descriptor, bytes.baseAddress! + written, bytes.count - written, off_t(position) + off_t(written))
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw FSError.posix("write to \(pathName(ino)) failed in the journal")
+            }
+            written += count
+        }
+        state.withLock { state in
+            guard var node = state.table.nodes[ino] else { return }
+            node.size = max(node.size, UInt64(position) + UInt64(written))
+            let now = Timestamp.now()
+            node.mtime = now
+            node.ctime = now
+            state.table.nodes[ino] = node
+            state.files[handle]?.dirty = true
+            if let path = state.table.path(of: ino) { state.table.touch(path) }
+        }
+        return written
+    }
+
+    /// close(2): the written bytes and every namespace record so far become durable.
+    public func flush(_ ino: UInt64, handle: UInt64) throws(FSError) {
+        try makeDurable(handle: handle, dataOnly: false)
+    }
+
+    public func fsync(_ ino: UInt64, handle: UInt64, dataOnly: Bool) throws(FSError) {
+        try makeDurable(handle: handle, dataOnly: dataOnly)
+    }
+
+    /// fsyncdir: namespace records become durable.
+    public func fsyncdir() throws(FSError) {
+        try journal.sync()
+    }
+
+    public func release(_ ino: UInt64, handle: UInt64) {
+        do {
+            try makeDurable(handle: handle, dataOnly: false)
+        } catch {
+            logger.error("could not make a closed file durable", metadata: ["inode": "\(ino)", "error": "\(error)"])
+        }
+        let garbage = state.withLock { state -> [UInt64] in
+            guard let file = state.files.removeValue(forKey: handle) else { return [] }
+            close(file.descriptor)
+            file.retired.forEach { close($0) }
+            state.table.nodes[file.ino]?.opens -= 1
+            return state.table.dropIfUnused(file.ino)
+        }
+        discard(garbage)
+    }
+
+    /// fsync the handle's data file if it was written, record the file's current state
+    /// in the journal and fsync the journal: after this returns, a crash loses nothing.
+    private func makeDurable(handle: UInt64, dataOnly: Bool) throws(FSError) {
+        let pending = state.withLock { state -> (Int32, Bool)? in
+            guard let file = state.files[handle], file.dirty else { return nil }
+            state.files[handle]?.dirty = false
+            return (file.descriptor, state.unsyncedDataFiles)
+        }
+        guard let (descriptor, newFiles) = pending else {
+            try journal.sync()
+            return
+        }
+        if fdatasync(descriptor) != 0 {
+            let error = FSError.posix("cannot fsync journal data")
+            state.withLock { $0.files[handle]?.dirty = true }
+            throw error
+        }
+        if newFiles {
+            state.withLock { $0.unsyncedDataFiles = false }
+            journal.syncDataDirectory()
+        }
+        try state.withLock { state throws(FSError) in
+            guard let file = state.files[handle], case .data(let id) = file.source,
+                  let node = state.table.nodes[file.ino], node.content == .data(id),
+                  let path = state.table.path(of: file.ino) else { return }
+            try journal.append(.file(path: path, data: id, permissions: node.permissions))
+        }
+        try journal.sync()
+        scheduleFlush()
+    }
+
+    /// Allocates (or punches, with the matching mode) space in a file open for writing.
+    public func fallocate(_ ino: UInt64, handle: UInt64, mode: Int32, offset: Int64, length: Int64) throws(FSError) {
+        guard !isReadOnly else { throw FSError.readOnly }
+        let descriptor = try state.withLock { state throws(FSError) -> Int32 in
+            guard let file = state.files[handle], file.writable, case .data = file.source else {
+                throw FSError(EBADF, "file handle \(handle) is not open for writing")
+            }
+            return file.descriptor
+        }
+        guard cfuse_fallocate(descriptor, mode, offset, length) == 0 else {
+            throw FSError.posix("fallocate on \(pathName(ino))")
+        }
+        var info = Glibc.stat()
+        guard fstat(descriptor, &info) == 0 else { throw FSError.posix("fstat of journal data") }
+        state.withLock { state in
+            state.table.nodes[ino]?.size = UInt64(info.st_size)
+            state.files[handle]?.dirty = true
+            if let path = state.table.path(of: ino) { state.table.touch(path) }
+        }
+    }
+
+    /// Gives `ino` its own journal data file, copying the blob in unless `empty`.
+    /// Returns the data file's id (the existing one if the file was written before).
+    func materialize(_ ino: UInt64, empty: Bool, mayBlock: Bool) throws(FSError) -> UInt64 {
+        let content = try state.withLock { state throws(FSError) in try state.table.node(ino).content }
+        let oid: String?
+        switch content {
+        case .data(let id): return id
+        case .blob(let blob): oid = blob
+        case .none, .target: throw FSError.invalid("\(pathName(ino)) is not a regular file")
+        }
+        var sourcePath: String?
+        if !empty, let oid { sourcePath = try blobPath(oid, mayBlock: mayBlock) }
+        let (id, descriptor) = try journal.createData()
+        defer { close(descriptor) }
+        var size: UInt64 = 0
+        if let sourcePath {
+            size = try copyFile(from: sourcePath, to: descriptor)
+        }
+        let winner = try state.withLock { state throws(FSError) -> UInt64 in
+            guard var node = state.table.nodes[ino] else { throw FSError(ESTALE, "inode \(ino) is gone") }
+            if case .data(let other) = node.content { return other }  // Another open won the race.
+            node.content = .data(id)
+            node.size = size
+            state.table.nodes[ino] = node
+            state.unsyncedDataFiles = true
+            if let path = state.table.path(of: ino) {
+                try journal.append(.file(path: path, data: id, permissions: node.permissions))
+                state.table.touch(path)
+            }
+            return id
+        }
+        if winner != id { journal.removeData(id) }
+        return winner
+    }
+
+    func pathName(_ ino: UInt64) -> String {
+        state.withLock { state in state.table.path(of: ino).map { "'/\($0)'" } ?? "inode \(ino)" }
+    }
+}
+
+/// Copies a whole file into `descriptor` in the kernel (copy_file_range), falling back
+/// to a read/write loop, and returns the byte count.
+func copyFile(from path: String, to descriptor: Int32) throws(FSError) -> UInt64 {
+    let source = open(path, O_RDONLY | O_CLOEXEC)
+    guard source >= 0 else { throw FSError.posix("cannot open \(path)") }
+    defer { close(source) }
+    var total: UInt64 = 0
+    while true {
+        let count = cfuse_copy_file_range(source, descriptor, 1 << 30)
+        if count > 0 { total += UInt64(count); continue }
+        if count == 0 { return total }
+        if errno == EINTR { continue }
+        break  // EXDEV / ENOSYS on some filesystems: copy by hand.
+    }
+    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { pread(source, $0.baseAddress!, $0.count, off_t(total)) }
+        if count < 0 { if errno == EINTR { continue }; throw FSError.posix("cannot read \(path)") }
+        if count == 0 { return total }
+        var done = 0
+        while done < count {
+            let written = buffer.withUnsafeBytes { raw in
+                pwrite(descriptor, raw.baseAddress! + done, count - done, off_t(total) + off_t(done))
+            }
+            if written < 0 { if errno == EINTR { continue }; throw FSError.posix("cannot write journal data") }
+            done += written
+        }
+        total += UInt64(count)
+    }
+}

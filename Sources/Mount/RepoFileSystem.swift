@@ -1,0 +1,353 @@
+import Foundation
+import Logging
+import MesaAPI
+import Store
+import Synchronization
+
+/// An open file.
+struct OpenFile: Sendable {
+    let ino: UInt64
+    let writable: Bool
+    let append: Bool
+    /// What `descriptor` reads: the node's content when the handle last looked.
+    var source: FileContent
+    var descriptor: Int32
+    /// Descriptors replaced while reads may still use them; closed at release.
+    var retired: [Int32] = []
+    /// Written since the last durability point (close/fsync).
+    var dirty = false
+}
+
+/// An open directory: the entries at opendir time, so offsets stay stable while the
+/// directory changes underneath a reader.
+struct DirectoryHandle: Sendable {
+    let ino: UInt64
+    let entries: [DirectoryListingEntry]
+}
+
+/// What FUSE callbacks touch, behind one lock held only for in-memory work.
+struct CoreState: Sendable {
+    var table: InodeTable
+    var files: [UInt64: OpenFile] = [:]
+    var directories: [UInt64: DirectoryHandle] = [:]
+    var nextHandle: UInt64 = 1
+    /// Listings of unmodified directories come from this change.
+    var readChange: ChangeID
+    /// The timestamp of unmodified files.
+    var baseTime: Timestamp
+    /// Data files whose directory entries are not yet fsynced.
+    var unsyncedDataFiles = false
+}
+
+/// The versioning side of a mount, changed by flushes, checkpoints and edits.
+struct VersionState: Sendable {
+    var bookmark: String?
+    var bookmarkExpected: ChangeID?
+    var base: ChangeID
+    var working: ChangeID?
+    var baseTime: Timestamp
+    var lastError: String?
+    var lastFlush: Date?
+}
+
+/// Receives kernel cache invalidations (implemented by the FUSE session).
+public protocol Invalidator: Sendable {
+    func invalidateInode(_ ino: UInt64)
+    func invalidateEntry(parent: UInt64, name: String)
+}
+
+/// The filesystem of one repository: inodes, lazy directory listings, blob-backed reads,
+/// journaled writes and the flusher that turns them into a working change. Everything
+/// here runs without FUSE; `FUSEAdapter` only translates. Methods that may need the
+/// backend take `mayBlock`: with false they throw `FSError.wouldBlock` instead of
+/// waiting, so the adapter can answer cached requests on the libfuse thread.
+public final class RepoFileSystem: Sendable {
+    public let configuration: MountConfiguration
+    let backend: any Backend
+    let cache: BlobCache
+    let journal: Journal
+    let state: Mutex<CoreState>
+    let versions: Mutex<VersionState>
+    /// Serializes flush rounds, checkpoints and edits (never taken inside `state`).
+    let flushLock = Mutex(())
+    let invalidator = Mutex<(any Invalidator)?>(nil)
+    let logger: Logger
+    private let flusher = Mutex<Flusher?>(nil)
+
+    public var org: String { configuration.org }
+    public var repo: String { configuration.repo }
+    /// Mode "ro", or a key without the write scope: every modifying call gets EROFS.
+    public let isReadOnly: Bool
+
+    /// Opens a mount of `configuration.repo`. Resolves the target (one metadata call;
+    /// no content is fetched) or, when the journal directory holds a previous run's
+    /// journal, recovers from it: its records are replayed and will be uploaded.
+    public init(configuration: MountConfiguration, backend: any Backend, cache: BlobCache,
+                logger: Logger = Logger(label: "mesa.mount")) throws(FSError) {
+        self.configuration = configuration
+        self.backend = backend
+        self.cache = cache
+        self.logger = logger
+        journal = try Journal(directory: configuration.journalDirectory)
+        isReadOnly = configuration.mode == .ro || !Self.keyCanWrite(backend)
+        let loaded = try journal.load()
+        let header: JournalHeader
+        if let loaded {
+            guard loaded.header.org == configuration.org, loaded.header.repo == configuration.repo else {
+                throw FSError(EINVAL, "journal \(configuration.journalDirectory) belongs to \(loaded.header.org)/\(loaded.header.repo), not \(configuration.org)/\(configuration.repo)")
+            }
+            header = loaded.header
+        } else {
+            header = try Self.resolve(configuration, backend)
+        }
+        let version = try VersionState(header)
+        versions = Mutex(version)
+        let root = Node(ino: InodeTable.rootIno, parent: InodeTable.rootIno, name: "", kind: .directory, permissions: 0o755,
+                        uid: configuration.uid, gid: configuration.gid, size: 4096, atime: header.baseTime,
+                        mtime: header.baseTime, ctime: header.baseTime, content: .none, children: nil)
+        state = Mutex(CoreState(table: InodeTable(root: root), readChange: version.working ?? version.base,
+                                baseTime: header.baseTime))
+        // Keep every record of a previous run until it is uploaded.
+        try journal.rewrite(header: header, keep: { _, _ in true })
+        if let loaded, !loaded.records.isEmpty {
+            try replay(loaded.records)
+            logger.info("replayed journal", metadata: ["repo": "\(org)/\(repo)", "records": "\(loaded.records.count)"])
+        }
+        if let loaded {
+            journal.collectGarbage(keeping: Set(loaded.records.compactMap {
+                if case .file(_, let data, _) = $0 { return data } else { return nil }
+            }))
+        } else {
+            journal.collectGarbage(keeping: [])
+        }
+        if configuration.backgroundFlush && !isReadOnly {
+            let flusher = Flusher(debounce: configuration.debounce, maxDelay: configuration.maxRetryDelay,
+                                  logger: logger) { [weak self] in
+                guard let self else { return .idle }
+                return self.backgroundRound()
+            }
+            self.flusher.withLock { $0 = flusher }
+            if loaded.map({ !$0.records.isEmpty }) ?? false { flusher.notify() }
+        }
+    }
+
+    deinit {
+        flusher.withLock { $0?.stop() }
+        state.withLock { state in
+            for handle in state.files.values {
+                close(handle.descriptor)
+                handle.retired.forEach { close($0) }
+            }
+        }
+    }
+
+    /// Stops the background flusher (after `flush()`, before dropping the mount).
+    public func stopFlusher() {
+        let flusher = self.flusher.withLock { flusher in defer { flusher = nil }; return flusher }
+        flusher?.stop()
+    }
+
+    func setInvalidator(_ invalidator: (any Invalidator)?) { self.invalidator.withLock { $0 = invalidator } }
+
+    /// Tells the flusher that something changed (it waits for the debounce to elapse).
+    func scheduleFlush() { flusher.withLock { $0 }?.notify() }
+
+    /// Whether the backend's key may write. Unknown (backend unreachable) counts as
+    /// yes: the store still refuses an unauthorized upload, and the journal keeps it.
+    private static func keyCanWrite(_ backend: any Backend) -> Bool {
+        guard let identity = try? backend.whoami() else { return true }
+        return identity.scopes.contains { $0 >= .write }
+    }
+
+    /// Flushes and stops the background uploader: call before dropping the mount
+    /// (unmount, shutdown). Throws if the upload fails; the journal keeps the work.
+    public func shutdown() throws(MesaError) {
+        stopFlusher()
+        if !isReadOnly { try flush() }
+    }
+
+    // MARK: Target resolution
+
+    /// Resolves what a fresh mount shows: the target's change, forking one for `branchedFrom`.
+    private static func resolve(_ configuration: MountConfiguration, _ backend: any Backend) throws(FSError) -> JournalHeader {
+        let org = configuration.org, repo = configuration.repo
+        return try fsErrors {
+            func bookmarkOrDefault(_ name: String?) throws -> Bookmark {
+                let name = try name ?? backend.repo(org: org, name: repo).defaultBookmark
+                return try backend.bookmark(org: org, repo: repo, name: name)
+            }
+            func time(_ change: ChangeID) throws -> Timestamp {
+                change.isRoot ? Timestamp.now() : Timestamp(try backend.change(org: org, repo: repo, id: change).change.updatedAt)
+            }
+            switch configuration.target {
+            case .bookmark(let name):
+                let bookmark = try bookmarkOrDefault(name)
+                return JournalHeader(org: org, repo: repo, bookmark: bookmark.name, bookmarkExpected: bookmark.changeID.rawValue,
+                                     base: bookmark.changeID.rawValue, working: nil, baseTime: try time(bookmark.changeID))
+            case .change(let id):
+                return JournalHeader(org: org, repo: repo, bookmark: nil, bookmarkExpected: nil, base: id.rawValue,
+                                     working: nil, baseTime: try time(id))
+            case .branchedFrom(let spec):
+                guard configuration.mode == .rw else {
+                    throw FSError.invalid("branchedFrom needs mode \"rw\": it creates a change")
+                }
+                let parent = try spec.change ?? bookmarkOrDefault(spec.bookmark).changeID
+                let fork = try backend.createChange(org: org, repo: repo, base: parent, message: spec.describe ?? "", files: [])
+                if let name = spec.newBookmark {
+                    _ = try backend.createBookmark(org: org, repo: repo, name: name, at: fork.id)
+                }
+                return JournalHeader(org: org, repo: repo, bookmark: spec.newBookmark,
+                                     bookmarkExpected: spec.newBookmark == nil ? nil : fork.id.rawValue,
+                                     base: parent.rawValue, working: fork.id.rawValue, baseTime: try time(parent))
+            }
+        }
+    }
+
+    // MARK: Helpers shared by reads and writes
+
+    /// Makes sure directory `ino` is listed, fetching its entries from the backend.
+    func ensureListed(_ ino: UInt64, mayBlock: Bool) throws(FSError) {
+        let (path, change) = try state.withLock { state throws(FSError) -> (String?, ChangeID) in
+            let node = try state.table.node(ino)
+            guard node.kind == .directory else { throw FSError.notDirectory(state.table.path(of: ino) ?? "inode \(ino)") }
+            if node.children != nil { return (nil, state.readChange) }
+            guard let path = state.table.path(of: ino) else {
+                throw FSError(ENOENT, "directory inode \(ino) was removed")
+            }
+            return (path, state.readChange)
+        }
+        guard let path else { return }
+        guard mayBlock else { throw FSError.wouldBlock }
+        try load(path, depth: 1, at: change)
+    }
+
+    /// Lists every directory below `ino` (a directory about to move: the flusher must
+    /// upload all of it under its new path).
+    func ensureSubtreeListed(_ ino: UInt64, mayBlock: Bool) throws(FSError) {
+        while true {
+            let pending = state.withLock { state in
+                state.table.unlistedDirectories(under: ino).compactMap { state.table.path(of: $0) }
+            }
+            guard let first = pending.first else { return }
+            guard mayBlock else { throw FSError.wouldBlock }
+            let change = state.withLock { $0.readChange }
+            try load(first, depth: 10, at: change)
+        }
+    }
+
+    /// Fetches a listing and fills every unlisted directory it covers.
+    private func load(_ path: String, depth: Int, at change: ChangeID) throws(FSError) {
+        let content: Content
+        do {
+            content = try backend.content(org: org, repo: repo, at: .change(change), path: path, depth: depth)
+        } catch {
+            let failure = FSError.from(error)
+            if failure.errno == ENOENT {
+                // Gone from the change (or never there): an empty directory is the honest view.
+                content = .directory(path: path, oid: "", entries: [])
+            } else {
+                throw failure
+            }
+        }
+        guard case .directory(_, _, let entries) = content else {
+            throw FSError.notDirectory(path)
+        }
+        var byParent: [String: [DirectoryEntry]] = [:]
+        for entry in entries {
+            let parent = parentPath(entry.path)
+            byParent[parent, default: []].append(entry)
+        }
+        state.withLock { state in
+            // Parents first, so children of nested listings find their directory node.
+            var queue = [path]
+            while let current = queue.popLast() {
+                guard let ino = Self.lookupPath(state.table, current), var node = state.table.nodes[ino],
+                      node.kind == .directory else { continue }
+                let listed = byParent[current] ?? []
+                if node.children == nil {
+                    var children: [String: UInt64] = [:]
+                    for entry in listed {
+                        children[entry.name] = Self.nodeFor(entry, parent: ino, stale: node.staleChildren, &state)
+                    }
+                    node.children = children
+                    state.table.nodes[ino] = node
+                }
+                for entry in listed where entry.type == .dir && depth > 1 && entry.path.split(separator: "/").count - (path.isEmpty ? 0 : path.split(separator: "/").count) < depth {
+                    queue.append(entry.path)
+                }
+            }
+        }
+    }
+
+    /// Creates (or, after a view switch, revives) the node for a listed entry.
+    private static func nodeFor(_ entry: DirectoryEntry, parent: UInt64, stale: [String: UInt64]?, _ state: inout CoreState) -> UInt64 {
+        let kind: NodeKind = switch entry.type {
+        case .dir: .directory
+        case .file: .file
+        case .symlink: .symlink
+        }
+        let permissions: UInt32 = switch entry.mode {
+        case .executable: 0o755
+        case .symlink: 0o777
+        case .regular: 0o644
+        case nil: 0o755
+        }
+        var ino = state.table.allocateIno()
+        if let old = stale?[entry.name], let node = state.table.nodes[old], node.kind == kind, !node.linked {
+            ino = old
+        }
+        let previous = state.table.nodes[ino]
+        var node = Node(ino: ino, parent: parent, name: entry.name, kind: kind, permissions: permissions,
+                        uid: previous?.uid ?? state.table.nodes[InodeTable.rootIno]?.uid ?? 0,
+                        gid: previous?.gid ?? state.table.nodes[InodeTable.rootIno]?.gid ?? 0,
+                        size: UInt64(entry.size ?? 4096), atime: state.baseTime, mtime: state.baseTime, ctime: state.baseTime,
+                        content: kind == .directory ? .none : .blob(entry.oid), children: nil)
+        node.lookups = previous?.lookups ?? 0
+        node.opens = previous?.opens ?? 0
+        node.staleChildren = previous?.children ?? previous?.staleChildren
+        state.table.nodes[ino] = node
+        return ino
+    }
+
+    /// The node at a repository path, if every directory on the way is listed.
+    static func lookupPath(_ table: InodeTable, _ path: String) -> UInt64? {
+        var ino = InodeTable.rootIno
+        for name in path.split(separator: "/") {
+            guard let next = table.nodes[ino]?.children?[String(name)] else { return nil }
+            ino = next
+        }
+        return ino
+    }
+
+    /// The local path of a blob, downloading it into the cache on a miss.
+    func blobPath(_ oid: String, mayBlock: Bool) throws(FSError) -> String {
+        if let path = cache.path(for: oid) { return path }
+        guard mayBlock else { throw FSError.wouldBlock }
+        let bytes = try fsErrors { try backend.blob(org: org, repo: repo, oid: oid) }
+        return try cache.store(oid, bytes: bytes)
+    }
+
+    /// Deletes data files that no node uses any more.
+    func discard(_ dataFiles: [UInt64]) {
+        for id in dataFiles { journal.removeData(id) }
+    }
+
+    func newHandleID(_ state: inout CoreState) -> UInt64 {
+        defer { state.nextHandle += 1 }
+        return state.nextHandle
+    }
+}
+
+extension VersionState {
+    init(_ header: JournalHeader) throws(FSError) {
+        do {
+            bookmark = header.bookmark
+            bookmarkExpected = try header.bookmarkExpected.map { try ChangeID($0) }
+            base = try ChangeID(header.base)
+            working = try header.working.map { try ChangeID($0) }
+        } catch {
+            throw FSError(EIO, "journal header holds an invalid change id: \(error)")
+        }
+        baseTime = header.baseTime
+    }
+}
