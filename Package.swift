@@ -33,7 +33,7 @@ let package = Package(
             dependencies: ["CGit2", "CSQLite", "COpenSSL", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "MesaAPI", dependencies: ["Store", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "RPC"),
+        .target(name: "RPC", dependencies: [.product(name: "Logging", package: "swift-log")]),
         // The typed Mesa method catalogue: one type per JSON-RPC method.
         .target(name: "MesaProtocol", dependencies: ["RPC"]),
         .target(name: "Mount", dependencies: ["CFuse", "MesaAPI"]),

@@ -23,11 +23,10 @@ extension Daemon {
     /// Serves many clients on `<runtime>/mesad.sock` until stopped. The runtime directory
     /// is 0700, the socket 0600, and peers of another uid are refused (SO_PEERCRED).
     /// A lock file makes a second daemon on the same runtime directory refuse to start.
+    /// The caller holds the `RuntimeLock` (taken before the store is opened, so a second
+    /// daemon is refused with "already running" rather than a store error).
     public func serveSocket(onReady: @Sendable () -> Void = {}) async throws {
         let paths = config.paths
-        try makePrivateDirectory(paths.runtimeDirectory)
-        let lock = try RuntimeLock(paths: paths)
-        defer { lock.release() }
 
         let listener: UnixSocketListener
         do { listener = try UnixSocketListener(path: paths.socketPath, logger: logger) } catch {
@@ -39,6 +38,7 @@ extension Daemon {
         var options = Connection.Options()
         options.maximumFrameSize = config.maxFrameBytes
         let connections = Mutex<[UInt64: Connection]>([:])
+        let connectionOptions = options
         let ownUID = getuid()
         listener.start { accepted in
             if let peer = accepted.peer, peer.uid != ownUID, peer.uid != 0 {
@@ -47,7 +47,7 @@ extension Daemon {
                 return
             }
             do {
-                let connection = try Connection(socket: accepted.fd, dispatcher: self.dispatcher, options: options, logger: self.logger)
+                let connection = try Connection(socket: accepted.fd, dispatcher: self.dispatcher, options: connectionOptions, logger: self.logger)
                 connections.withLock { $0[connection.info.id] = connection }
                 connection.onClose { _ in _ = connections.withLock { $0.removeValue(forKey: connection.info.id) } }
                 connection.start()
@@ -72,10 +72,11 @@ extension Daemon {
 
 /// An exclusive `flock` on `<runtime>/mesad.lock`, held for the daemon's life; the
 /// kernel drops it when the process dies, so a crashed daemon never blocks a restart.
-struct RuntimeLock: Sendable {
+public struct RuntimeLock: Sendable {
     let descriptor: Int32
 
-    init(paths: Paths) throws {
+    public init(paths: Paths) throws {
+        try makePrivateDirectory(paths.runtimeDirectory)
         descriptor = open(paths.lockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             throw ConfigError("cannot open \(paths.lockFile): \(String(cString: strerror(errno)))")
@@ -87,5 +88,5 @@ struct RuntimeLock: Sendable {
         }
     }
 
-    func release() { close(descriptor) }
+    public func release() { close(descriptor) }
 }

@@ -1,4 +1,4 @@
-import Dispatch
+@preconcurrency import Dispatch
 import Foundation
 
 /// SIGTERM and SIGINT become a callback (a graceful stop) instead of killing the process.

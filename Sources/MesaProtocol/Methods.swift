@@ -27,16 +27,29 @@ public enum Initialize: MesaMethod {
         public var serverInfo: ServerInfo
         public var protocolVersion: String
         public var capabilities: Capabilities
+        public init(serverInfo: ServerInfo, protocolVersion: String, capabilities: Capabilities) {
+            self.serverInfo = serverInfo
+            self.protocolVersion = protocolVersion
+            self.capabilities = capabilities
+        }
     }
     public struct ServerInfo: Codable, Sendable {
         public var name: String
         public var version: String
+        public init(name: String, version: String) {
+            self.name = name
+            self.version = version
+        }
     }
     public struct Capabilities: Codable, Sendable {
         /// Every method this daemon answers.
         public var methods: [String]
         /// Notifications it may send.
         public var notifications: [String]
+        public init(methods: [String], notifications: [String]) {
+            self.methods = methods
+            self.notifications = notifications
+        }
     }
 }
 
@@ -62,6 +75,14 @@ public enum Whoami: MesaMethod {
         public var repoIds: [String]?
         /// "embedded" or the REST base URL.
         public var backend: String
+        public init(org: OrgInfo, keyId: String? = nil, keyName: String? = nil, scopes: [String], repoIds: [String]? = nil, backend: String) {
+            self.org = org
+            self.keyId = keyId
+            self.keyName = keyName
+            self.scopes = scopes
+            self.repoIds = repoIds
+            self.backend = backend
+        }
     }
 }
 
@@ -70,11 +91,19 @@ public enum ListOrgs: MesaMethod {
     public typealias Params = NoParams
     public struct Result: Codable, Sendable {
         public var orgs: [Org]
+        public init(orgs: [Org]) {
+            self.orgs = orgs
+        }
     }
     public struct Org: Codable, Sendable {
         public var name: String
         public var mount: String
         public var backend: String
+        public init(name: String, mount: String, backend: String) {
+            self.name = name
+            self.mount = mount
+            self.backend = backend
+        }
     }
 }
 
@@ -96,6 +125,11 @@ public enum ListRepos: MesaMethod {
         public var repos: [RepoInfo]
         public var nextCursor: String?
         public var hasMore: Bool
+        public init(repos: [RepoInfo], nextCursor: String? = nil, hasMore: Bool) {
+            self.repos = repos
+            self.nextCursor = nextCursor
+            self.hasMore = hasMore
+        }
     }
 }
 
@@ -111,6 +145,9 @@ public enum GetRepo: MesaMethod {
     }
     public struct Result: Codable, Sendable {
         public var repo: RepoInfo
+        public init(repo: RepoInfo) {
+            self.repo = repo
+        }
     }
 }
 
@@ -162,6 +199,10 @@ public enum CreateEphemeralKey: MesaMethod {
         /// The secret: shown once, never again.
         public var key: String
         public var info: KeyInfo
+        public init(key: String, info: KeyInfo) {
+            self.key = key
+            self.info = info
+        }
     }
 }
 
@@ -184,6 +225,11 @@ public enum ListKeys: MesaMethod {
         public var keys: [KeyInfo]
         public var nextCursor: String?
         public var hasMore: Bool
+        public init(keys: [KeyInfo], nextCursor: String? = nil, hasMore: Bool) {
+            self.keys = keys
+            self.nextCursor = nextCursor
+            self.hasMore = hasMore
+        }
     }
 }
 

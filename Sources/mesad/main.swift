@@ -56,6 +56,12 @@ struct Mesad: AsyncParsableCommand {
         guard config.apiURL == nil else {
             throw fail("api-url is set (\(config.apiURL ?? "")), but the remote backend is not implemented yet; unset MESA_API_URL to use the embedded store", code: 2)
         }
+        // Socket mode: refuse a second daemon before touching the store.
+        var lock: RuntimeLock?
+        if !stdio {
+            do { lock = try RuntimeLock(paths: config.paths) } catch { throw fail("\(error)", code: 1) }
+        }
+        defer { lock?.release() }
         let orgs: OrgBackends
         do { orgs = try CredentialResolver.embedded(config, logger: logger) } catch {
             throw fail("\(error)", code: 1)
