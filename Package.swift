@@ -17,6 +17,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // C shims: each wraps one system library and the macros / variadic
@@ -33,21 +34,36 @@ let package = Package(
         ),
         .target(name: "MesaAPI", dependencies: ["Store", .product(name: "Logging", package: "swift-log")]),
         .target(name: "RPC", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        // The typed Mesa method catalogue: one type per JSON-RPC method.
+        .target(name: "MesaProtocol", dependencies: ["RPC"]),
         .target(name: "Mount", dependencies: ["CFuse", "MesaAPI", "Store", .product(name: "Logging", package: "swift-log")],
                 exclude: ["README.md"]),
-        .target(name: "Client", dependencies: ["RPC"]),
+        .target(
+            name: "Client",
+            dependencies: ["RPC", "MesaProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .target(name: "APIServer", dependencies: ["MesaAPI"]),
 
         // The daemon as a library (config, credentials, handlers, listeners), so tests
         // can drive it in process; `mesad` is its thin executable.
         .target(
             name: "MesaDaemon",
-            dependencies: ["RPC", "Mount", "MesaAPI", "Store", .product(name: "TOMLKit", package: "TOMLKit"),
+            dependencies: ["RPC", "MesaProtocol", "Mount", "MesaAPI", "Store", .product(name: "TOMLKit", package: "TOMLKit"),
                            .product(name: "Logging", package: "swift-log")]
         ),
-        .executableTarget(name: "mesad", dependencies: ["MesaDaemon"]),
-        .executableTarget(name: "mesa-client", dependencies: ["Client"]),
-        .executableTarget(name: "mesa", dependencies: ["Client"]),
+        .executableTarget(
+            name: "mesad",
+            dependencies: ["MesaDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(
+            name: "mesa-client",
+            dependencies: ["Client", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "mesa",
+            dependencies: ["Client", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(name: "mesa-server", dependencies: ["APIServer"]),
         .executableTarget(name: "store-bench", dependencies: ["Store"], path: "bench/store-bench"),
 

@@ -1,5 +1,87 @@
-// Placeholder until its issue lands: say so plainly instead of pretending to work.
+// mesa: the command line of Mesa's guides (`mesa mount -d -y`, `mesa repo list`, …),
+// driving mesad through the same client library as mesa-client.
+import ArgumentParser
+import Client
 import Foundation
+import MesaProtocol
 
-FileHandle.standardError.write(Data("mesa: not implemented yet; this build only provides the store (issue #2)\n".utf8))
-exit(1)
+struct MesaCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mesa",
+        abstract: "Mesa: versioned repositories mounted as plain directories.",
+        subcommands: [Version.self, Status.self, RepoCommand.self])
+}
+
+struct Version: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version of mesa (and of mesad if it runs).")
+    func run() async throws {
+        print("mesa \(ClientVersion.current)")
+        if let client = try? MesaClient.connect(autostart: false),
+           let info = try? await client.call(Initialize.self, .init(clientInfo: .init(name: "mesa", version: ClientVersion.current))) {
+            print("mesad \(info.serverInfo.version) (protocol \(info.protocolVersion))")
+            client.close()
+        }
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show whether mesad runs, and what it serves.")
+    @OptionGroup var options: ClientOptions
+    func run() async throws {
+        let client: MesaClient
+        do { client = try MesaClient.connect(autostart: false) } catch {
+            throw CLIFailure(message: error.description, status: CLIExit.unreachable)
+        }
+        defer { client.close() }
+        do {
+            let info = try await client.call(Initialize.self, .init(clientInfo: .init(name: "mesa", version: ClientVersion.current)))
+            let orgs = try await client.call(ListOrgs.self, .init())
+            if options.json {
+                print(Output.json(StatusReport(socket: client.socketPath, version: info.serverInfo.version, orgs: orgs.orgs)))
+            } else {
+                print("mesad \(info.serverInfo.version) running, socket \(client.socketPath)")
+                print(Output.table(["org", "mount", "backend"], orgs.orgs.map { [$0.name, $0.mount, $0.backend] }))
+            }
+        } catch {
+            throw CLIFailure(error)
+        }
+    }
+
+    struct StatusReport: Encodable {
+        let socket: String
+        let version: String
+        let orgs: [ListOrgs.Org]
+    }
+}
+
+struct RepoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "repo", abstract: "Repositories.", subcommands: [List.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List repositories of each configured org.")
+        @OptionGroup var options: ClientOptions
+        @Flag(help: "List every repo the key can see, across all pages.") var all = false
+        func run() async throws {
+            let client = try await options.connect()
+            defer { client.close() }
+            do {
+                var rows: [[String]] = []
+                var repos: [RepoInfo] = []
+                for org in try await client.call(ListOrgs.self, .init()).orgs {
+                    var cursor: String?
+                    repeat {
+                        let page = try await client.call(ListRepos.self, .init(org: org.name, cursor: cursor, limit: 100))
+                        repos += page.repos
+                        rows += page.repos.map { [org.name, $0.name, $0.defaultBookmark, $0.id] }
+                        cursor = all ? page.nextCursor : nil
+                    } while cursor != nil
+                }
+                print(options.json ? Output.json(repos) : Output.table(["org", "repo", "bookmark", "id"], rows))
+            } catch {
+                throw CLIFailure(error)
+            }
+        }
+    }
+}
+
+await CLIRunner.main(MesaCommand.self)

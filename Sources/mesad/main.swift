@@ -1,5 +1,106 @@
-// Placeholder until its issue lands: say so plainly instead of pretending to work.
+// mesad: the Mesa daemon. All logic lives in MesaDaemon; this file parses arguments,
+// sets up logging and signals, and picks stdio or socket mode.
+import ArgumentParser
 import Foundation
+import Logging
+import MesaDaemon
 
-FileHandle.standardError.write(Data("mesad: not implemented yet; this build only provides the store (issue #2)\n".utf8))
-exit(1)
+@main
+struct Mesad: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mesad",
+        abstract: "The Mesa daemon: JSON-RPC 2.0 over stdio or a Unix socket, versioned FUSE mounts.",
+        discussion: """
+        Without options mesad listens on $MESA_RUNTIME_DIR/mesad.sock (default $XDG_RUNTIME_DIR/mesa,
+        else ~/.local/share/mesa/run). With no api-url configured it serves the embedded store
+        (~/.local/share/mesa/store), creating org 'local' and an admin key on first boot.
+        Environment: MESA_ORGS=org:key[,…], MESA_ORG + MESA_API_KEY, MESA_API_URL, MESA_MOUNT_POINT,
+        MESA_RUNTIME_DIR, MESA_CACHE_PATH, MESA_NO_CONFIG_FILE, MESA_LOG (trace|debug|info|notice|warning|error).
+        """,
+        version: Daemon.version)
+
+    @Flag(name: .long, help: "Serve one session on stdin/stdout; exit when stdin closes.")
+    var stdio = false
+
+    @Flag(name: .shortAndLong, help: "Run in the background; return once the daemon answers on its socket.")
+    var daemonize = false
+
+    @Option(name: [.customShort("c"), .customLong("config-path")], help: "Read this config.toml instead of searching.")
+    var configPath: String?
+
+    @Flag(name: [.customShort("y"), .customLong("non-interactive")],
+          help: "Never prompt; on first boot write ~/.config/mesa/config.toml from the environment.")
+    var nonInteractive = false
+
+    func run() async throws {
+        let config: DaemonConfig
+        do { config = try DaemonConfig.load(.init(configPath: configPath)) } catch {
+            throw fail("\(error)", code: 2)
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: config.logLevel?.lowercased() ?? "info") ?? .info
+            return handler
+        }
+        let logger = Logger(label: "mesad")
+        config.warnings.forEach { logger.warning("\($0)") }
+
+        if daemonize {
+            if stdio { throw fail("--daemonize and --stdio cannot be combined", code: 2) }
+            try startInBackground(config)
+            return
+        }
+        if nonInteractive, let written = try? config.writeFirstBootConfigIfMissing() {
+            logger.info("wrote first-boot config", metadata: ["path": "\(written)"])
+        }
+        guard config.apiURL == nil else {
+            throw fail("api-url is set (\(config.apiURL ?? "")), but the remote backend is not implemented yet; unset MESA_API_URL to use the embedded store", code: 2)
+        }
+        // Socket mode: refuse a second daemon before touching the store.
+        var lock: RuntimeLock?
+        if !stdio {
+            do { lock = try RuntimeLock(paths: config.paths) } catch { throw fail("\(error)", code: 1) }
+        }
+        defer { lock?.release() }
+        let orgs: OrgBackends
+        do { orgs = try CredentialResolver.embedded(config, logger: logger) } catch {
+            throw fail("\(error)", code: 1)
+        }
+        let daemon = Daemon(config: config, orgs: orgs, logger: logger)
+        let signals = SignalHandlers { signal in
+            logger.info("received signal \(signal); stopping")
+            daemon.requestStop()
+        }
+        defer { signals.cancel() }
+        do {
+            if stdio { try await daemon.serveStdio() } else { try await daemon.serveSocket() }
+        } catch {
+            throw fail("\(error)", code: 1)
+        }
+    }
+
+    private func startInBackground(_ config: DaemonConfig) throws {
+        var arguments: [String] = []
+        if let configPath { arguments += ["--config-path", configPath] }
+        if nonInteractive { arguments.append("-y") }
+        let logFile = config.logFile ?? config.paths.runtimeDirectory + "/mesad.log"
+        do {
+            try FileManager.default.createDirectory(atPath: config.paths.runtimeDirectory, withIntermediateDirectories: true)
+            chmod(config.paths.runtimeDirectory, 0o700)
+            let pid = try Daemonizer.start(executable: Self.executablePath, arguments: arguments, logFile: logFile,
+                                           socketPath: config.paths.socketPath)
+            print("mesad running (pid \(pid)), socket \(config.paths.socketPath), log \(logFile)")
+        } catch {
+            throw fail("mesad failed to start:\n\(error)", code: 1)
+        }
+    }
+
+    static var executablePath: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    private func fail(_ message: String, code: Int32) -> ExitCode {
+        FileHandle.standardError.write(Data("mesad: \(message)\n".utf8))
+        return ExitCode(code)
+    }
+}

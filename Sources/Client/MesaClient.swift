@@ -1,0 +1,95 @@
+import Foundation
+import MesaProtocol
+import RPC
+
+/// A connection to mesad over its Unix socket, starting the daemon when none runs.
+public final class MesaClient: Sendable {
+    public enum Failure: Error, CustomStringConvertible {
+        /// No daemon answers and none could be started.
+        case unreachable(String)
+        /// The daemon answered with an error.
+        case method(ResponseError)
+
+        public var description: String {
+            switch self {
+            case .unreachable(let message): message
+            case .method(let error): error.message
+            }
+        }
+    }
+
+    public let connection: Connection
+    public let socketPath: String
+
+    /// Connects to `paths.socketPath`; with `autostart`, runs `mesad -d` first when no
+    /// daemon answers there.
+    public static func connect(paths: Paths = Paths(), autostart: Bool = true,
+                               notifications: Dispatcher = Dispatcher()) throws(Failure) -> MesaClient {
+        let socket = paths.socketPath
+        if let client = try? MesaClient(socketPath: socket, dispatcher: notifications) { return client }
+        guard autostart else {
+            throw .unreachable("mesad is not running (no answer on \(socket)); start it with `mesad -d`")
+        }
+        try startDaemon()
+        do { return try MesaClient(socketPath: socket, dispatcher: notifications) } catch {
+            throw .unreachable("mesad started but does not answer on \(socket): \(error)")
+        }
+    }
+
+    init(socketPath: String, dispatcher: Dispatcher) throws {
+        self.socketPath = socketPath
+        let descriptor = try UnixSocketListener.connect(path: socketPath)
+        connection = try Connection(socket: descriptor, dispatcher: dispatcher)
+        connection.start()
+    }
+
+    /// Calls a method and returns its typed result.
+    public func call<M: MesaMethod>(_ method: M.Type, _ params: M.Params) async throws(Failure) -> M.Result {
+        do { return try await connection.send(method, params) } catch let error as ResponseError {
+            throw .method(error)
+        } catch {
+            throw .unreachable("lost the connection to mesad: \(error)")
+        }
+    }
+
+    /// Calls any method with raw JSON parameters (for `mesa-client call`).
+    public func call(method: String, params: JSONValue?) async throws(Failure) -> JSONValue {
+        do { return try await connection.sendRequest(method: method, params: params) } catch let error as ResponseError {
+            throw .method(error)
+        } catch {
+            throw .unreachable("lost the connection to mesad: \(error)")
+        }
+    }
+
+    public func close() { connection.close() }
+
+    /// Runs `mesad -d` (next to this executable, else on PATH) and waits for it.
+    static func startDaemon() throws(Failure) {
+        guard let executable = mesadExecutable() else {
+            throw .unreachable("mesad is not running and no mesad executable was found next to \(CommandLine.arguments[0]) or on PATH")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["-d", "-y"]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        do { try process.run() } catch { throw .unreachable("cannot run \(executable): \(error)") }
+        let output = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw .unreachable("mesad failed to start: \(String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
+    static func mesadExecutable() -> String? {
+        let own = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let sibling = (own as NSString).deletingLastPathComponent + "/mesad"
+        if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            let candidate = "\(directory)/mesad"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+}

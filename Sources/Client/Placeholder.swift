@@ -1,1 +1,0 @@
-// Placeholder: module Client arrives with its own issue (see `issues`).

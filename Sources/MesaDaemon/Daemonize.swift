@@ -1,0 +1,75 @@
+import Foundation
+import RPC
+
+/// `mesad -d`: start the daemon as a detached child (its own session, stdio on
+/// /dev/null, stderr appended to a log file) and return only once it answers on its
+/// socket. If the child dies first, its error output is returned as the failure.
+public enum Daemonizer {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// glibc's POSIX_SPAWN_SETSID; not exported to Swift.
+    private static let spawnSetSID: Int16 = 0x80
+
+    public static func start(executable: String, arguments: [String], logFile: String, socketPath: String,
+                             timeout: Duration = .seconds(30)) throws -> pid_t {
+        try FileManager.default.createDirectory(atPath: (logFile as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        let logDescriptor = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard logDescriptor >= 0 else { throw Failure(description: "cannot open log file \(logFile): \(String(cString: strerror(errno)))") }
+        defer { close(logDescriptor) }
+        let startOffset = lseek(logDescriptor, 0, SEEK_END)
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, logDescriptor, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, spawnSetSID)
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        guard result == 0 else { throw Failure(description: "cannot start \(executable): \(String(cString: strerror(result)))") }
+
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                throw Failure(description: logTail(logFile, from: startOffset) ?? "mesad exited during start-up (status \(status))")
+            }
+            if answers(socketPath) { return pid }
+            usleep(20_000)
+        }
+        kill(pid, SIGTERM)
+        throw Failure(description: "mesad did not answer on \(socketPath) within \(timeout); see \(logFile)")
+    }
+
+    /// True when something accepts a connection on the socket and answers `initialize`.
+    public static func answers(_ socketPath: String) -> Bool {
+        guard let descriptor = try? UnixSocketListener.connect(path: socketPath) else { return false }
+        defer { close(descriptor) }
+        let body = #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#
+        let frame = Array("Content-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+        guard frame.withUnsafeBytes({ write(descriptor, $0.baseAddress, $0.count) }) == frame.count else { return false }
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        return count > 0 && String(decoding: buffer.prefix(max(count, 0)), as: UTF8.self).contains("\"serverInfo\"")
+    }
+
+    private static func logTail(_ path: String, from offset: off_t) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        try? handle.seek(toOffset: UInt64(max(offset, 0)))
+        guard let data = try? handle.readToEnd(), !data.isEmpty else { return nil }
+        return String(decoding: data.suffix(4000), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import MesaAPI
+import MesaProtocol
+import RPC
+import Store
+
+/// The repo, identity and key methods: each resolves the org's backend and acts with
+/// that org's credential, so the backend enforces its scopes.
+extension Daemon {
+    func registerRepoAndKeyMethods() {
+        dispatcher.register(Whoami.self) { params, _ in
+            let (_, backend) = try self.orgs.backend(for: params.org)
+            let identity = try await blocking { try backend.whoami() }
+            return Whoami.Result(org: OrgInfo(identity.org), keyId: identity.keyID, keyName: identity.keyName,
+                                 scopes: identity.scopes.map(\.rawValue), repoIds: identity.repoIDs, backend: self.backendName)
+        }
+
+        dispatcher.register(ListOrgs.self) { _, _ in
+            ListOrgs.Result(orgs: self.orgs.orgs.map { ListOrgs.Org(name: $0.name, mount: $0.mount.rawValue, backend: self.backendName) })
+        }
+
+        dispatcher.register(ListRepos.self) { params, _ in
+            let (org, backend) = try self.orgs.backend(for: params.org)
+            let page = try await blocking { try backend.listRepos(org: org, cursor: params.cursor, limit: params.limit) }
+            return ListRepos.Result(repos: page.items.map(RepoInfo.init), nextCursor: page.nextCursor, hasMore: page.hasMore)
+        }
+
+        dispatcher.register(GetRepo.self) { params, _ in
+            let (org, backend) = try self.orgs.backend(for: params.org)
+            return GetRepo.Result(repo: RepoInfo(try await blocking { try backend.repo(org: org, name: params.repo) }))
+        }
+
+        dispatcher.register(CreateRepo.self) { params, _ in
+            let (org, backend) = try self.orgs.backend(for: params.org)
+            let repo = try await blocking {
+                try backend.createRepo(org: org, name: params.name, defaultBookmark: params.defaultBookmark)
+            }
+            return CreateRepo.Result(repo: RepoInfo(repo))
+        }
+
+        dispatcher.register(DeleteRepo.self) { params, _ in
+            let (org, backend) = try self.orgs.backend(for: params.org)
+            try await blocking { try backend.deleteRepo(org: org, name: params.repo) }
+            return OK()
+        }
+
+        dispatcher.register(CreateEphemeralKey.self) { params, _ in
+            let (org, backend) = try self.orgs.backend(for: params.org)
+            let scopes = try params.scopes.map { try $0.map { text throws(MesaError) in
+                guard let scope = Scope(rawValue: text) else {
+                    throw MesaError.invalid("invalid scope '\(text)': use read, write or admin")
+                }
+                return scope
+            } }
+            let lifetime = params.expiresInSeconds ?? CreateEphemeralKey.defaultLifetime
+            let created = try await blocking { () throws -> CreatedAPIKey in
+                // Repos may be named by name or id; keys store ids.
+                let repoIDs = try params.repos.map { try $0.map { nameOrID in
+                    nameOrID.hasPrefix("repo_") && (try? backend.repo(org: org, name: nameOrID)) == nil
+                        ? nameOrID : try backend.repo(org: org, name: nameOrID).id
+                } }
+                return try backend.createKey(org: org, KeyRequest(name: params.name, scopes: scopes, repoIDs: repoIDs,
+                                                                  expiresInSeconds: lifetime))
+            }
+            return CreateEphemeralKey.Result(key: created.secret, info: KeyInfo(created.key))
+        }
+
+        dispatcher.register(ListKeys.self) { params, _ in
+            let (org, backend) = try self.orgs.backend(for: params.org)
+            let status = try params.status.map { text throws(MesaError) -> KeyStatus in
+                guard let status = KeyStatus(rawValue: text) else {
+                    throw MesaError.invalid("invalid status '\(text)': use active, revoked or expired")
+                }
+                return status
+            }
+            let page = try await blocking { try backend.listKeys(org: org, status: status, cursor: params.cursor, limit: params.limit) }
+            return ListKeys.Result(keys: page.items.map(KeyInfo.init), nextCursor: page.nextCursor, hasMore: page.hasMore)
+        }
+
+        dispatcher.register(RevokeKey.self) { params, _ in
+            let (org, backend) = try self.orgs.backend(for: params.org)
+            try await blocking { try backend.revokeKey(org: org, id: params.id) }
+            return OK()
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+import MesaAPI
+import MesaProtocol
+import RPC
+import Store
+
+// Conversions from store and backend values to the JSON-RPC wire types.
+
+extension OrgInfo {
+    init(_ org: Org) {
+        self.init(id: org.id, slug: org.slug, name: org.name, createdAt: Timestamp.string(org.createdAt))
+    }
+}
+
+extension RepoInfo {
+    init(_ repo: Repo) {
+        self.init(id: repo.id, org: repo.org, name: repo.name, defaultBookmark: repo.defaultBookmark,
+                  headChangeId: repo.headChangeID.rawValue, createdAt: Timestamp.string(repo.createdAt), tags: repo.tags)
+    }
+}
+
+extension KeyInfo {
+    init(_ key: APIKey) {
+        self.init(id: key.id, org: key.org, name: key.name, scopes: key.scopes.map(\.rawValue), repoIds: key.repoIDs,
+                  status: key.status().rawValue, tags: key.tags, createdAt: Timestamp.string(key.createdAt),
+                  expiresAt: Timestamp.string(key.expiresAt), revokedAt: Timestamp.string(key.revokedAt),
+                  lastUsedAt: Timestamp.string(key.lastUsedAt))
+    }
+}
+
+/// Every MesaError answers a JSON-RPC request with its code, class, errno and paths.
+extension MesaError: ResponseErrorConvertible {
+    public var responseError: ResponseError {
+        var extra: [String: JSONValue] = ["code": .string(name)]
+        if !paths.isEmpty { extra["paths"] = .array(paths.map { .string($0) }) }
+        let errorClass: RPC.ErrorClass = switch self.errorClass {
+        case .transient: .transient
+        case .badInput: .badInput
+        case .fatal: .fatal
+        }
+        return ResponseError(code: ErrorCode(code.rawValue), message: message, errorClass: errorClass, errno: errno, extra: extra)
+    }
+}
+
+/// Runs blocking backend work (SQLite, libgit2, HTTP) on a dispatch queue, so it never
+/// occupies one of the few threads of Swift's cooperative pool; errors become MesaErrors.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            do { continuation.resume(returning: try body()) } catch {
+                continuation.resume(throwing: MesaError.from(error))
+            }
+        }
+    }
+}
