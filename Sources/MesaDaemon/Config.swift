@@ -1,7 +1,7 @@
 import Foundation
 import TOMLKit
 
-public enum MountMode: String, Sendable, Equatable {
+public enum OrgMountMode: String, Sendable, Equatable {
     /// Every repo the org's key can see, including repos created later.
     case all
     /// Only the repos listed in the config or opened with `mesa repo open`.
@@ -22,10 +22,10 @@ public struct RepoConfig: Sendable, Equatable {
 public struct OrgConfig: Sendable, Equatable {
     public var name: String
     public var apiKey: String?
-    public var mount: MountMode
+    public var mount: OrgMountMode
     public var repos: [RepoConfig]
 
-    public init(name: String, apiKey: String? = nil, mount: MountMode = .all, repos: [RepoConfig] = []) {
+    public init(name: String, apiKey: String? = nil, mount: OrgMountMode = .all, repos: [RepoConfig] = []) {
         self.name = name
         self.apiKey = apiKey
         self.mount = mount
@@ -164,7 +164,7 @@ public struct DaemonConfig: Sendable {
         config.mount = config.repos.isEmpty ? .all : .explicit
         if let mode = org["mount"] {
             let text = try string(mode, "organizations.\(name).mount", source)
-            guard let parsed = MountMode(rawValue: text) else {
+            guard let parsed = OrgMountMode(rawValue: text) else {
                 throw ConfigError("\(source): organizations.\(name).mount must be \"all\" or \"explicit\", not \"\(text)\"")
             }
             config.mount = parsed

@@ -18,6 +18,9 @@ public final class Daemon: Sendable {
     let orgs: OrgBackends
     public let dispatcher = Dispatcher()
     let logger: Logger
+    /// The FUSE mounts; nil when the blob cache could not be opened (the reason is kept).
+    public let mounts: MountManager?
+    let mountsUnavailableReason: String?
 
     private struct Lifecycle {
         var shutdownRequested = false
@@ -32,8 +35,17 @@ public final class Daemon: Sendable {
         self.config = config
         self.orgs = orgs
         self.logger = logger
+        do {
+            mounts = try MountManager(config: config, orgs: orgs, logger: logger)
+            mountsUnavailableReason = nil
+        } catch {
+            logger.error("mounting disabled: \(error)")
+            mounts = nil
+            mountsUnavailableReason = "\(error)"
+        }
         registerLifecycleMethods()
         registerRepoAndKeyMethods()
+        registerMountMethods()
     }
 
     /// Every registered method, for `initialize` and the protocol.md check.

@@ -33,6 +33,11 @@ public struct Paths: Sendable, Equatable {
     public var lockFile: String { runtimeDirectory + "/mesad.lock" }
     public var defaultMountPoint: String { dataHome + "/mesa/mnt" }
     public var defaultCacheDirectory: String { dataHome + "/mesa/cache" }
+    /// Per-mount journals of writes not yet uploaded. Not under the cache directory:
+    /// nothing here may be evicted.
+    public var journalDirectory: String { dataHome + "/mesa/journal" }
+    /// What was mounted, so a restarted daemon (even after kill -9) mounts it again.
+    public var mountStateFile: String { dataHome + "/mesa/state/mounts.json" }
     /// Where `-y` writes a first-boot config.
     public var userConfigFile: String { home + "/.config/mesa/config.toml" }
 

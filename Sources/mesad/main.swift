@@ -32,6 +32,9 @@ struct Mesad: AsyncParsableCommand {
           help: "Never prompt; on first boot write ~/.config/mesa/config.toml from the environment.")
     var nonInteractive = false
 
+    @Flag(name: .long, help: "Mount the daemon tree at the mount point (default ~/.local/share/mesa/mnt) on start.")
+    var mount = false
+
     func run() async throws {
         let config: DaemonConfig
         do { config = try DaemonConfig.load(.init(configPath: configPath)) } catch {
@@ -72,17 +75,25 @@ struct Mesad: AsyncParsableCommand {
             daemon.requestStop()
         }
         defer { signals.cancel() }
+        if !stdio {
+            // Remount what was mounted before (after a crash too); journals replay.
+            daemon.mounts?.restore(forceTree: mount)
+        }
         do {
             if stdio { try await daemon.serveStdio() } else { try await daemon.serveSocket() }
         } catch {
+            daemon.mounts?.shutdownAll()
             throw fail("\(error)", code: 1)
         }
+        let failures = daemon.mounts?.shutdownAll() ?? []
+        for failure in failures { logger.error("not uploaded yet (kept in the journal): \(failure)") }
     }
 
     private func startInBackground(_ config: DaemonConfig) throws {
         var arguments: [String] = []
         if let configPath { arguments += ["--config-path", configPath] }
         if nonInteractive { arguments.append("-y") }
+        if mount { arguments.append("--mount") }
         let logFile = config.logFile ?? config.paths.runtimeDirectory + "/mesad.log"
         do {
             try FileManager.default.createDirectory(atPath: config.paths.runtimeDirectory, withIntermediateDirectories: true)

@@ -1,0 +1,170 @@
+import Foundation
+import MesaAPI
+import MesaProtocol
+import Mount
+import RPC
+import Store
+
+/// The repo a versioning method acts on: a mount, or an org/repo pair.
+struct RepoTarget: Sendable {
+    let org: String
+    let repo: String
+    let backend: any Backend
+    let mount: (id: String, path: String, fs: RepoFileSystem)?
+
+    /// The change the mount shows (`@`): its working change, else its base.
+    var currentChange: ChangeID? {
+        mount.map { let status = $0.fs.status(); return status.workingChange ?? status.baseChange }
+    }
+}
+
+extension Daemon {
+    func mountManager() throws(MesaError) -> MountManager {
+        guard let mounts else {
+            throw MesaError(.internal, "mounting is unavailable in this daemon: \(mountsUnavailableReason ?? "unknown reason")")
+        }
+        return mounts
+    }
+
+    func target(mountId: String?, path: String?, org: String?, repo: String?) throws(MesaError) -> RepoTarget {
+        if mountId == nil, path == nil, let repo {
+            let (org, backend) = try orgs.backend(for: org)
+            return RepoTarget(org: org, repo: repo, backend: backend, mount: nil)
+        }
+        let mount = try mountManager().repoMount(mountId: mountId, path: path)
+        let (org, backend) = try orgs.backend(for: mount.fs.org)
+        return RepoTarget(org: org, repo: mount.fs.repo, backend: backend, mount: mount)
+    }
+
+    /// A bookmark name or a change id, as the CLI accepts it.
+    func resolve(_ rev: String?, in target: RepoTarget) throws -> ChangeID {
+        guard let rev, rev != "@" else {
+            guard let current = target.currentChange else {
+                throw MesaError.invalid("no revision given and no mount selected; pass rev")
+            }
+            return current
+        }
+        if let id = try? ChangeID(rev) { return id }
+        return try target.backend.bookmark(org: target.org, repo: target.repo, name: rev).changeID
+    }
+
+    func registerMountMethods() {
+        dispatcher.register(MountMethod.self) { params, _ in
+            let mounts = try self.mountManager()
+            return try await blocking { try mounts.mountRepo(params) }
+        }
+        dispatcher.register(UnmountMethod.self) { params, _ in
+            let mounts = try self.mountManager()
+            return UnmountMethod.Result(unmounted: try await blocking { try mounts.unmount(mountId: params.mountId, path: params.path) })
+        }
+        dispatcher.register(ListMounts.self) { _, _ in
+            ListMounts.Result(mounts: try self.mountManager().list())
+        }
+        dispatcher.register(MountStatusMethod.self) { params, _ in
+            let mounts = try self.mountManager()
+            if params.mountId == nil && params.path == nil {
+                return .init(mounts: mounts.repoMounts().map { MountStatusInfo($0.fs.status(), mountId: $0.id, path: $0.path) })
+            }
+            let mount = try mounts.repoMount(mountId: params.mountId, path: params.path)
+            return .init(mounts: [MountStatusInfo(mount.fs.status(), mountId: mount.id, path: mount.path)])
+        }
+        dispatcher.register(Checkpoint.self) { params, _ in
+            let mount = try self.mountManager().repoMount(mountId: params.mountId, path: params.path)
+            let result = try await blocking { try mount.fs.checkpoint(message: params.message) }
+            return .init(savedChangeId: result.savedChange.rawValue, created: result.created, bookmark: result.bookmark)
+        }
+        dispatcher.register(NewChange.self) { params, _ in
+            let mount = try self.mountManager().repoMount(mountId: params.mountId, path: params.path)
+            return .init(changeId: try await blocking { try mount.fs.newChange() }.rawValue)
+        }
+        dispatcher.register(EditChange.self) { params, _ in
+            let mount = try self.mountManager().repoMount(mountId: params.mountId, path: params.path)
+            let edit: EditTarget
+            switch (params.bookmark, params.changeId) {
+            case (let bookmark?, nil): edit = .bookmark(bookmark)
+            case (nil, let change?): edit = .change(try MountManager.changeID(change))
+            default: throw MesaError.invalid("editChange takes exactly one of bookmark or changeId")
+            }
+            let status = try await blocking { try mount.fs.editChange(edit) }
+            return MountStatusInfo(status, mountId: mount.id, path: mount.path)
+        }
+        registerRepoVersioningMethods()
+    }
+
+    private func registerRepoVersioningMethods() {
+        dispatcher.register(ListChanges.self) { params, _ in
+            let target = try self.target(mountId: params.mountId, path: params.path, org: params.org, repo: params.repo)
+            let bookmark = params.bookmark ?? target.mount?.fs.status().bookmark
+            let page = try await blocking {
+                try target.backend.listChanges(org: target.org, repo: target.repo, bookmark: bookmark, cursor: params.cursor, limit: params.limit)
+            }
+            return .init(changes: page.items.map { ChangeInfo($0) }, nextCursor: page.nextCursor, hasMore: page.hasMore)
+        }
+        dispatcher.register(ShowChange.self) { params, _ in
+            let target = try self.target(mountId: params.mountId, path: params.path, org: params.org, repo: params.repo)
+            return try await blocking {
+                try target.mount?.fs.flush()
+                let id = try self.resolve(params.rev, in: target)
+                let detail = try target.backend.change(org: target.org, repo: target.repo, id: id)
+                let parent = detail.change.parents.first ?? .root
+                let diff = try target.backend.diff(org: target.org, repo: target.repo, base: parent, head: id)
+                return ShowChange.Result(change: ChangeInfo(detail.change, files: detail.files), diff: DiffInfo(diff))
+            }
+        }
+        dispatcher.register(DiffMethod.self) { params, _ in
+            let target = try self.target(mountId: params.mountId, path: params.path, org: params.org, repo: params.repo)
+            return try await blocking {
+                try target.mount?.fs.flush()
+                let head = try self.resolve(params.head, in: target)
+                let base: ChangeID
+                if let text = params.base { base = try self.resolve(text, in: target) } else {
+                    base = try target.backend.change(org: target.org, repo: target.repo, id: head).change.parents.first ?? .root
+                }
+                return DiffInfo(try target.backend.diff(org: target.org, repo: target.repo, base: base, head: head))
+            }
+        }
+        dispatcher.register(ListBookmarks.self) { params, _ in
+            let target = try self.target(mountId: params.mountId, path: params.path, org: params.org, repo: params.repo)
+            let page = try await blocking {
+                try target.backend.listBookmarks(org: target.org, repo: target.repo, cursor: params.cursor, limit: params.limit)
+            }
+            return .init(bookmarks: page.items.map(BookmarkInfo.init), nextCursor: page.nextCursor, hasMore: page.hasMore)
+        }
+        dispatcher.register(CreateBookmark.self) { params, _ in
+            let target = try self.target(mountId: params.mountId, path: params.path, org: params.org, repo: params.repo)
+            return try await blocking {
+                try target.mount?.fs.flush()
+                let change = try self.resolve(params.changeId, in: target)
+                return .init(bookmark: BookmarkInfo(try target.backend.createBookmark(org: target.org, repo: target.repo, name: params.name, at: change)))
+            }
+        }
+        dispatcher.register(MoveBookmark.self) { params, _ in
+            let target = try self.target(mountId: params.mountId, path: params.path, org: params.org, repo: params.repo)
+            return try await blocking {
+                let change = try self.resolve(params.changeId, in: target)
+                let moved = try target.backend.moveBookmark(org: target.org, repo: target.repo, name: params.name, to: change,
+                                                            expectedFrom: nil, allowBackwards: params.allowBackwards ?? false)
+                return .init(bookmark: BookmarkInfo(moved.bookmark), fromChangeId: moved.from.rawValue)
+            }
+        }
+        dispatcher.register(MergeBookmark.self) { params, _ in
+            let target = try self.target(mountId: params.mountId, path: params.path, org: params.org, repo: params.repo)
+            return try await blocking {
+                let result = try target.backend.mergeBookmark(org: target.org, repo: target.repo, target: params.target, source: params.source,
+                                                              message: params.message, allowConflicted: params.allowConflicted ?? false)
+                return .init(mergeType: result.mergeType.rawValue, changeId: result.changeID.rawValue, conflicts: result.conflicts)
+            }
+        }
+        dispatcher.register(OpenRepo.self) { params, _ in
+            let mounts = try self.mountManager()
+            _ = try await blocking { try mounts.mountRepo(MountMethod.Params(org: params.org, repo: params.repo)) }
+            return OK()
+        }
+        dispatcher.register(CloseRepo.self) { params, _ in
+            let mounts = try self.mountManager()
+            let (org, _) = try self.orgs.backend(for: params.org)
+            _ = try await blocking { try mounts.unmount(mountId: "\(org)/\(params.repo)", path: nil) }
+            return OK()
+        }
+    }
+}
