@@ -63,14 +63,23 @@ public final class MesaClient: Sendable {
 
     public func close() { connection.close() }
 
-    /// Runs `mesad -d` (next to this executable, else on PATH) and waits for it.
-    static func startDaemon() throws(Failure) {
+    /// Whether a daemon answers on the socket.
+    public static func isRunning(paths: Paths = Paths()) -> Bool {
+        guard let client = try? MesaClient(socketPath: paths.socketPath, dispatcher: Dispatcher()) else { return false }
+        client.close()
+        return true
+    }
+
+    static func startDaemon() throws(Failure) { try runDaemon(["-d", "-y"]) }
+
+    /// Runs `mesad <arguments>` (next to this executable, else on PATH) and waits for it.
+    public static func runDaemon(_ arguments: [String]) throws(Failure) {
         guard let executable = mesadExecutable() else {
             throw .unreachable("mesad is not running and no mesad executable was found next to \(CommandLine.arguments[0]) or on PATH")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["-d", "-y"]
+        process.arguments = arguments
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
@@ -82,7 +91,7 @@ public final class MesaClient: Sendable {
         }
     }
 
-    static func mesadExecutable() -> String? {
+    public static func mesadExecutable() -> String? {
         let own = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let sibling = (own as NSString).deletingLastPathComponent + "/mesad"
         if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }

@@ -10,7 +10,9 @@ struct MesaClientCommand: AsyncParsableCommand {
         abstract: "Call mesad's JSON-RPC methods from scripts.",
         discussion: "Exit status: 0 success, 1 method error (message on stderr), 2 usage, 3 daemon unreachable.",
         subcommands: [Whoami_.self, ListOrgs_.self, ListRepos_.self, GetRepo_.self, CreateRepo_.self, DeleteRepo_.self,
-                      CreateEphemeralKey_.self, ListKeys_.self, RevokeKey_.self, Shutdown_.self, Call.self])
+                      CreateEphemeralKey_.self, ListKeys_.self, RevokeKey_.self, Mount_.self, Unmount_.self, ListMounts_.self,
+                      Status_.self, Checkpoint_.self, ListChanges_.self, Diff_.self, ListBookmarks_.self, CreateBookmark_.self,
+                      MoveBookmark_.self, MergeBookmark_.self, Shutdown_.self, Call.self])
 }
 
 struct Whoami_: AsyncParsableCommand {

@@ -9,7 +9,8 @@ struct MesaCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mesa",
         abstract: "Mesa: versioned repositories mounted as plain directories.",
-        subcommands: [Version.self, Status.self, RepoCommand.self])
+        subcommands: [MountCommand.self, UnmountCommand.self, Status.self, RepoCommand.self, NewCommand.self, EditCommand.self,
+                      ShowCommand.self, LogCommand.self, CheckpointCommand.self, Version.self])
 }
 
 struct Version: AsyncParsableCommand {
@@ -41,6 +42,13 @@ struct Status: AsyncParsableCommand {
             } else {
                 print("mesad \(info.serverInfo.version) running, socket \(client.socketPath)")
                 print(Output.table(["org", "mount", "backend"], orgs.orgs.map { [$0.name, $0.mount, $0.backend] }))
+                let mounts = try await client.call(MountStatusMethod.self, .init())
+                for mount in mounts.mounts {
+                    print("\n\(mount.org)/\(mount.repo) at \(mount.path) (\(mount.mode))")
+                    print("  bookmark \(mount.bookmark ?? "-"), working change \(mount.workingChangeId ?? "none yet"), on \(mount.baseChangeId)")
+                    print("  \(mount.dirtyPaths.count) dirty path(s), \(mount.pendingUploads) pending upload(s)"
+                          + (mount.lastError.map { ", last error: \($0)" } ?? ""))
+                }
             }
         } catch {
             throw CLIFailure(error)
@@ -55,7 +63,8 @@ struct Status: AsyncParsableCommand {
 }
 
 struct RepoCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "repo", abstract: "Repositories.", subcommands: [List.self])
+    static let configuration = CommandConfiguration(commandName: "repo", abstract: "Repositories.",
+                                                    subcommands: [List.self, RepoOpen.self, RepoClose.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List repositories of each configured org.")
