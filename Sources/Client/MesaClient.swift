@@ -84,8 +84,9 @@ public final class MesaClient: Sendable {
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         do { try process.run() } catch { throw .unreachable("cannot run \(executable): \(error)") }
-        let output = errors.fileHandleForReading.readDataToEndOfFile()
+        // Wait for `mesad -d` itself, not for EOF: the daemon it starts lives on.
         process.waitUntilExit()
+        let output = errors.fileHandleForReading.availableData
         guard process.terminationStatus == 0 else {
             throw .unreachable("mesad failed to start: \(String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
         }

@@ -21,6 +21,7 @@ public enum Daemonizer {
         defer { close(logDescriptor) }
         let startOffset = lseek(logDescriptor, 0, SEEK_END)
 
+        markDescriptorsCloseOnExec()
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -49,6 +50,18 @@ public enum Daemonizer {
         }
         kill(pid, SIGTERM)
         throw Failure(description: "mesad did not answer on \(socketPath) within \(timeout); see \(logFile)")
+    }
+
+    /// The daemon must not inherit our descriptors: a caller waiting for EOF on a pipe
+    /// that is our stderr (as `mesa mount -d` does) would otherwise wait for the daemon's
+    /// whole life.
+    private static func markDescriptorsCloseOnExec() {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for entry in entries {
+            guard let descriptor = Int32(entry), descriptor > 2 else { continue }
+            let flags = fcntl(descriptor, F_GETFD)
+            if flags >= 0 { _ = fcntl(descriptor, F_SETFD, flags | FD_CLOEXEC) }
+        }
     }
 
     /// True when something accepts a connection on the socket and answers `initialize`.

@@ -154,8 +154,8 @@ struct Call: AsyncParsableCommand {
         do {
             let result = try await client.call(method: method, params: parsed)
             print(Output.json(result))
-        } catch let failure as MesaClient.Failure {
-            throw CLIFailure(failure)
+        } catch {
+            throw CLIFailure(error)
         }
     }
 }

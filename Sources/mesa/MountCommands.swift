@@ -15,6 +15,7 @@ struct MountCommand: AsyncParsableCommand {
     var nonInteractive = false
     @Option(name: [.customShort("c"), .customLong("config-path")], help: "Use this config.toml.") var configPath: String?
     @Option(help: "Mount exactly the paths declared in this layout.json.") var layout: String?
+    @OptionGroup var options: ClientOptions
 
     func run() async throws {
         let layoutMounts = try layout.map { try Layout.load($0) }
@@ -33,7 +34,7 @@ struct MountCommand: AsyncParsableCommand {
                 throw CLIFailure(message: error.description, status: CLIExit.unreachable)
             }
         }
-        let client = try await ClientOptions().connect()
+        let client = try await options.connect()
         defer { client.close() }
         do {
             if let layoutMounts {
