@@ -67,6 +67,13 @@ let package = Package(
         .executableTarget(name: "store-bench", dependencies: ["Store"], path: "bench/store-bench"),
 
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        // The daemon in process (handlers, config, scopes) and as processes (mesad,
+        // mesa-client): the executables are found next to the test bundle.
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: ["MesaDaemon", "MesaProtocol", "Client", "MesaAPI", "Store", "RPC",
+                           .product(name: "Logging", package: "swift-log")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
