@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "mesa", targets: ["mesa"]),
         .executable(name: "mesa-server", targets: ["mesa-server"]),
         .executable(name: "store-bench", targets: ["store-bench"]),
+        .executable(name: "rpc-bench", targets: ["rpc-bench"]),
         .library(name: "Store", targets: ["Store"]),
     ],
     dependencies: [
@@ -65,6 +66,7 @@ let package = Package(
         ),
         .executableTarget(name: "mesa-server", dependencies: ["APIServer"]),
         .executableTarget(name: "store-bench", dependencies: ["Store"], path: "bench/store-bench"),
+        .executableTarget(name: "rpc-bench", dependencies: ["RPC", "MesaProtocol", "Client"], path: "bench/rpc-bench"),
 
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         // The daemon in process (handlers, config, scopes) and as processes (mesad,
