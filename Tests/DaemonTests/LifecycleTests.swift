@@ -204,9 +204,10 @@ import Glibc
         #expect(!exists(sandbox.socketPath))
     }
 
-    @Test func stdioRunsBesideASocketDaemon() async throws {
+    @Test func stdioOnAStoreInUseFailsClearly() async throws {
         // Stdio sessions do not take the runtime lock, but the store is one process's
-        // at a time: a second process on the same store must fail clearly, not hang.
+        // at a time: `mesad --stdio` beside a socket daemon of the same HOME must fail
+        // clearly, not hang.
         let sandbox = try Sandbox()
         let daemon = try await DaemonProcess.start(sandbox)
         defer { daemon.kill() }
