@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "mesa", targets: ["mesa"]),
         .executable(name: "mesa-server", targets: ["mesa-server"]),
         .executable(name: "store-bench", targets: ["store-bench"]),
+        .executable(name: "rpc-bench", targets: ["rpc-bench"]),
         .library(name: "Store", targets: ["Store"]),
     ],
     dependencies: [
@@ -66,10 +67,18 @@ let package = Package(
         ),
         .executableTarget(name: "mesa-server", dependencies: ["APIServer"]),
         .executableTarget(name: "store-bench", dependencies: ["Store"], path: "bench/store-bench"),
+        .executableTarget(name: "rpc-bench", dependencies: ["RPC", "MesaProtocol", "Client"], path: "bench/rpc-bench"),
 
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "RPCTests", dependencies: ["RPC"]),
         .testTarget(name: "MountTests", dependencies: ["Mount", "MesaAPI", "Store"]),
+        // The daemon in process (handlers, config, scopes) and as processes (mesad,
+        // mesa-client): the executables are found next to the test bundle.
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: ["MesaDaemon", "MesaProtocol", "Client", "MesaAPI", "Store", "RPC",
+                           .product(name: "Logging", package: "swift-log")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -13,4 +13,12 @@ if ((${#missing[@]})); then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# tests/python: python3 with venv and ensurepip (scripts/test.sh installs its PyPI
+# packages into a venv). Debian's python3 needs python3-venv for that.
+if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    echo "installing: python3 python3-venv" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+fi
 command -v swift >/dev/null || { echo "swift 6.x is not on PATH (expected at /opt/swift/usr/bin)" >&2; exit 1; }

@@ -3,6 +3,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# --build-tests also builds mesad, mesa-client and mesa: DaemonTests runs them as processes.
 swift build --build-tests
 # A hung test must not block CI forever; the suite normally takes well under a minute.
 timeout --kill-after=30 1500 swift test --skip-build
+
+# An independently written JSON-RPC client from PyPI (python-lsp-jsonrpc) against
+# `mesad --stdio`. Its packages go into a venv under .build, so a system Python that
+# refuses global installs (PEP 668) works as well as any other.
+venv=.build/test-venv
+[[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -r requirements-test.txt
+status=0
+MESAD_BIN="$(swift build --show-bin-path)/mesad" timeout --kill-after=30 600 "$venv/bin/python" -m pytest -q tests/python || status=$?
+if ((status == 5)); then
+    echo "tests/python: pytest collected no tests; that is a failure here" >&2
+    exit 1
+fi
+exit "$status"

@@ -38,8 +38,20 @@ public struct OrgBackends: Sendable {
     public let orgs: [OrgConfig]
     /// The embedded store, when there is no `api-url`.
     public let store: Store?
+    /// Each org's secret, for the embedded store: it is authenticated again on every
+    /// call (as mesa-server authenticates every request), so a key revoked or expired
+    /// while mesad runs stops working at once.
+    var secrets: [String: String] = [:]
 
     public func backend(for org: String?) throws(MesaError) -> (String, any Backend) {
+        let (name, backend) = try configuredBackend(for: org)
+        if let store, let secret = secrets[name] {
+            return (name, try LocalBackend(store: store, secret: secret))
+        }
+        return (name, backend)
+    }
+
+    private func configuredBackend(for org: String?) throws(MesaError) -> (String, any Backend) {
         if let org {
             guard let backend = backends[org] else {
                 throw MesaError.notFound("organization '\(org)' is not configured in mesad; configured: \(orgs.map(\.name).joined(separator: ", "))")
@@ -71,6 +83,7 @@ public enum CredentialResolver {
         }
         let stored = try secrets.keys()
         var backends: [String: any Backend] = [:]
+        var orgSecrets: [String: String] = [:]
         for org in orgs {
             guard let secret = org.apiKey ?? stored[org.name] else {
                 throw ConfigError("no API key for organization '\(org.name)': set MESA_ORGS=\(org.name):<key>, or api-key in [organizations.\(org.name)]")
@@ -81,11 +94,12 @@ public enum CredentialResolver {
                     throw ConfigError("the key configured for organization '\(org.name)' belongs to organization '\(backend.principal.org.slug)'")
                 }
                 backends[org.name] = backend
+                orgSecrets[org.name] = secret
             } catch let error as MesaError {
                 throw ConfigError("the key configured for organization '\(org.name)' was refused: \(error.message)")
             }
         }
-        return OrgBackends(backends: backends, orgs: orgs, store: store)
+        return OrgBackends(backends: backends, orgs: orgs, store: store, secrets: orgSecrets)
     }
 
     /// Returns the `local` org's admin key, creating the org and key when needed.

@@ -12,8 +12,11 @@ public enum Daemonizer {
     /// glibc's POSIX_SPAWN_SETSID; not exported to Swift.
     private static let spawnSetSID: Int16 = 0x80
 
+    /// With `pidFile`, success also needs the pid file to name the new child: another
+    /// daemon already answering on the socket is not "started" (the child will exit
+    /// with "already running", and that is the failure reported).
     public static func start(executable: String, arguments: [String], logFile: String, socketPath: String,
-                             timeout: Duration = .seconds(30)) throws -> pid_t {
+                             pidFile: String? = nil, timeout: Duration = .seconds(30)) throws -> pid_t {
         try FileManager.default.createDirectory(atPath: (logFile as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
         let logDescriptor = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
@@ -45,7 +48,7 @@ public enum Daemonizer {
             if waitpid(pid, &status, WNOHANG) == pid {
                 throw Failure(description: logTail(logFile, from: startOffset) ?? "mesad exited during start-up (status \(status))")
             }
-            if answers(socketPath) { return pid }
+            if answers(socketPath), pidFile.map({ recordedPID($0) == pid }) ?? true { return pid }
             usleep(20_000)
         }
         kill(pid, SIGTERM)
@@ -76,6 +79,10 @@ public enum Daemonizer {
         var buffer = [UInt8](repeating: 0, count: 4096)
         let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
         return count > 0 && String(decoding: buffer.prefix(max(count, 0)), as: UTF8.self).contains("\"serverInfo\"")
+    }
+
+    private static func recordedPID(_ path: String) -> pid_t? {
+        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
     private static func logTail(_ path: String, from offset: off_t) -> String? {

@@ -99,7 +99,7 @@ struct Mesad: AsyncParsableCommand {
             try FileManager.default.createDirectory(atPath: config.paths.runtimeDirectory, withIntermediateDirectories: true)
             chmod(config.paths.runtimeDirectory, 0o700)
             let pid = try Daemonizer.start(executable: Self.executablePath, arguments: arguments, logFile: logFile,
-                                           socketPath: config.paths.socketPath)
+                                           socketPath: config.paths.socketPath, pidFile: config.paths.pidFile)
             print("mesad running (pid \(pid)), socket \(config.paths.socketPath), log \(logFile)")
         } catch {
             throw fail("mesad failed to start:\n\(error)", code: 1)

@@ -1,0 +1,606 @@
+import Client
+import Foundation
+import Logging
+import MesaAPI
+@testable import MesaDaemon
+import MesaProtocol
+import RPC
+import Store
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Shared helpers: temporary homes, child processes killed by pid on every path, raw
+// LSP frames over sockets and pipes, and an in-process daemon reached over a socketpair.
+
+/// Thrown by helpers when something they wait for does not happen in time.
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+let quietLogger = Logger(label: "daemon-tests") { _ in SwiftLogNoOpLogHandler() }
+
+/// The store logs through swift-log's default handler (stdout); silence it once.
+private let loggingSilenced: Void = LoggingSystem.bootstrap { _ in SwiftLogNoOpLogHandler() }
+
+// MARK: - Temporary home
+
+/// A fresh `$HOME` with its own runtime directory, config and data homes. The path is
+/// short on purpose: a Unix socket path holds at most 107 bytes.
+final class Sandbox: @unchecked Sendable {
+    let root: String
+
+    init() throws {
+        _ = loggingSilenced
+        var template = Array("/tmp/mesad-test.XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw TestFailure("mkdtemp failed: \(String(cString: strerror(errno)))") }
+        root = String(cString: made)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: root) }
+
+    var home: String { root }
+    var runtimeDirectory: String { root + "/run" }
+    var socketPath: String { runtimeDirectory + "/mesad.sock" }
+    var pidFile: String { runtimeDirectory + "/mesad.pid" }
+
+    /// The environment a daemon or client of this sandbox runs with: nothing of the
+    /// caller's XDG or MESA variables leaks in.
+    func environment(_ extra: [String: String] = [:]) -> [String: String] {
+        var environment = [
+            "HOME": home,
+            "MESA_RUNTIME_DIR": runtimeDirectory,
+            "XDG_CONFIG_HOME": home + "/.config",
+            "XDG_DATA_HOME": home + "/.local/share",
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+        ]
+        for (key, value) in extra { environment[key] = value }
+        return environment
+    }
+
+    var paths: Paths { Paths(environment: environment()) }
+
+    func write(_ relativePath: String, _ text: String) throws -> String {
+        let path = root + "/" + relativePath
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+}
+
+func fileMode(_ path: String) -> mode_t? {
+    var info = stat()
+    guard lstat(path, &info) == 0 else { return nil }
+    return info.st_mode & 0o7777
+}
+
+func fileType(_ path: String) -> mode_t? {
+    var info = stat()
+    guard lstat(path, &info) == 0 else { return nil }
+    return info.st_mode & S_IFMT
+}
+
+func exists(_ path: String) -> Bool { fileType(path) != nil }
+
+/// Runs blocking work (waiting for processes and sockets) on a dispatch thread: Swift's
+/// cooperative pool has one thread per core (two here), and in-process daemons need
+/// them to answer while a test waits.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(returning: body()) }
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds or `timeout` passes (blocking).
+func eventuallyBlocking(timeout: Duration = .seconds(30), _ condition: () -> Bool) -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        usleep(10_000)
+    }
+    return condition()
+}
+
+/// Polls `condition` off the cooperative pool until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(30), _ condition: @escaping @Sendable () -> Bool) async -> Bool {
+    await offPool { eventuallyBlocking(timeout: timeout, condition) }
+}
+
+// MARK: - Executables
+
+enum Executables {
+    /// The directory holding mesad, mesa-client and mesa: next to the test bundle
+    /// (`swift build --build-tests` builds them there), or `$MESA_TEST_BIN_DIR`.
+    static let directory: String? = {
+        var candidates: [String] = []
+        if let override = ProcessInfo.processInfo.environment["MESA_TEST_BIN_DIR"] { candidates.append(override) }
+        let argument0 = CommandLine.arguments[0]
+        candidates.append((argument0 as NSString).deletingLastPathComponent)
+        if let own = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            candidates.append((own as NSString).deletingLastPathComponent)
+            // An .xctest bundle directory on some platforms: look beside the bundle too.
+            candidates.append(((own as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent)
+        }
+        candidates.append(Bundle.main.bundleURL.deletingLastPathComponent().path)
+        candidates.append(Bundle.main.bundlePath)
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0 + "/mesad") }
+    }()
+
+    static func path(_ name: String) throws -> String {
+        guard let directory else {
+            throw TestFailure("cannot find the mesad executables next to \(CommandLine.arguments[0]); build with `swift build --build-tests` or set MESA_TEST_BIN_DIR")
+        }
+        let path = directory + "/" + name
+        guard FileManager.default.isExecutableFile(atPath: path) else { throw TestFailure("\(path) is not built") }
+        return path
+    }
+}
+
+// MARK: - Child processes
+
+/// Spawning is serialized so that the pipes of one child (created, then marked
+/// close-on-exec) never leak into another spawned at the same moment.
+private let spawnLock = Mutex(())
+
+/// A process started by a test. stdout and stderr go to files (no pipe can fill up and
+/// block the child) unless `pipeStdio` asks for stdin/stdout pipes (for `--stdio`).
+/// Always call `kill()` in a `defer`: it SIGKILLs and reaps the child if it still runs.
+final class Child: @unchecked Sendable {
+    let pid: pid_t
+    let stdoutPath: String
+    let stderrPath: String
+    /// With `pipeStdio`: our ends of the child's stdin and stdout.
+    private(set) var stdinFD: Int32 = -1
+    let stdoutFD: Int32
+    private let state = Mutex<Int32?>(nil)  // exit status once reaped
+
+    init(_ executable: String, _ arguments: [String], environment: [String: String], directory: String,
+         pipeStdio: Bool = false) throws {
+        let tag = UUID().uuidString.prefix(8)
+        let stdoutPath = directory + "/\((executable as NSString).lastPathComponent)-\(tag).out"
+        let stderrPath = directory + "/\((executable as NSString).lastPathComponent)-\(tag).err"
+        self.stdoutPath = stdoutPath
+        self.stderrPath = stderrPath
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        var childIn: [Int32] = [-1, -1]
+        var childOut: [Int32] = [-1, -1]
+        let (spawned, status): (pid_t, Int32) = try spawnLock.withLock { _ in
+            if pipeStdio {
+                guard pipe(&childIn) == 0, pipe(&childOut) == 0 else { throw TestFailure("pipe failed") }
+                for fd in childIn + childOut { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+                posix_spawn_file_actions_adddup2(&actions, childIn[0], 0)
+                posix_spawn_file_actions_adddup2(&actions, childOut[1], 1)
+            } else {
+                posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+                posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            }
+            posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+            let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+            defer {
+                argv.forEach { free($0) }
+                envp.forEach { free($0) }
+            }
+            var pid: pid_t = 0
+            let status = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+            if pipeStdio {
+                close(childIn[0])
+                close(childOut[1])
+            }
+            return (pid, status)
+        }
+        guard status == 0 else {
+            if pipeStdio { close(childIn[1]); close(childOut[0]) }
+            throw TestFailure("cannot spawn \(executable): \(String(cString: strerror(status)))")
+        }
+        pid = spawned
+        stdinFD = pipeStdio ? childIn[1] : -1
+        stdoutFD = pipeStdio ? childOut[0] : -1
+    }
+
+    deinit {
+        kill()
+        if stdinFD >= 0 { close(stdinFD) }
+        if stdoutFD >= 0 { close(stdoutFD) }
+    }
+
+    /// The exit status if the child has exited (reaps it), else nil.
+    func poll() -> Int32? {
+        state.withLock { status in
+            if let status { return status }
+            var raw: Int32 = 0
+            if waitpid(pid, &raw, WNOHANG) == pid { status = raw }
+            return status
+        }
+    }
+
+    /// Waits for exit; nil on timeout (the child is left running: `kill()` it).
+    func wait(timeout: Duration = .seconds(60)) -> Int32? {
+        var status: Int32?
+        _ = eventuallyBlocking(timeout: timeout) {
+            status = poll()
+            return status != nil
+        }
+        return status
+    }
+
+    /// Decoded exit code (-signal for a signal death).
+    static func exitCode(_ raw: Int32) -> Int32 {
+        let signal = raw & 0x7f
+        return signal == 0 ? (raw >> 8) & 0xff : -signal
+    }
+
+    func waitExitCodeBlocking(timeout: Duration = .seconds(60)) throws -> Int32 {
+        guard let raw = wait(timeout: timeout) else {
+            throw TestFailure("pid \(pid) did not exit within \(timeout); stderr: \(stderr)")
+        }
+        return Self.exitCode(raw)
+    }
+
+    func waitExitCode(timeout: Duration = .seconds(60)) async throws -> Int32 {
+        try await offPool { try self.waitExitCodeBlocking(timeout: timeout) }
+    }
+
+    func signal(_ number: Int32) {
+        if poll() == nil { _ = Glibc.kill(pid, number) }
+    }
+
+    /// SIGKILL and reap, unless it already exited. Safe to call repeatedly.
+    func kill() {
+        guard poll() == nil else { return }
+        _ = Glibc.kill(pid, SIGKILL)
+        _ = wait(timeout: .seconds(10))
+    }
+
+    func closeStdin() {
+        if stdinFD >= 0 {
+            close(stdinFD)
+            stdinFD = -1
+        }
+    }
+
+    var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+}
+
+/// Runs a command to completion with a hard timeout; the child is killed on every path.
+struct Run: Sendable {
+    let code: Int32
+    let stdout: String
+    let stderr: String
+
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String], sandbox: Sandbox, environment extra: [String: String] = [:],
+                    timeout: Duration = .seconds(60)) async throws -> Run {
+        let path = try Executables.path(executable)
+        return try await offPool {
+            let child = try Child(path, arguments, environment: sandbox.environment(extra), directory: sandbox.root)
+            defer { child.kill() }
+            let code = try child.waitExitCodeBlocking(timeout: timeout)
+            return Run(code: code, stdout: child.stdout, stderr: child.stderr)
+        }
+    }
+
+    var json: [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: Data(stdout.utf8))) as? [String: Any]
+    }
+}
+
+/// A process whose pid we know but which is not our child (the daemon `mesad -d`
+/// detaches): we can only signal it and watch /proc.
+struct ForeignProcess: Sendable {
+    let pid: pid_t
+
+    /// Alive and not a zombie.
+    var isAlive: Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let state = stat[stat.index(close, offsetBy: 2)]
+        return state != "Z" && state != "X"
+    }
+
+    /// Its command line names mesad (a pid file can outlive its process, and the pid
+    /// be reused by something else, which must never be killed).
+    var isMesad: Bool {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        return String(decoding: data, as: UTF8.self).contains("mesad")
+    }
+
+    func kill() {
+        guard isMesad else { return }
+        if isAlive { _ = Glibc.kill(pid, SIGKILL) }
+        _ = eventuallyBlocking(timeout: .seconds(10)) { !isAlive }
+    }
+}
+
+/// The daemon named by the sandbox's pid file, if any.
+func recordedDaemon(_ sandbox: Sandbox) -> ForeignProcess? {
+    (try? String(contentsOfFile: sandbox.pidFile, encoding: .utf8))
+        .flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }.map(ForeignProcess.init)
+}
+
+/// For `defer`: kills a detached daemon (`mesad -d`, a client's autostart) by its pid.
+func killRecordedDaemon(_ sandbox: Sandbox) {
+    recordedDaemon(sandbox)?.kill()
+}
+
+// MARK: - A daemon as a child process
+
+/// `mesad` in socket mode (foreground, so it is our child), ready once it answers.
+final class DaemonProcess: @unchecked Sendable {
+    let sandbox: Sandbox
+    let child: Child
+
+    /// Starts mesad and waits (off the cooperative pool) until it answers.
+    static func start(_ sandbox: Sandbox, arguments: [String] = [], environment: [String: String] = [:],
+                      timeout: Duration = .seconds(60)) async throws -> DaemonProcess {
+        try await offPool { try DaemonProcess(sandbox, arguments: arguments, environment: environment, timeout: timeout) }
+    }
+
+    private init(_ sandbox: Sandbox, arguments: [String], environment: [String: String], timeout: Duration) throws {
+        self.sandbox = sandbox
+        child = try Child(try Executables.path("mesad"), arguments, environment: sandbox.environment(environment),
+                          directory: sandbox.root)
+        let socket = sandbox.socketPath
+        var exited: Int32?
+        let ready = eventuallyBlocking(timeout: timeout) {
+            if let status = child.poll() {
+                exited = status
+                return true
+            }
+            return Daemonizer.answers(socket)
+        }
+        if let exited {
+            throw TestFailure("mesad exited during start-up (code \(Child.exitCode(exited))): \(child.stderr)")
+        }
+        guard ready else {
+            child.kill()
+            throw TestFailure("mesad did not answer on \(socket) within \(timeout): \(child.stderr)")
+        }
+    }
+
+    var pid: pid_t { child.pid }
+
+    /// SIGTERM, then the exit code (SIGKILL after the timeout).
+    func stop(timeout: Duration = .seconds(30)) async throws -> Int32 {
+        child.signal(SIGTERM)
+        defer { child.kill() }
+        return try await child.waitExitCode(timeout: timeout)
+    }
+
+    func kill() { child.kill() }
+
+    /// A client of the daemon through the library the CLIs use.
+    func client() throws -> MesaClient {
+        do { return try MesaClient.connect(paths: sandbox.paths, autostart: false) } catch {
+            throw TestFailure("cannot connect: \(error)")
+        }
+    }
+}
+
+// MARK: - Raw frames
+
+func frame(_ body: String) -> [UInt8] {
+    Array("Content-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+}
+
+/// Reads LSP frames from a descriptor with a deadline (poll, so it never blocks past it).
+final class FrameReader: @unchecked Sendable {
+    let fd: Int32
+    var buffer: [UInt8] = []
+    var sawEOF = false
+
+    init(fd: Int32) { self.fd = fd }
+
+    /// Reads more bytes; false on EOF, timeout or error.
+    private func fill(until deadline: ContinuousClock.Instant) -> Bool {
+        guard !sawEOF else { return false }
+        let remaining = deadline - ContinuousClock.now
+        guard remaining > .zero else { return false }
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let milliseconds = Int32(min(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000, 60_000))
+        let ready = Glibc.poll(&pfd, 1, max(milliseconds, 1))
+        if ready < 0 { return errno == EINTR }
+        if ready == 0 { return ContinuousClock.now < deadline }
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count < 0 && errno == EINTR { return true }
+        if count <= 0 {
+            sawEOF = true
+            return false
+        }
+        buffer += chunk[0..<count]
+        return true
+    }
+
+    /// The next frame's raw body, or nil on EOF/timeout.
+    func rawNext(timeout: Duration = .seconds(30)) async -> [UInt8]? {
+        await offPool { self.rawNextBlocking(timeout: timeout) }
+    }
+
+    func rawNextBlocking(timeout: Duration = .seconds(30)) -> [UInt8]? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let (body, consumed) = Self.parse(buffer) {
+                buffer.removeFirst(consumed)
+                return body
+            }
+            if !fill(until: deadline) && (sawEOF || ContinuousClock.now >= deadline) { return nil }
+        }
+    }
+
+    /// The next frame's body parsed as a JSON object, or nil on EOF/timeout.
+    func next(timeout: Duration = .seconds(30)) async -> [String: Any]? {
+        await rawNext(timeout: timeout).flatMap { (try? JSONSerialization.jsonObject(with: Data($0))) as? [String: Any] }
+    }
+
+    /// Waits for the peer to close: true if EOF came before the deadline.
+    func waitForEOF(timeout: Duration = .seconds(30)) async -> Bool {
+        await offPool { self.waitForEOFBlocking(timeout: timeout) }
+    }
+
+    func waitForEOFBlocking(timeout: Duration) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while !sawEOF && ContinuousClock.now < deadline { _ = fill(until: deadline) }
+        return sawEOF
+    }
+
+    static func parse(_ bytes: [UInt8]) -> ([UInt8], Int)? {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard bytes.count >= 4 else { return nil }
+        var headerEnd: Int?
+        for index in 0...(bytes.count - 4) where Array(bytes[index..<index + 4]) == separator {
+            headerEnd = index
+            break
+        }
+        guard let headerEnd else { return nil }
+        let header = String(decoding: bytes[0..<headerEnd], as: UTF8.self)
+        var length: Int?
+        for line in header.components(separatedBy: "\r\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "content-length" {
+                length = Int(parts[1].trimmingCharacters(in: .whitespaces))
+            }
+        }
+        guard let length, bytes.count >= headerEnd + 4 + length else { return nil }
+        return (Array(bytes[(headerEnd + 4)..<(headerEnd + 4 + length)]), headerEnd + 4 + length)
+    }
+}
+
+func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if written < 0 && errno == ENOTSOCK {
+            let plain = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard plain > 0 else { throw TestFailure("write failed: \(String(cString: strerror(errno)))") }
+            offset += plain
+            continue
+        }
+        if written < 0 && errno == EINTR { continue }
+        guard written > 0 else { throw TestFailure("write failed: \(String(cString: strerror(errno)))") }
+        offset += written
+    }
+}
+
+/// A raw client socket to the daemon, for bytes no well-behaved client sends.
+final class RawSocket: @unchecked Sendable {
+    let fd: Int32
+    let reader: FrameReader
+
+    init(_ path: String) throws {
+        do { fd = try UnixSocketListener.connect(path: path) } catch { throw TestFailure("connect \(path): \(error)") }
+        reader = FrameReader(fd: fd)
+    }
+
+    deinit { close(fd) }
+
+    func send(_ bytes: [UInt8]) throws { try writeAll(fd, bytes) }
+
+    func request(_ id: Int, _ method: String, _ params: String = "{}") async throws -> [String: Any]? {
+        try send(frame(#"{"jsonrpc":"2.0","id":\#(id),"method":"\#(method)","params":\#(params)}"#))
+        return await reader.next()
+    }
+}
+
+// MARK: - In-process daemon
+
+/// A Daemon over an embedded store in a temporary home, reached through a real
+/// `Connection` over a socketpair: the same bytes as a socket client, no process.
+final class InProcessDaemon: @unchecked Sendable {
+    let sandbox: Sandbox
+    let daemon: Daemon
+    let server: Connection
+    let client: Connection
+
+    /// With `orgs`, serves those backends instead of resolving the config's.
+    init(sandbox: Sandbox? = nil, environment: [String: String] = [:], orgs: OrgBackends? = nil) throws {
+        let sandbox = try sandbox ?? Sandbox()
+        self.sandbox = sandbox
+        let config = try DaemonConfig.load(.init(environment: sandbox.environment(environment)))
+        let backends = try orgs ?? CredentialResolver.embedded(config, logger: quietLogger)
+        daemon = Daemon(config: config, orgs: backends, logger: quietLogger)
+        (server, client) = try Self.pair(daemon.dispatcher)
+    }
+
+    static func pair(_ dispatcher: Dispatcher) throws -> (server: Connection, client: Connection) {
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else {
+            throw TestFailure("socketpair failed")
+        }
+        let server = try Connection(socket: fds[0], dispatcher: dispatcher, logger: quietLogger)
+        let client = try Connection(socket: fds[1], dispatcher: Dispatcher(), logger: quietLogger)
+        server.start()
+        client.start()
+        return (server, client)
+    }
+
+    deinit {
+        client.close()
+        server.close()
+    }
+
+    var store: Store? { daemon.storeForTests }
+
+    func call<M: MesaMethod>(_ method: M.Type, _ params: M.Params) async throws -> M.Result {
+        try await client.send(method, params)
+    }
+
+    /// Calls and expects a JSON-RPC error, returned for inspection.
+    func failure<M: MesaMethod>(_ method: M.Type, _ params: M.Params,
+                                sourceLocation: SourceLocation = #_sourceLocation) async -> ResponseError? {
+        do {
+            _ = try await client.send(method, params)
+            Issue.record("\(M.name) succeeded but an error was expected", sourceLocation: sourceLocation)
+            return nil
+        } catch let error as ResponseError {
+            return error
+        } catch {
+            Issue.record("\(M.name) failed with \(error), not a JSON-RPC error", sourceLocation: sourceLocation)
+            return nil
+        }
+    }
+
+    func raw(_ method: String, _ params: JSONValue?) async throws -> JSONValue {
+        try await client.sendRequest(method: method, params: params)
+    }
+}
+
+extension Daemon {
+    /// The embedded store behind the daemon (tests create keys and repos with it).
+    var storeForTests: Store? { orgs.store }
+}
+
+/// Checks an error's code, symbolic name (`data.code`) and class, and that its message
+/// mentions each of `mentions`.
+func expectError(_ error: ResponseError?, code: Int, name: String? = nil, errorClass: String = "bad-input",
+                 mentions: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) {
+    guard let error else {
+        Issue.record("no error", sourceLocation: sourceLocation)
+        return
+    }
+    #expect(error.code.rawValue == code, "\(error)", sourceLocation: sourceLocation)
+    #expect(error.data?["errorClass"]?.stringValue == errorClass, "\(error) data=\(String(describing: error.data))",
+            sourceLocation: sourceLocation)
+    if let name {
+        #expect(error.data?["code"]?.stringValue == name, "\(error) data=\(String(describing: error.data))",
+                sourceLocation: sourceLocation)
+    }
+    for text in mentions {
+        #expect(error.message.contains(text), "'\(error.message)' should mention '\(text)'", sourceLocation: sourceLocation)
+    }
+}
