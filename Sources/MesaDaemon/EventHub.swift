@@ -197,9 +197,13 @@ final class EventHub: Sendable {
             watch.reportedLost.formIntersection(lostNow.map(\.id))
             watch.mounts = current
             events += extra
-            if forceBookmarks || !reporting || ContinuousClock.now - watch.lastBookmarkLook >= Self.bookmarkInterval {
+            let repos = Set(current.values.map { "\($0.org)/\($0.repo)" })
+            // A repo mounted since the last look gets its bookmarks read at once: the
+            // baseline its later moves are compared with.
+            let newRepos = repos.contains { watch.bookmarks[$0] == nil }
+            if forceBookmarks || !reporting || newRepos || ContinuousClock.now - watch.lastBookmarkLook >= Self.bookmarkInterval {
                 watch.lastBookmarkLook = .now
-                events += lookAtBookmarks(&watch, repos: Set(current.values.map { "\($0.org)/\($0.repo)" }), reporting: reporting, now: now)
+                events += lookAtBookmarks(&watch, repos: repos, reporting: reporting, now: now)
             }
             watch.baseline = true
             publish(events)

@@ -82,7 +82,7 @@ struct Watch_: AsyncParsableCommand {
         let notifications = Dispatcher()
         for method in MesaEvents.methods {
             notifications.registerNotification(method: method) { params, _ in
-                FileHandle.standardOutput.write(Data(((params ?? .null).serialized) + [0x0A]))
+                FileHandle.standardOutput.write(Data((Watch_.line(params ?? .null) + "\n").utf8))
             }
         }
         let client: MesaClient
@@ -103,6 +103,14 @@ struct Watch_: AsyncParsableCommand {
             throw CLIFailure(error)
         }
         let reason = await client.connection.waitUntilClosed()
+        if case .peerClosed = reason { throw CLIFailure(message: "mesad stopped", status: CLIExit.unreachable) }
         throw CLIFailure(message: "mesad closed the connection (\(reason))", status: CLIExit.unreachable)
+    }
+
+    /// One JSON line with sorted keys, so lines are easy to read and to diff.
+    static func line(_ value: JSONValue) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? String(decoding: value.serialized, as: UTF8.self)
     }
 }
