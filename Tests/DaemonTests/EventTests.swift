@@ -170,3 +170,15 @@ import Glibc
         #expect(try await watch.waitExitCode(timeout: .seconds(10)) == 0)
     }
 }
+
+/// protocol.md documents every notification mesad can send, each with an example.
+@Suite struct EventDocumentTests {
+    @Test func everyNotificationHasARowAndAnExample() throws {
+        let text = try String(contentsOfFile: ProtocolDocumentTests.protocolDocument, encoding: .utf8)
+        for method in MesaEvents.methods {
+            #expect(text.contains("| `\(method)` |"), "protocol.md has no table row for \(method)")
+            #expect(text.contains("\"method\":\"\(method)\""), "protocol.md has no example of \(method)")
+        }
+        #expect(Daemon.notifications.filter { $0.hasPrefix("mesa/") } == MesaEvents.methods)
+    }
+}
