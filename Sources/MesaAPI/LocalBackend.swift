@@ -54,7 +54,7 @@ public struct LocalBackend: Backend {
 
     public func createKey(org: String, _ request: KeyRequest) throws -> CreatedAPIKey {
         try mesaErrors {
-            try store.authorize(principal, .admin, org: org)
+            try store.authorize(principal, .createKey, org: org)
             return try store.createAPIKey(org: org, name: request.name, scopes: request.scopes, repoIDs: request.repoIDs,
                                           expiresInSeconds: request.expiresInSeconds, tags: request.tags, creator: principal)
         }

@@ -75,14 +75,17 @@ public enum Action: Sendable, Equatable {
     case write
     /// Create a repository in the org (needs an org-wide key).
     case createRepo
-    /// Manage API keys (and later webhooks).
+    /// Manage API keys of the whole org: list and revoke them (needs an org-wide key).
     case admin
+    /// Create a key no stronger than the caller's own (a repo-scoped admin key may mint
+    /// keys for its repos; `createAPIKey(creator:)` enforces the subset).
+    case createKey
 
     var requiredScope: Scope {
         switch self {
         case .read: .read
         case .write, .createRepo: .write
-        case .admin: .admin
+        case .admin, .createKey: .admin
         }
     }
 }

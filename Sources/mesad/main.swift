@@ -76,6 +76,10 @@ struct Mesad: AsyncParsableCommand {
             do { lock = try RuntimeLock(paths: config.paths) } catch { throw fail("\(error)", code: 1) }
         }
         defer { lock?.release() }
+        // A socket daemon owns the store: relay this stdio session to it.
+        if stdio, config.apiURL == nil, StdioRelay.run(socketPath: config.paths.socketPath) {
+            return
+        }
         let orgs: OrgBackends
         do { orgs = try CredentialResolver.embedded(config, logger: logger) } catch {
             throw fail("\(error)", code: 1)

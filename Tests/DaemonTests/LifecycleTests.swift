@@ -204,20 +204,25 @@ import Glibc
         #expect(!exists(sandbox.socketPath))
     }
 
-    @Test func stdioOnAStoreInUseFailsClearly() async throws {
-        // Stdio sessions do not take the runtime lock, but the store is one process's
-        // at a time: `mesad --stdio` beside a socket daemon of the same HOME must fail
-        // clearly, not hang.
+    @Test func stdioBesideASocketDaemonRelaysToIt() async throws {
+        // The socket daemon owns the store: `mesad --stdio` of the same HOME relays the
+        // session to it instead of failing on the store lock.
         let sandbox = try Sandbox()
         let daemon = try await DaemonProcess.start(sandbox)
         defer { daemon.kill() }
         let child = try Child(try Executables.path("mesad"), ["--stdio"], environment: sandbox.environment(),
                               directory: sandbox.root, pipeStdio: true)
         defer { child.kill() }
-        let code = try await child.waitExitCode(timeout: .seconds(60))
-        #expect(code != 0)
-        #expect(child.stderr.contains("store"), "\(child.stderr)")
-        #expect(child.stderr.contains("in use"), "\(child.stderr)")
+        let reader = FrameReader(fd: child.stdoutFD)
+        try writeAll(child.stdinFD, frame(#"{"jsonrpc":"2.0","id":1,"method":"createRepo","params":{"name":"via-stdio"}}"#))
+        let created = try #require(await reader.next(timeout: .seconds(60)), "no answer; stderr: \(child.stderr)")
+        #expect(((created["result"] as? [String: Any])?["repo"] as? [String: Any])?["name"] as? String == "via-stdio")
+        // The repo lives in the socket daemon's store.
+        let client = try daemon.client()
+        defer { client.close() }
+        #expect(try await client.call(ListRepos.self, .init()).repos.map(\.name).contains("via-stdio"))
+        child.closeStdin()
+        #expect(try await child.waitExitCode(timeout: .seconds(30)) == 0, "stderr: \(child.stderr)")
     }
 
     @Test func stdioShutdownThenExit() async throws {

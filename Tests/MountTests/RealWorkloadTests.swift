@@ -56,7 +56,7 @@ struct RealWorkloadTests {
         #expect(fsync(fd) == 0, "fsync makes it durable before the unmount")
         let start = ContinuousClock.now
         session.stop()
-        #expect(ContinuousClock.now - start < .seconds(10), "stop does not hang on a busy mount")
+        #expect(ContinuousClock.now - start < .seconds(60), "stop does not hang on a busy mount")
         close(fd)
         var info = statvfs()
         #expect(statvfs(path, &info) == 0, "the mount point is usable again")

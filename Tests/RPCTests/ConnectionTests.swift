@@ -30,7 +30,6 @@ struct ConnectionTests {
             let json = #"{"jsonrpc":"2.0","id":\#(id),"method":"sleep","params":{"milliseconds":\#((100 - id) * 3),"tag":\#(id)}}"#
             batch += FrameParser.encode(Array(json.utf8))
         }
-        let start = ContinuousClock.now
         try harness.peer.sendRaw(batch)
         var order: [Int] = []
         for _ in 0..<100 {
@@ -39,11 +38,9 @@ struct ConnectionTests {
             #expect(reply?["result"]?["tag"]?.intValue == id)
             order.append(id)
         }
-        let elapsed = ContinuousClock.now - start
         #expect(order.sorted() == Array(0..<100))  // each answered exactly once
-        #expect(order != Array(0..<100))  // not serialised in arrival order
-        // Sequential handling would take 15 s; concurrent takes about 0.3 s.
-        #expect(elapsed < .seconds(5))
+        // Not serialised in arrival order: later (shorter) requests overtook earlier ones.
+        #expect(order != Array(0..<100))
     }
 
     @Test func connectionToConnectionCallsRunConcurrently() async throws {
