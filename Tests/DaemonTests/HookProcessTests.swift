@@ -1,4 +1,5 @@
 import Client
+@testable import MesaDaemon
 import Foundation
 import MesaProtocol
 import RPC
@@ -96,6 +97,29 @@ import Glibc
         let saved = try await client.call(ShowChange.self, .init(org: "local", repo: "demo", rev: sessionBookmark.name)).change
         #expect(saved.files == ["x.txt"])
         #expect(saved.message.hasPrefix("Add a greeting module"))
+    }
+
+    @Test func sessionStartStartsMesadAndMountsTheRepoOfCwd() async throws {
+        let sandbox = try Sandbox()
+        let mountPoint = sandbox.home + "/.local/share/mesa/mnt"
+        defer {
+            killRecordedDaemon(sandbox)
+            MountedDaemon.lazyUnmount(mountPoint)
+        }
+        // The repo exists in the store, but no mesad runs and nothing is mounted.
+        let created = try await Run.run("mesa-client", ["create-repo", "demo"], sandbox: sandbox)
+        #expect(created.code == 0, "\(created.stderr)")
+        killRecordedDaemon(sandbox)
+        #expect(await eventually(timeout: .seconds(10)) { !Daemonizer.answers(sandbox.socketPath) })
+
+        let repo = mountPoint + "/local/demo"
+        let start = try await runHook(sandbox: sandbox, "SessionStart", input: try HookFixture.text("SessionStart", session: Self.session, cwd: repo))
+        #expect(start.code == 0, "\(start.stderr)")
+        #expect(start.stdout.contains("inside the Mesa mount of local/demo"), "\(start.stdout)")
+        #expect(recordedDaemon(sandbox)?.isAlive == true)
+        // The agent can write there now.
+        try "hi\n".write(toFile: repo + "/a.txt", atomically: false, encoding: .utf8)
+        #expect(try String(contentsOfFile: repo + "/a.txt", encoding: .utf8) == "hi\n")
     }
 
     @Test func preToolUseRefusesOnlyWritesIntoReadOnlyMounts() async throws {
