@@ -28,7 +28,7 @@ public struct HookOptions: Sendable {
 /// `mesa-client hook <Event>`: one Claude Code hook event acted on against mesad.
 /// Only mounts are touched: an agent working outside every mount sees no effect.
 public struct HookRunner: Sendable {
-    public static let events = ["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop", "SubagentStop", "SessionEnd"]
+    public static let events = ["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop", "SessionEnd"]
 
     let event: String
     let payload: HookPayload
@@ -49,7 +49,9 @@ public struct HookRunner: Sendable {
             case "UserPromptSubmit": return try await userPromptSubmit()
             case "PreToolUse": return try await preToolUse()
             case "PostToolUse": return try await postToolUse()
-            case "Stop", "SubagentStop", "SessionEnd": return try await stop()
+            // A prompt's work ends at Stop; SessionEnd saves what a session left unsaved.
+            // SubagentStop is mid-prompt: nothing to do yet.
+            case "Stop", "SessionEnd": return try await stop()
             default: return .done  // other events: nothing to do, never in the way
             }
         } catch let error as HookError {
