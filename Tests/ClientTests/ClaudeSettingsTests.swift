@@ -88,6 +88,24 @@ import Testing
         #expect(throws: HookError.self) { try ClaudeSettings.install(into: try Self.parse(#"{"hooks": []}"#), entries: Self.entries) }
     }
 
+    @Test func prettyPrintsLikeAHuman() throws {
+        let value = try Self.parse(#"{"b": [1, {"x": "a/b \"q\""}], "a": {}, "c": [], "d": true}"#)
+        #expect(ClaudeSettings.pretty(value) == """
+            {
+              "a": {},
+              "b": [
+                1,
+                {
+                  "x": "a/b \\"q\\""
+                }
+              ],
+              "c": [],
+              "d": true
+            }
+            """)
+        #expect(try Self.parse(ClaudeSettings.pretty(value)) == value)
+    }
+
     @Test func filesRoundTripAndKeepTheirMode() throws {
         let directory = NSTemporaryDirectory() + "mesa-settings-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }

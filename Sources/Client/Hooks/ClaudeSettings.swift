@@ -126,13 +126,10 @@ public enum ClaudeSettings {
     /// Writes pretty JSON atomically (temporary file + rename), keeping the file's mode.
     public static func save(_ settings: JSONValue, to path: String) throws(HookError) {
         let directory = (path as NSString).deletingLastPathComponent
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let mode = (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue ?? 0o644
-            var data = try encoder.encode(settings)
-            data.append(0x0A)
+            let data = Data((pretty(settings) + "\n").utf8)
             let temporary = path + ".mesa-tmp"
             guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: mode]) else {
                 throw HookError("cannot write \(temporary)")
@@ -142,6 +139,22 @@ public enum ClaudeSettings {
             throw error
         } catch {
             throw HookError("cannot write \(path): \(error.localizedDescription)")
+        }
+    }
+
+    /// JSON as people (and Claude Code) write settings files: two-space indent,
+    /// `"key": value`, keys sorted (a JSON object's order carries no meaning).
+    public static func pretty(_ value: JSONValue, indent: String = "") -> String {
+        let inner = indent + "  "
+        switch value {
+        case .array(let items) where !items.isEmpty:
+            return "[\n" + items.map { inner + pretty($0, indent: inner) }.joined(separator: ",\n") + "\n" + indent + "]"
+        case .object(let fields) where !fields.isEmpty:
+            return "{\n" + fields.keys.sorted().map { key in
+                inner + String(decoding: JSONValue.string(key).serialized, as: UTF8.self) + ": " + pretty(fields[key] ?? .null, indent: inner)
+            }.joined(separator: ",\n") + "\n" + indent + "}"
+        default:
+            return String(decoding: value.serialized, as: UTF8.self)
         }
     }
 
