@@ -76,13 +76,16 @@ final class EventHub: Sendable {
 
     func subscribe(connection: UInt64, sender: any NotificationSender, mountId: String?, org: String?, repo: String?,
                    events: Set<String>) -> Int {
-        let (id, firstOfConnection) = state.withLock { state -> (Int, Bool) in
+        let (id, firstOfConnection, firstOverall) = state.withLock { state -> (Int, Bool, Bool) in
             state.nextID += 1
+            let firstOverall = state.subscribers.isEmpty
             let first = state.subscribers[connection] == nil
             state.subscribers[connection, default: Subscriber(sender: sender)].subscriptions.append(
                 Subscription(id: state.nextID, mountId: mountId, org: org, repo: repo, events: events))
-            return (state.nextID, first)
+            return (state.nextID, first, firstOverall)
         }
+        // Nobody listened until now: what was seen before is stale, start a new baseline.
+        if firstOverall { watch.withLock { $0 = Watch() } }
         if firstOfConnection, let connectionObject = sender as? Connection {
             connectionObject.onClose { [weak self] _ in self?.drop(connection: connection) }
         }
@@ -146,11 +149,7 @@ final class EventHub: Sendable {
                     if state.subscribers.isEmpty { state.threadRunning = false }
                     return !state.subscribers.isEmpty
                 }
-                guard keepGoing else {
-                    // Nobody listens: the next subscriber starts from a fresh baseline.
-                    hub.watch.withLock { $0 = Watch() }
-                    return
-                }
+                guard keepGoing else { return }  // the next first subscriber starts a new baseline
                 hub.look(extra: [], bookmarks: false)
             }
         }
