@@ -59,11 +59,11 @@ final class EventHub: Sendable {
     private let state = Mutex(State())
     /// Held for a whole look, so looks (and the events they send) never interleave.
     private let watch = Mutex(Watch())
-    private let wakeup = DispatchSemaphore(value: 0)
     let mounts: MountManager?
     let orgs: OrgBackends
     let logger: Logger
-    static let interval: Duration = .milliseconds(200)
+    /// Seconds between two looks while someone is subscribed.
+    static let interval = 0.2
     static let bookmarkInterval: Duration = .seconds(2)
 
     init(mounts: MountManager?, orgs: OrgBackends, logger: Logger) {
@@ -144,7 +144,7 @@ final class EventHub: Sendable {
         guard start else { return }
         let thread = Thread { [weak self] in
             while let hub = self {
-                _ = hub.wakeup.wait(timeout: .now() + .milliseconds(200))
+                Thread.sleep(forTimeInterval: Self.interval)
                 let keepGoing = hub.state.withLock { state -> Bool in
                     if state.subscribers.isEmpty { state.threadRunning = false }
                     return !state.subscribers.isEmpty
