@@ -39,8 +39,11 @@ extension RepoFileSystem {
             let handle = newHandleID(&state)
             state.files[handle] = OpenFile(ino: ino, writable: flags.write, append: flags.append, source: source,
                                              descriptor: descriptor, dirty: flags.truncate)
+            // Blobs never change. Local data changes only through this mount's own writes,
+            // which the kernel sees (its cache stays coherent), or through edits that
+            // invalidate the inode explicitly — so read-only opens keep the page cache too.
             if case .blob = source { return OpenResult(handle: handle, keepCache: true) }
-            return OpenResult(handle: handle, keepCache: false)
+            return OpenResult(handle: handle, keepCache: !flags.write && !flags.truncate)
         }
     }
 
