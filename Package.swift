@@ -44,6 +44,8 @@ let package = Package(
             dependencies: ["RPC", "MesaProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "APIServer", dependencies: ["MesaAPI"]),
+        // The Model Context Protocol face of mesad (`mesad --mcp`), on RPC's JSON types.
+        .target(name: "MesaMCP", dependencies: ["RPC", "MesaProtocol", "Client", .product(name: "Logging", package: "swift-log")]),
 
         // The daemon as a library (config, credentials, handlers, listeners), so tests
         // can drive it in process; `mesad` is its thin executable.
@@ -54,7 +56,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "mesad",
-            dependencies: ["MesaDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["MesaDaemon", "MesaMCP", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
@@ -71,12 +73,14 @@ let package = Package(
 
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "RPCTests", dependencies: ["RPC"]),
+        // Hook payloads, settings.json merging, the MCP server: no daemon, quick to build.
+        .testTarget(name: "ClientTests", dependencies: ["Client", "MesaMCP", "RPC"]),
         .testTarget(name: "MountTests", dependencies: ["Mount", "MesaAPI", "Store"]),
         // The daemon in process (handlers, config, scopes) and as processes (mesad,
         // mesa-client): the executables are found next to the test bundle.
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["MesaDaemon", "MesaProtocol", "Client", "MesaAPI", "Store", "RPC",
+            dependencies: ["MesaDaemon", "MesaProtocol", "MesaMCP", "Client", "MesaAPI", "Store", "RPC",
                            .product(name: "Logging", package: "swift-log")]
         ),
     ],

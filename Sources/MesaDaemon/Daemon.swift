@@ -12,7 +12,7 @@ public final class Daemon: Sendable {
     public static let version = "0.1.0"
     /// Bumped when a method changes incompatibly; clients compare it after `initialize`.
     public static let protocolVersion = "1"
-    public static let notifications = ["$/progress", "window/logMessage"]
+    public static let notifications = ["$/progress", "window/logMessage"] + MesaEvents.methods
 
     public let config: DaemonConfig
     let orgs: OrgBackends
@@ -21,6 +21,8 @@ public final class Daemon: Sendable {
     /// The FUSE mounts; nil when the blob cache could not be opened (the reason is kept).
     public let mounts: MountManager?
     let mountsUnavailableReason: String?
+    /// Subscriptions and the watcher behind `mesa/*` notifications.
+    let events: EventHub
 
     private struct Lifecycle {
         var shutdownRequested = false
@@ -43,9 +45,11 @@ public final class Daemon: Sendable {
             mounts = nil
             mountsUnavailableReason = "\(error)"
         }
+        events = EventHub(mounts: mounts, orgs: orgs, logger: logger)
         registerLifecycleMethods()
         registerRepoAndKeyMethods()
         registerMountMethods()
+        registerEventMethods()
     }
 
     /// Every registered method, for `initialize` and the protocol.md check.

@@ -55,7 +55,10 @@ extension Daemon {
         }
         dispatcher.register(UnmountMethod.self) { params, _ in
             let mounts = try self.mountManager()
-            return UnmountMethod.Result(unmounted: try await blocking { try mounts.unmount(mountId: params.mountId, path: params.path) })
+            return UnmountMethod.Result(unmounted: try await blocking {
+                defer { self.events.changed() }
+                return try mounts.unmount(mountId: params.mountId, path: params.path)
+            })
         }
         dispatcher.register(ListMounts.self) { _, _ in
             ListMounts.Result(mounts: try self.mountManager().list())
@@ -70,7 +73,14 @@ extension Daemon {
         }
         dispatcher.register(Checkpoint.self) { params, _ in
             let mount = try self.mountManager().repoMount(mountId: params.mountId, path: params.path)
-            let result = try await blocking { try mount.fs.checkpoint(message: params.message) }
+            let result = try await blocking {
+                let result = try mount.fs.checkpoint(message: params.message)
+                self.events.changed(extra: [MesaEvent(event: MesaEvents.checkpointMade, mountId: mount.id, mountPath: mount.path,
+                                                      org: mount.fs.org, repo: mount.fs.repo, changeId: result.savedChange.rawValue,
+                                                      bookmark: result.bookmark, created: result.created, message: params.message)],
+                                    bookmarks: true)
+                return result
+            }
             return .init(savedChangeId: result.savedChange.rawValue, created: result.created, bookmark: result.bookmark)
         }
         dispatcher.register(NewChange.self) { params, _ in
@@ -135,7 +145,9 @@ extension Daemon {
             return try await blocking {
                 try target.mount?.fs.flush()
                 let change = try self.resolve(params.changeId, in: target)
-                return .init(bookmark: BookmarkInfo(try target.backend.createBookmark(org: target.org, repo: target.repo, name: params.name, at: change)))
+                let created = try target.backend.createBookmark(org: target.org, repo: target.repo, name: params.name, at: change)
+                self.events.changed(bookmarks: true)
+                return .init(bookmark: BookmarkInfo(created))
             }
         }
         dispatcher.register(MoveBookmark.self) { params, _ in
@@ -144,6 +156,7 @@ extension Daemon {
                 let change = try self.resolve(params.changeId, in: target)
                 let moved = try target.backend.moveBookmark(org: target.org, repo: target.repo, name: params.name, to: change,
                                                             expectedFrom: nil, allowBackwards: params.allowBackwards ?? false)
+                self.events.changed(bookmarks: true)
                 return .init(bookmark: BookmarkInfo(moved.bookmark), fromChangeId: moved.from.rawValue)
             }
         }
@@ -152,6 +165,7 @@ extension Daemon {
             return try await blocking {
                 let result = try target.backend.mergeBookmark(org: target.org, repo: target.repo, target: params.target, source: params.source,
                                                               message: params.message, allowConflicted: params.allowConflicted ?? false)
+                self.events.changed(bookmarks: true)
                 return .init(mergeType: result.mergeType.rawValue, changeId: result.changeID.rawValue, conflicts: result.conflicts)
             }
         }

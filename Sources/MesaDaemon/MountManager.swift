@@ -47,7 +47,7 @@ public final class MountManager: Sendable {
     let orgs: OrgBackends
     let cache: BlobCache
     let logger: Logger
-    private let state = Mutex(State())
+    let state = Mutex(State())
 
     public init(config: DaemonConfig, orgs: OrgBackends, logger: Logger) throws {
         self.config = config

@@ -51,6 +51,13 @@ struct InodeTable: Sendable {
     /// Paths changed since their last upload, each with the version of its latest change.
     var touched: [String: UInt64] = [:]
     var version: UInt64 = 0
+    /// Paths changed since the daemon last asked (`RepoFileSystem.drainChangedPaths`),
+    /// for change notifications. Unlike `touched` it survives uploads, so a change that
+    /// is written and uploaded between two looks is still reported. Bounded: past
+    /// `changeLogLimit` paths only `changeLogOverflowed` is set.
+    var changeLog: Set<String> = []
+    var changeLogOverflowed = false
+    static let changeLogLimit = 4096
     /// Directories created on this mount (and directories moved to a local-only path):
     /// the only places where content the store cannot hold (empty directories,
     /// `.git` trees) can live, so journal compaction only walks below these.
@@ -128,6 +135,9 @@ struct InodeTable: Sendable {
     mutating func touch(_ path: String) {
         version += 1
         touched[path] = version
+        if changeLog.count < Self.changeLogLimit { changeLog.insert(path) } else if !changeLog.contains(path) {
+            changeLogOverflowed = true
+        }
     }
 
     /// Touches a node and everything below it (after a directory moved, every file

@@ -47,6 +47,8 @@ public final class MountSession: Sendable {
     private let userdata: SendableRawPointer
     private let loopDone = DispatchSemaphore(value: 0)
     private let stopped = Mutex(false)
+    /// Set by the loop thread when libfuse's loop returns (a class: the thread shares it).
+    private let loopEnded = EndFlag()
     private let logger: Logger
 
     /// Mounts `fs` at `path` (created if missing; a stale mount left by a crashed
@@ -79,9 +81,10 @@ public final class MountSession: Sendable {
         }
         session = SessionPointer(raw: raw)
         self.userdata = SendableRawPointer(raw: userdata)
-        let session = self.session, done = loopDone, threads = options.maxThreads
+        let session = self.session, done = loopDone, threads = options.maxThreads, ended = loopEnded
         let thread = Thread {
             _ = cfuse_session_loop_mt(session.raw, threads, 0)
+            ended.set()
             done.signal()
         }
         thread.name = "mesa-fuse-loop"
@@ -92,6 +95,12 @@ public final class MountSession: Sendable {
     }
 
     private let stopTimeout: Duration
+
+    /// False once the kernel connection ended without `stop()` (someone ran
+    /// `fusermount -u` on it, or the connection was aborted): the mount is lost.
+    public var isServing: Bool {
+        !stopped.withLock { $0 } && !loopEnded.isSet
+    }
 
     /// Unmounts and waits for the loop to end. Open files delay the end; after
     /// `stopTimeout` the connection is aborted (their descriptors then fail with ENOTCONN).
@@ -182,6 +191,12 @@ public final class MountSession: Sendable {
         _ = "1".withCString { write(fd, $0, 1) }
         close(fd)
     }
+}
+
+final class EndFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
 }
 
 struct SendableRawPointer: @unchecked Sendable {

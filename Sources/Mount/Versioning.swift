@@ -21,6 +21,18 @@ extension RepoFileSystem {
         }
     }
 
+    /// Paths changed (written, created, removed, renamed) since the last call, sorted,
+    /// and whether more changed than were recorded. For change notifications.
+    public func drainChangedPaths() -> (paths: [String], overflowed: Bool) {
+        state.withLock { state in
+            defer {
+                state.table.changeLog = []
+                state.table.changeLogOverflowed = false
+            }
+            return (state.table.changeLog.sorted(), state.table.changeLogOverflowed)
+        }
+    }
+
     /// Saves the work: uploads everything, describes the working change with `message`
     /// (nil keeps its description), moves the target bookmark onto it with
     /// compare-and-swap, and makes the next write start a fresh working change.

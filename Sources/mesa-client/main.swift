@@ -12,7 +12,7 @@ struct MesaClientCommand: AsyncParsableCommand {
         subcommands: [Whoami_.self, ListOrgs_.self, ListRepos_.self, GetRepo_.self, CreateRepo_.self, DeleteRepo_.self,
                       CreateEphemeralKey_.self, ListKeys_.self, RevokeKey_.self, Mount_.self, Unmount_.self, ListMounts_.self,
                       Status_.self, Checkpoint_.self, ListChanges_.self, Diff_.self, ListBookmarks_.self, CreateBookmark_.self,
-                      MoveBookmark_.self, MergeBookmark_.self, Shutdown_.self, Call.self])
+                      MoveBookmark_.self, MergeBookmark_.self, Watch_.self, Hook_.self, Shutdown_.self, Call.self])
 }
 
 struct Whoami_: AsyncParsableCommand {
@@ -160,4 +160,9 @@ struct Call: AsyncParsableCommand {
     }
 }
 
+// Hooks parse their own command line: see `HookCLI` (never exit 2 on a typo).
+let hookArguments = CommandLine.arguments.dropFirst()
+if hookArguments.first == "hook", !hookArguments.contains("--help"), !hookArguments.contains("-h") {
+    await HookCLI.main(Array(hookArguments.dropFirst()))
+}
 await CLIRunner.main(MesaClientCommand.self)

@@ -10,7 +10,7 @@ struct MesaCommand: AsyncParsableCommand {
         commandName: "mesa",
         abstract: "Mesa: versioned repositories mounted as plain directories.",
         subcommands: [MountCommand.self, UnmountCommand.self, Status.self, RepoCommand.self, NewCommand.self, EditCommand.self,
-                      ShowCommand.self, LogCommand.self, CheckpointCommand.self, Version.self])
+                      ShowCommand.self, LogCommand.self, CheckpointCommand.self, HooksCommand.self, Version.self])
 }
 
 struct Version: AsyncParsableCommand {

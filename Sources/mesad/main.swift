@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import MesaDaemon
+import MesaMCP
 
 @main
 struct Mesad: AsyncParsableCommand {
@@ -35,6 +36,11 @@ struct Mesad: AsyncParsableCommand {
     @Flag(name: .long, help: "Mount the daemon tree at the mount point (default ~/.local/share/mesa/mnt) on start.")
     var mount = false
 
+    @Flag(name: .long, help: ArgumentHelp(
+        "Serve the Model Context Protocol on stdin/stdout (newline-delimited JSON-RPC) for agents.",
+        discussion: "Tools are forwarded to the daemon on the socket, which is started (mesad -d -y) when none runs."))
+    var mcp = false
+
     func run() async throws {
         let config: DaemonConfig
         do { config = try DaemonConfig.load(.init(configPath: configPath)) } catch {
@@ -48,6 +54,11 @@ struct Mesad: AsyncParsableCommand {
         let logger = Logger(label: "mesad")
         config.warnings.forEach { logger.warning("\($0)") }
 
+        if mcp {
+            if stdio || daemonize { throw fail("--mcp cannot be combined with --stdio or --daemonize", code: 2) }
+            await MCPMode.run(version: Daemon.version, logger: logger)
+            return
+        }
         if daemonize {
             if stdio { throw fail("--daemonize and --stdio cannot be combined", code: 2) }
             try startInBackground(config)
