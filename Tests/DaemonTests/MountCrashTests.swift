@@ -56,7 +56,8 @@ struct MountCrashTests {
 
             // A new daemon clears the stale mount and mounts the tree again (saved state).
             daemon = try await DaemonProcess.start(sandbox)
-            #expect(await eventually(timeout: .seconds(120)) { FileManager.default.fileExists(atPath: repoPath) }, "the remounted repo did not answer")
+            let remounted = await eventually(timeout: .seconds(120)) { FileManager.default.fileExists(atPath: repoPath) }
+            try #require(remounted, "round \(round): the remounted repo did not answer; mesad said: \(daemon.child.stderr.suffix(3000))")
             for earlier in 0...round {
                 for index in 0..<(completed[earlier] ?? 0) {
                     let path = "\(repoPath)/r\(earlier)-\(index).txt"
