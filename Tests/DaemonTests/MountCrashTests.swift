@@ -48,11 +48,13 @@ struct MountCrashTests {
         var completed: [Int: Int] = [:]
         for round in 0..<3 {
             // Let the writer get going, then kill the daemon under it.
-            let writer = Task.detached { Self.writeUntilFailure(repoPath, round: round) }
+            // The writer blocks in write/fsync: off the cooperative pool, on its own thread.
+            let writer = Task { await offPool { Self.writeUntilFailure(repoPath, round: round) } }
             try await Task.sleep(for: .milliseconds(150 + 100 * round))
             kill(daemon.pid, SIGKILL)
             completed[round] = await writer.value
-            _ = daemon.child.wait(timeout: .seconds(10))
+            let killed = daemon
+            _ = await offPool { killed.child.wait(timeout: .seconds(10)) }
 
             // A new daemon clears the stale mount and mounts the tree again (saved state).
             daemon = try await DaemonProcess.start(sandbox)
