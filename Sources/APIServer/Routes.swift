@@ -8,6 +8,7 @@ extension APIServer {
     /// standard envelope.
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: EnvelopeMiddleware())
         let v1 = router.group("v1")
 
         // Identity and org
@@ -185,4 +186,20 @@ extension APIServer {
 /// Rendered as 501 `NOT_IMPLEMENTED`.
 struct NotImplemented: Error {
     let what: String
+}
+
+/// Unmatched routes and other framework errors answer in the standard envelope too.
+struct EnvelopeMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError {
+            let code = error.status == .notFound ? "NOT_FOUND" : "HTTP_\(error.status.code)"
+            let message = error.status == .notFound ? "no route for \(request.method.rawValue) \(request.uri.path)"
+                : (error.body ?? error.status.reasonPhrase)
+            return APIServer.envelope(Int(error.status.code), code, message)
+        }
+    }
 }

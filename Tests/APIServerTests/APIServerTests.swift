@@ -221,6 +221,9 @@ let root = String(repeating: "z", count: 32)
             (status, data) = try await call(client, .get, "/v1/acme/ws/diff", key: f.admin)
             #expect(status == 501)
             #expect(try decode(RESTErrorEnvelope.self, data).error.code == "NOT_IMPLEMENTED")
+            (status, data) = try await call(client, .get, "/v1/acme/ws/no/such/route", key: f.admin)
+            #expect(status == 404)
+            #expect(try decode(RESTErrorEnvelope.self, data).error.code == "NOT_FOUND")
         }
     }
 }
