@@ -19,6 +19,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // Server only. No default traits: the server reads no swift-configuration files.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        // Already in the graph through Hummingbird; named so the server can run blocking
+        // store calls on an NIOThreadPool instead of an event loop.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C shims: each wraps one system library and the macros / variadic
@@ -43,7 +48,12 @@ let package = Package(
             name: "Client",
             dependencies: ["RPC", "MesaProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .target(name: "APIServer", dependencies: ["MesaAPI"]),
+        .target(
+            name: "APIServer",
+            dependencies: ["MesaAPI", "Store", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "Logging", package: "swift-log")]
+        ),
         // The Model Context Protocol face of mesad (`mesad --mcp`), on RPC's JSON types.
         .target(name: "MesaMCP", dependencies: ["RPC", "MesaProtocol", "Client", .product(name: "Logging", package: "swift-log")]),
 
@@ -67,7 +77,11 @@ let package = Package(
             name: "mesa",
             dependencies: ["Client", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .executableTarget(name: "mesa-server", dependencies: ["APIServer"]),
+        .executableTarget(
+            name: "mesa-server",
+            dependencies: ["APIServer", "MesaAPI", "Store", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(name: "store-bench", dependencies: ["Store"], path: "bench/store-bench"),
         .executableTarget(name: "rpc-bench", dependencies: ["RPC", "MesaProtocol", "Client"], path: "bench/rpc-bench"),
 
@@ -76,6 +90,10 @@ let package = Package(
         // Hook payloads, settings.json merging, the MCP server: no daemon, quick to build.
         .testTarget(name: "ClientTests", dependencies: ["Client", "MesaMCP", "RPC"]),
         .testTarget(name: "MountTests", dependencies: ["Mount", "MesaAPI", "Store"]),
+        .testTarget(
+            name: "APIServerTests",
+            dependencies: ["APIServer", "MesaAPI", "Store", .product(name: "HummingbirdTesting", package: "hummingbird")]
+        ),
         // The daemon in process (handlers, config, scopes) and as processes (mesad,
         // mesa-client): the executables are found next to the test bundle.
         .testTarget(

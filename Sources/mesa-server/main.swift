@@ -1,5 +1,69 @@
-// Placeholder until its issue lands: say so plainly instead of pretending to work.
+import APIServer
+import ArgumentParser
 import Foundation
+import Hummingbird
+import Logging
+import MesaAPI
+import Store
 
-FileHandle.standardError.write(Data("mesa-server: not implemented yet; this build only provides the store (issue #2)\n".utf8))
-exit(1)
+/// mesa-server: the Mesa REST API over a local store. Plain HTTP/1.1; put TLS in a
+/// reverse proxy in front of it.
+@main
+struct MesaServer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mesa-server",
+        abstract: "A Mesa-compatible REST API server over a local versioned store.",
+        subcommands: [Serve.self, Init.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve the REST API under /v1.")
+
+    @Option(help: "Address to listen on, HOST:PORT.")
+    var listen = "127.0.0.1:8420"
+
+    @Option(help: "Directory of the store.")
+    var data: String = Store.defaultDirectory
+
+    func run() async throws {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
+              (0...65535).contains(port) else {
+            throw ValidationError("--listen must be HOST:PORT, got '\(listen)'")
+        }
+        var host = String(listen[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let store = try Store(directory: data)
+        var logger = Logger(label: "mesa-server")
+        logger.logLevel = .info
+        let server = APIServer(store: store, logger: logger)
+        try await server.application(host: host, port: port).runService()
+    }
+}
+
+struct Init: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create an organization and its first admin key; the key is printed once.")
+
+    @Option(help: "Slug of the organization to create.")
+    var org: String
+
+    @Option(help: "Directory of the store.")
+    var data: String = Store.defaultDirectory
+
+    @Option(help: "Name of the admin key.")
+    var keyName = "admin"
+
+    func run() throws {
+        let store = try Store(directory: data)
+        do {
+            _ = try store.createOrg(slug: org)
+            let created = try store.createAPIKey(org: org, name: keyName, scopes: [.read, .write, .admin])
+            FileHandle.standardError.write(Data("created org '\(org)' and admin key '\(created.key.id)'; the key is shown only once:\n".utf8))
+            print(created.secret)
+        } catch {
+            throw ValidationError(MesaError.from(error).message)
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import Hummingbird
+import Logging
+import MesaAPI
+import NIOCore
+import NIOPosix
+import Store
+
+/// mesa-server's HTTP face: the Mesa REST API (`/v1`, API-key era) over the store.
+/// Every call authenticates its bearer key and goes through `LocalBackend`, so scope
+/// checks (403) and invisible repos (404) are decided in one place.
+public struct APIServer: Sendable {
+    public let store: Store
+    public let logger: Logger
+    /// Request bodies above this size are refused with 413.
+    public let maxBodyBytes: Int
+
+    public init(store: Store, logger: Logger = Logger(label: "mesa-server"), maxBodyBytes: Int = 32 << 20) {
+        self.store = store
+        self.logger = logger
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// The application listening on `host:port`.
+    public func application(host: String = "127.0.0.1", port: Int = 8420) -> some ApplicationProtocol {
+        Application(router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "mesa-server"),
+                    logger: logger)
+    }
+
+    // MARK: Plumbing
+
+    /// A handler body: runs off the event loop with an authenticated backend.
+    typealias Body = @Sendable (LocalBackend, Call) throws -> any Encodable
+
+    /// What a handler sees of its request.
+    struct Call: Sendable {
+        let parameters: [String: String]
+        let query: [String: String]
+        let body: ByteBuffer
+
+        func param(_ name: String) -> String { parameters[name] ?? "" }
+
+        func limit() throws(MesaError) -> Int? {
+            guard let text = query["limit"] else { return nil }
+            guard let value = Int(text), (1...100).contains(value) else {
+                throw .invalid("'limit' must be an integer from 1 to 100, got '\(text.prefix(20))'")
+            }
+            return value
+        }
+
+        func decode<T: Decodable>(_ type: T.Type) throws(MesaError) -> T {
+            guard body.readableBytes > 0 else { throw .invalid("a JSON request body is required") }
+            do {
+                return try RESTCoding.decoder().decode(T.self, from: Data(body.readableBytesView))
+            } catch let error as DecodingError {
+                throw .invalid("invalid JSON body: \(Self.describe(error))")
+            } catch {
+                throw .invalid("invalid JSON body: \(error)")
+            }
+        }
+
+        static func describe(_ error: DecodingError) -> String {
+            func path(_ context: DecodingError.Context) -> String {
+                let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+                return keys.isEmpty ? "body" : "'" + keys.joined(separator: ".") + "'"
+            }
+            switch error {
+            case .dataCorrupted(let context):
+                return context.codingPath.isEmpty ? "the body is not valid JSON" : "\(path(context)): \(context.debugDescription)"
+            case .keyNotFound(let key, let context):
+                return "missing required field '\(key.stringValue)'" + (context.codingPath.isEmpty ? "" : " in \(path(context))")
+            case .typeMismatch(let type, let context):
+                return "\(path(context)) has the wrong type; expected \(type)"
+            case .valueNotFound(let type, let context):
+                return "\(path(context)) must not be null; expected \(type)"
+            @unknown default:
+                return "\(error)"
+            }
+        }
+    }
+
+    static func json(_ value: any Encodable, status: HTTPResponse.Status) -> Response {
+        let data = (try? RESTCoding.encoder().encode(value)) ?? Data(#"{"error":{"code":"INTERNAL","message":"encoding failed"}}"#.utf8)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func error(_ error: MesaError) -> Response {
+        json(RESTErrorEnvelope(error), status: .init(code: error.httpStatus))
+    }
+
+    static func envelope(_ status: Int, _ code: String, _ message: String) -> Response {
+        json(RESTErrorEnvelope(code: code, message: message), status: .init(code: status))
+    }
+
+    /// Authenticates, collects the body, runs `body` on the thread pool and renders
+    /// the result or the error envelope; logs one access line (never the key).
+    func handle(_ request: Request, _ context: BasicRequestContext, status: HTTPResponse.Status = .ok,
+                _ body: @escaping Body) async -> Response {
+        let start = ContinuousClock.now
+        let response = await respond(request, context, status: status, body)
+        let elapsed = ContinuousClock.now - start
+        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        logger.info("request", metadata: ["method": "\(request.method.rawValue)", "path": "\(request.uri.path)",
+                                          "status": "\(response.status.code)", "duration_ms": "\(String(format: "%.1f", ms))"])
+        return response
+    }
+
+    private func respond(_ request: Request, _ context: BasicRequestContext, status: HTTPResponse.Status,
+                         _ body: @escaping Body) async -> Response {
+        guard let header = request.headers[.authorization] else {
+            return Self.envelope(401, "UNAUTHENTICATED", "missing 'Authorization: Bearer <API key>' header")
+        }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            return Self.envelope(401, "UNAUTHENTICATED", "the Authorization header must be 'Bearer <API key>'")
+        }
+        let secret = parts[1].trimmingCharacters(in: .whitespaces)
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: maxBodyBytes)
+        } catch {
+            return Self.envelope(413, "PAYLOAD_TOO_LARGE", "request body exceeds the limit of \(maxBodyBytes) bytes")
+        }
+        var parameters: [String: String] = [:]
+        for (key, value) in context.parameters {
+            let text = String(value)
+            parameters[String(key)] = text.removingPercentEncoding ?? text
+        }
+        var query: [String: String] = [:]
+        for (key, value) in request.uri.queryParameters { query[String(key)] = String(value) }
+        let call = Call(parameters: parameters, query: query, body: buffer)
+        let store = self.store
+        do {
+            let value = try await NIOThreadPool.singleton.runIfActive { () throws -> SendableBox in
+                let backend = try LocalBackend(store: store, secret: secret)
+                return SendableBox(try body(backend, call))
+            }
+            return Self.json(value.value, status: status)
+        } catch let error as NotImplemented {
+            return Self.envelope(501, "NOT_IMPLEMENTED", "\(error.what) is not implemented by this mesa-server yet")
+        } catch {
+            let mesa = MesaError.from(error)
+            if mesa.httpStatus >= 500 {
+                logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(mesa.message)"])
+            }
+            return Self.error(mesa)
+        }
+    }
+
+    /// Carries a result back from the thread pool (results are plain value types).
+    struct SendableBox: @unchecked Sendable {
+        let value: any Encodable
+        init(_ value: any Encodable) { self.value = value }
+    }
+
+    static func changeID(_ text: String, field: String) throws(MesaError) -> ChangeID {
+        do { return try ChangeID(text) } catch {
+            throw .invalid("'\(field)' must be a 32-character change id ([k-z]), got '\(text.prefix(40))'")
+        }
+    }
+}

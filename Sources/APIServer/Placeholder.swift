@@ -1,1 +1,0 @@
-// Placeholder: module APIServer arrives with its own issue (see `issues`).

@@ -1,0 +1,619 @@
+import Foundation
+import Store
+
+// Wire types of the Mesa REST API (reference: mesa-rest-api.md, API-key era, 0.47.3).
+// Every type spells its snake_case keys explicitly (no key strategy, so tag
+// dictionaries keep their keys) and is Codable in both directions: mesa-server
+// encodes them, the HTTP backend decodes them.
+
+/// Encoders and decoders for REST bodies: ISO-8601 dates, sorted keys.
+public enum RESTCoding {
+    public static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}
+
+// MARK: Errors
+
+/// `{"error": {"code", "message", "details"?}}`
+public struct RESTErrorEnvelope: Codable, Sendable, Equatable {
+    public struct Body: Codable, Sendable, Equatable {
+        public var code: String
+        public var message: String
+        public var details: RESTErrorDetails?
+
+        public init(code: String, message: String, details: RESTErrorDetails? = nil) {
+            self.code = code
+            self.message = message
+            self.details = details
+        }
+    }
+
+    public var error: Body
+
+    public init(code: String, message: String, details: RESTErrorDetails? = nil) {
+        error = Body(code: code, message: message, details: details)
+    }
+
+    public init(_ error: MesaError) {
+        self.init(code: error.name, message: error.message,
+                  details: error.paths.isEmpty ? nil : RESTErrorDetails(conflictPaths: error.paths))
+    }
+}
+
+/// The known members of `details`; free-form on the wire.
+public struct RESTErrorDetails: Codable, Sendable, Equatable {
+    public var conflictPaths: [String]?
+
+    public init(conflictPaths: [String]? = nil) { self.conflictPaths = conflictPaths }
+
+    enum CodingKeys: String, CodingKey { case conflictPaths = "conflict_paths" }
+}
+
+/// `{"success": true}`
+public struct RESTSuccess: Codable, Sendable, Equatable {
+    public var success: Bool
+    public init(success: Bool = true) { self.success = success }
+}
+
+// MARK: Identity and org
+
+public struct RESTOrgRef: Codable, Sendable, Equatable {
+    public var id: String
+    public var slug: String
+    public var name: String
+    public init(id: String, slug: String, name: String) {
+        self.id = id
+        self.slug = slug
+        self.name = name
+    }
+}
+
+/// `GET /whoami`
+public struct RESTWhoami: Codable, Sendable, Equatable {
+    public var org: RESTOrgRef
+    public var keyID: String?
+    public var keyName: String?
+    public var scopes: [String]
+    public var repoIDs: [String]?
+
+    public init(org: RESTOrgRef, keyID: String?, keyName: String?, scopes: [String], repoIDs: [String]?) {
+        self.org = org
+        self.keyID = keyID
+        self.keyName = keyName
+        self.scopes = scopes
+        self.repoIDs = repoIDs
+    }
+
+    public init(_ identity: Identity) {
+        self.init(org: RESTOrgRef(id: identity.org.id, slug: identity.org.slug, name: identity.org.name),
+                  keyID: identity.keyID, keyName: identity.keyName, scopes: identity.scopes.map(\.rawValue),
+                  repoIDs: identity.repoIDs)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case org, scopes
+        case keyID = "key_id", keyName = "key_name", repoIDs = "repo_ids"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(org, forKey: .org)
+        try c.encode(keyID, forKey: .keyID)  // null, not absent
+        try c.encode(keyName, forKey: .keyName)
+        try c.encode(scopes, forKey: .scopes)
+        try c.encodeIfPresent(repoIDs, forKey: .repoIDs)
+    }
+}
+
+/// `GET /{org}`
+public struct RESTOrgInfo: Codable, Sendable, Equatable {
+    public var createdAt: Date
+    public var numRepos: Int
+    public init(createdAt: Date, numRepos: Int) {
+        self.createdAt = createdAt
+        self.numRepos = numRepos
+    }
+    enum CodingKeys: String, CodingKey { case createdAt = "created_at", numRepos = "num_repos" }
+}
+
+// MARK: Repos
+
+public struct RESTRepo: Codable, Sendable, Equatable {
+    public var id: String
+    public var org: String
+    public var name: String
+    public var defaultBookmark: String
+    public var headChangeID: String
+    /// Always null: upstreams are not supported by mesa-server yet.
+    public var upstream: RESTUpstream?
+    public var createdAt: Date
+    public var tags: [String: String]
+
+    public init(id: String, org: String, name: String, defaultBookmark: String, headChangeID: String,
+                upstream: RESTUpstream? = nil, createdAt: Date, tags: [String: String]) {
+        self.id = id
+        self.org = org
+        self.name = name
+        self.defaultBookmark = defaultBookmark
+        self.headChangeID = headChangeID
+        self.upstream = upstream
+        self.createdAt = createdAt
+        self.tags = tags
+    }
+
+    public init(_ repo: Repo) {
+        self.init(id: repo.id, org: repo.org, name: repo.name, defaultBookmark: repo.defaultBookmark,
+                  headChangeID: repo.headChangeID.description, createdAt: repo.createdAt, tags: repo.tags)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, org, name, upstream, tags
+        case defaultBookmark = "default_bookmark", headChangeID = "head_change_id", createdAt = "created_at"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(org, forKey: .org)
+        try c.encode(name, forKey: .name)
+        try c.encode(defaultBookmark, forKey: .defaultBookmark)
+        try c.encode(headChangeID, forKey: .headChangeID)
+        try c.encode(upstream, forKey: .upstream)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(tags, forKey: .tags)
+    }
+}
+
+/// Only decoded loosely; the server never reports one yet.
+public struct RESTUpstream: Codable, Sendable, Equatable {
+    public var url: String
+    public var authKind: String?
+    enum CodingKeys: String, CodingKey { case url, authKind = "auth_kind" }
+}
+
+/// `POST /{org}/repos`
+public struct RESTCreateRepo: Codable, Sendable, Equatable {
+    public var name: String?
+    public var defaultBookmark: String?
+    public var tags: [String: String]?
+
+    public init(name: String? = nil, defaultBookmark: String? = nil, tags: [String: String]? = nil) {
+        self.name = name
+        self.defaultBookmark = defaultBookmark
+        self.tags = tags
+    }
+
+    enum CodingKeys: String, CodingKey { case name, tags, defaultBookmark = "default_bookmark" }
+}
+
+/// `PATCH /{org}/{repo}`; a nil tag value removes the tag.
+public struct RESTUpdateRepo: Codable, Sendable, Equatable {
+    public var name: String?
+    public var defaultBookmark: String?
+    public var tags: [String: String?]?
+
+    public init(name: String? = nil, defaultBookmark: String? = nil, tags: [String: String?]? = nil) {
+        self.name = name
+        self.defaultBookmark = defaultBookmark
+        self.tags = tags
+    }
+
+    enum CodingKeys: String, CodingKey { case name, tags, defaultBookmark = "default_bookmark" }
+}
+
+// MARK: Pagination envelopes
+
+public struct RESTRepoPage: Codable, Sendable, Equatable {
+    public var repos: [RESTRepo]
+    public var nextCursor: String?
+    public var hasMore: Bool
+    public init(repos: [RESTRepo], nextCursor: String?, hasMore: Bool) {
+        self.repos = repos
+        self.nextCursor = nextCursor
+        self.hasMore = hasMore
+    }
+    public init(_ page: Page<Repo>) { self.init(repos: page.items.map(RESTRepo.init), nextCursor: page.nextCursor, hasMore: page.hasMore) }
+    enum CodingKeys: String, CodingKey { case repos, nextCursor = "next_cursor", hasMore = "has_more" }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(repos, forKey: .repos)
+        try c.encode(nextCursor, forKey: .nextCursor)
+        try c.encode(hasMore, forKey: .hasMore)
+    }
+}
+
+public struct RESTChangePage: Codable, Sendable, Equatable {
+    public var changes: [RESTChange]
+    public var nextCursor: String?
+    public var hasMore: Bool
+    public init(changes: [RESTChange], nextCursor: String?, hasMore: Bool) {
+        self.changes = changes
+        self.nextCursor = nextCursor
+        self.hasMore = hasMore
+    }
+    public init(_ page: Page<Change>) {
+        self.init(changes: page.items.map { RESTChange($0) }, nextCursor: page.nextCursor, hasMore: page.hasMore)
+    }
+    enum CodingKeys: String, CodingKey { case changes, nextCursor = "next_cursor", hasMore = "has_more" }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(changes, forKey: .changes)
+        try c.encode(nextCursor, forKey: .nextCursor)
+        try c.encode(hasMore, forKey: .hasMore)
+    }
+}
+
+public struct RESTBookmarkPage: Codable, Sendable, Equatable {
+    public var bookmarks: [RESTBookmark]
+    public var nextCursor: String?
+    public var hasMore: Bool
+    public init(bookmarks: [RESTBookmark], nextCursor: String?, hasMore: Bool) {
+        self.bookmarks = bookmarks
+        self.nextCursor = nextCursor
+        self.hasMore = hasMore
+    }
+    public init(_ page: Page<Bookmark>) {
+        self.init(bookmarks: page.items.map { RESTBookmark($0) }, nextCursor: page.nextCursor, hasMore: page.hasMore)
+    }
+    enum CodingKeys: String, CodingKey { case bookmarks, nextCursor = "next_cursor", hasMore = "has_more" }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(bookmarks, forKey: .bookmarks)
+        try c.encode(nextCursor, forKey: .nextCursor)
+        try c.encode(hasMore, forKey: .hasMore)
+    }
+}
+
+public struct RESTKeyPage: Codable, Sendable, Equatable {
+    public var apiKeys: [RESTKeySummary]
+    public var nextCursor: String?
+    public var hasMore: Bool
+    public init(apiKeys: [RESTKeySummary], nextCursor: String?, hasMore: Bool) {
+        self.apiKeys = apiKeys
+        self.nextCursor = nextCursor
+        self.hasMore = hasMore
+    }
+    public init(_ page: Page<APIKey>) {
+        self.init(apiKeys: page.items.map { RESTKeySummary($0) }, nextCursor: page.nextCursor, hasMore: page.hasMore)
+    }
+    enum CodingKeys: String, CodingKey { case apiKeys = "api_keys", nextCursor = "next_cursor", hasMore = "has_more" }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(apiKeys, forKey: .apiKeys)
+        try c.encode(nextCursor, forKey: .nextCursor)
+        try c.encode(hasMore, forKey: .hasMore)
+    }
+}
+
+// MARK: Changes
+
+public struct RESTSignature: Codable, Sendable, Equatable {
+    public var name: String
+    public var email: String
+    public var date: Date?
+    public init(name: String, email: String, date: Date? = nil) {
+        self.name = name
+        self.email = email
+        self.date = date
+    }
+    public init(_ signature: Signature) { self.init(name: signature.name, email: signature.email, date: signature.date) }
+}
+
+public struct RESTChange: Codable, Sendable, Equatable {
+    public var id: String
+    public var currentCommitOID: String
+    public var isConflicted: Bool
+    public var message: String
+    public var author: RESTSignature?
+    public var committer: RESTSignature
+    public var parents: [String]
+    public var createdAt: Date
+    public var updatedAt: Date
+    /// Only on `GET /{org}/{repo}/changes/{id}`.
+    public var files: [String]?
+    public var conflicts: [String]?
+
+    public init(id: String, currentCommitOID: String, isConflicted: Bool, message: String, author: RESTSignature?,
+                committer: RESTSignature, parents: [String], createdAt: Date, updatedAt: Date,
+                files: [String]? = nil, conflicts: [String]? = nil) {
+        self.id = id
+        self.currentCommitOID = currentCommitOID
+        self.isConflicted = isConflicted
+        self.message = message
+        self.author = author
+        self.committer = committer
+        self.parents = parents
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.files = files
+        self.conflicts = conflicts
+    }
+
+    public init(_ change: Change) {
+        self.init(id: change.id.description, currentCommitOID: change.commitOID, isConflicted: change.isConflicted,
+                  message: change.message, author: change.authors.first.map(RESTSignature.init),
+                  committer: RESTSignature(change.committer), parents: change.parents.map(\.description),
+                  createdAt: change.createdAt, updatedAt: change.updatedAt)
+    }
+
+    public init(_ detail: ChangeDetail) {
+        self.init(detail.change)
+        files = detail.files
+        conflicts = detail.change.conflicts
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, message, author, committer, parents, files, conflicts
+        case currentCommitOID = "current_commit_oid", isConflicted = "is_conflicted"
+        case createdAt = "created_at", updatedAt = "updated_at"
+    }
+}
+
+/// One file operation of a change create or patch.
+public struct RESTFileOp: Codable, Sendable, Equatable {
+    public enum Action: String, Codable, Sendable { case upsert, delete }
+
+    public var path: String
+    /// Base64; required for upserts.
+    public var content: String?
+    public var encoding: String?
+    public var action: Action?
+    public var mode: String?
+
+    public init(path: String, content: String? = nil, encoding: String? = nil, action: Action? = nil, mode: String? = nil) {
+        self.path = path
+        self.content = content
+        self.encoding = encoding
+        self.action = action
+        self.mode = mode
+    }
+
+    public static func upsert(_ path: String, _ bytes: [UInt8], mode: FileMode? = nil) -> RESTFileOp {
+        RESTFileOp(path: path, content: Data(bytes).base64EncodedString(), action: .upsert, mode: mode?.rawValue)
+    }
+
+    public static func delete(_ path: String) -> RESTFileOp { RESTFileOp(path: path, action: .delete) }
+
+    /// The store operation, validating encoding, base64 and mode.
+    public func operation() throws(MesaError) -> FileOperation {
+        switch action ?? .upsert {
+        case .delete:
+            return .delete(path: path)
+        case .upsert:
+            if let encoding, encoding != "base64" {
+                throw .invalid("file '\(path.prefix(200))': unsupported encoding '\(encoding.prefix(20))'; only base64 is supported")
+            }
+            guard let content else { throw .invalid("file '\(path.prefix(200))': 'content' (base64) is required for an upsert") }
+            guard let data = Data(base64Encoded: content, options: [.ignoreUnknownCharacters]) else {
+                throw .invalid("file '\(path.prefix(200))': 'content' is not valid base64")
+            }
+            var fileMode = FileMode.regular
+            if let mode {
+                do { fileMode = try FileMode(parsing: mode) } catch { throw MesaError.from(error) }
+            }
+            return .upsert(path: path, content: [UInt8](data), mode: fileMode)
+        }
+    }
+}
+
+/// `POST /{org}/{repo}/changes`
+public struct RESTCreateChange: Codable, Sendable, Equatable {
+    public var baseChangeID: String
+    public var message: String?
+    public var author: RESTSignature?
+    public var committer: RESTSignature?
+    public var files: [RESTFileOp]?
+
+    public init(baseChangeID: String, message: String? = nil, author: RESTSignature? = nil, committer: RESTSignature? = nil,
+                files: [RESTFileOp]? = nil) {
+        self.baseChangeID = baseChangeID
+        self.message = message
+        self.author = author
+        self.committer = committer
+        self.files = files
+    }
+
+    enum CodingKeys: String, CodingKey { case message, author, committer, files, baseChangeID = "base_change_id" }
+}
+
+// MARK: Bookmarks
+
+public struct RESTBookmark: Codable, Sendable, Equatable {
+    public var name: String
+    public var changeID: String
+    public var isDefault: Bool
+    /// Only on a move: where the bookmark was before.
+    public var fromChangeID: String?
+
+    public init(name: String, changeID: String, isDefault: Bool, fromChangeID: String? = nil) {
+        self.name = name
+        self.changeID = changeID
+        self.isDefault = isDefault
+        self.fromChangeID = fromChangeID
+    }
+
+    public init(_ bookmark: Bookmark) {
+        self.init(name: bookmark.name, changeID: bookmark.changeID.description, isDefault: bookmark.isDefault)
+    }
+
+    public init(_ move: BookmarkMove) {
+        self.init(move.bookmark)
+        fromChangeID = move.from.description
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, changeID = "change_id", isDefault = "is_default", fromChangeID = "from_change_id"
+    }
+}
+
+/// `POST /{org}/{repo}/bookmarks`
+public struct RESTCreateBookmark: Codable, Sendable, Equatable {
+    public var name: String
+    public var changeID: String
+    public init(name: String, changeID: String) {
+        self.name = name
+        self.changeID = changeID
+    }
+    enum CodingKeys: String, CodingKey { case name, changeID = "change_id" }
+}
+
+/// `PATCH /{org}/{repo}/bookmarks/{bookmark}`
+public struct RESTMoveBookmark: Codable, Sendable, Equatable {
+    public var changeID: String
+    public var allowBackwards: Bool?
+    public init(changeID: String, allowBackwards: Bool? = nil) {
+        self.changeID = changeID
+        self.allowBackwards = allowBackwards
+    }
+    enum CodingKeys: String, CodingKey { case changeID = "change_id", allowBackwards = "allow_backwards" }
+}
+
+// MARK: API keys
+
+/// `POST /{org}/api-keys`
+public struct RESTCreateKey: Codable, Sendable, Equatable {
+    public var name: String?
+    public var scopes: [String]?
+    public var repoIDs: [String]?
+    public var expiresInSeconds: Int?
+    public var tags: [String: String]?
+
+    public init(name: String? = nil, scopes: [String]? = nil, repoIDs: [String]? = nil, expiresInSeconds: Int? = nil,
+                tags: [String: String]? = nil) {
+        self.name = name
+        self.scopes = scopes
+        self.repoIDs = repoIDs
+        self.expiresInSeconds = expiresInSeconds
+        self.tags = tags
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, scopes, tags, repoIDs = "repo_ids", expiresInSeconds = "expires_in_seconds"
+    }
+
+    /// The backend request, validating scope names.
+    public func request() throws(MesaError) -> KeyRequest {
+        var parsed: [Scope]?
+        if let scopes {
+            parsed = try scopes.map { (text: String) throws(MesaError) -> Scope in
+                guard let scope = Scope(rawValue: text) else {
+                    throw .invalid("unknown scope '\(text.prefix(40))': use read, write or admin")
+                }
+                return scope
+            }
+        }
+        return KeyRequest(name: name, scopes: parsed, repoIDs: repoIDs, expiresInSeconds: expiresInSeconds, tags: tags ?? [:])
+    }
+}
+
+/// The 201 answer of a key create: the only time the secret is shown.
+public struct RESTCreatedKey: Codable, Sendable, Equatable {
+    public var id: String
+    public var key: String
+    public var name: String?
+    public var scopes: [String]
+    public var repoIDs: [String]?
+    public var tags: [String: String]
+    public var createdAt: Date
+
+    public init(id: String, key: String, name: String?, scopes: [String], repoIDs: [String]?, tags: [String: String],
+                createdAt: Date) {
+        self.id = id
+        self.key = key
+        self.name = name
+        self.scopes = scopes
+        self.repoIDs = repoIDs
+        self.tags = tags
+        self.createdAt = createdAt
+    }
+
+    public init(_ created: CreatedAPIKey) {
+        let k = created.key
+        self.init(id: k.id, key: created.secret, name: k.name, scopes: k.scopes.map(\.rawValue), repoIDs: k.repoIDs,
+                  tags: k.tags, createdAt: k.createdAt)
+    }
+
+    enum CodingKeys: String, CodingKey { case id, key, name, scopes, tags, repoIDs = "repo_ids", createdAt = "created_at" }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(key, forKey: .key)
+        try c.encode(name, forKey: .name)
+        try c.encode(scopes, forKey: .scopes)
+        try c.encode(repoIDs, forKey: .repoIDs)
+        try c.encode(tags, forKey: .tags)
+        try c.encode(createdAt, forKey: .createdAt)
+    }
+}
+
+public struct RESTKeySummary: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String?
+    public var scopes: [String]
+    public var repoIDs: [String]?
+    public var tags: [String: String]
+    public var lastUsedAt: Date?
+    public var expiresAt: Date?
+    public var revokedAt: Date?
+    public var createdAt: Date
+
+    public init(id: String, name: String?, scopes: [String], repoIDs: [String]?, tags: [String: String], lastUsedAt: Date?,
+                expiresAt: Date?, revokedAt: Date?, createdAt: Date) {
+        self.id = id
+        self.name = name
+        self.scopes = scopes
+        self.repoIDs = repoIDs
+        self.tags = tags
+        self.lastUsedAt = lastUsedAt
+        self.expiresAt = expiresAt
+        self.revokedAt = revokedAt
+        self.createdAt = createdAt
+    }
+
+    public init(_ k: APIKey) {
+        self.init(id: k.id, name: k.name, scopes: k.scopes.map(\.rawValue), repoIDs: k.repoIDs, tags: k.tags,
+                  lastUsedAt: k.lastUsedAt, expiresAt: k.expiresAt, revokedAt: k.revokedAt, createdAt: k.createdAt)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, scopes, tags, metadata
+        case repoIDs = "repo_ids", lastUsedAt = "last_used_at", expiresAt = "expires_at", revokedAt = "revoked_at"
+        case createdAt = "created_at"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(id: try c.decode(String.self, forKey: .id), name: try c.decodeIfPresent(String.self, forKey: .name),
+                  scopes: try c.decode([String].self, forKey: .scopes), repoIDs: try c.decodeIfPresent([String].self, forKey: .repoIDs),
+                  tags: try c.decodeIfPresent([String: String].self, forKey: .tags) ?? [:],
+                  lastUsedAt: try c.decodeIfPresent(Date.self, forKey: .lastUsedAt),
+                  expiresAt: try c.decodeIfPresent(Date.self, forKey: .expiresAt),
+                  revokedAt: try c.decodeIfPresent(Date.self, forKey: .revokedAt),
+                  createdAt: try c.decode(Date.self, forKey: .createdAt))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(name, forKey: .name)
+        try c.encode(scopes, forKey: .scopes)
+        try c.encode(repoIDs, forKey: .repoIDs)
+        try c.encodeNil(forKey: .metadata)
+        try c.encode(tags, forKey: .tags)
+        try c.encode(lastUsedAt, forKey: .lastUsedAt)
+        try c.encode(expiresAt, forKey: .expiresAt)
+        try c.encode(revokedAt, forKey: .revokedAt)
+        try c.encode(createdAt, forKey: .createdAt)
+    }
+}
