@@ -539,7 +539,7 @@ final class InProcessDaemon: @unchecked Sendable {
 
     static func pair(_ dispatcher: Dispatcher) throws -> (server: Connection, client: Connection) {
         var fds: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else {
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
             throw TestFailure("socketpair failed")
         }
         let server = try Connection(socket: fds[0], dispatcher: dispatcher, logger: quietLogger)

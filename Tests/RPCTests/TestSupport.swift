@@ -36,7 +36,10 @@ func makeSocketPair() throws -> (Int32, Int32) {
 
 func makePipe() throws -> (read: Int32, write: Int32) {
     var fds: [Int32] = [-1, -1]
+    // Close-on-exec: processes that other tests spawn meanwhile must not inherit the
+    // write end, or the reader would wait for their exit to see end of input.
     guard pipe(&fds) == 0 else { throw TestFailure("pipe failed: errno \(errno)") }
+    for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
     return (fds[0], fds[1])
 }
 
