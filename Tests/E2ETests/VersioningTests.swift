@@ -103,6 +103,14 @@ extension E2E {
                 "made/deeper/file.txt": .file("deep\n"), "link": .symlink("edit.txt"), "dir2/inner/nested.txt": .file("nested\n"),
             ]
             #expect(try walk(repo) == expected)
+            // Extended attributes are not versioned: reading or setting one is "not supported".
+            let xattrs = try await home.ok(["python3", "-c", """
+                import os
+                for call in (lambda: os.getxattr("keep.txt", "user.note"), lambda: os.setxattr("keep.txt", "user.note", b"x")):
+                    try: call(); print("ok")
+                    except OSError as e: print(e.errno)
+                """], in: repo)
+            #expect(xattrs == "\(EOPNOTSUPP)\n\(EOPNOTSUPP)\n")
 
             // Before any checkpoint, the edits are one working change on top of main.
             let shown = try await home.call("show", ["path": repo])
