@@ -20,8 +20,8 @@ struct Fixture {
         admin = try store.createAPIKey(org: "acme", name: "admin", scopes: [.read, .write, .admin]).secret
     }
 
-    func run(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let app = Application(router: APIServer(store: store).router())
+    func run(maxBodyBytes: Int = 32 << 20, _ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        let app = Application(router: APIServer(store: store, maxBodyBytes: maxBodyBytes).router())
         try await app.test(.router, body)
     }
 }
