@@ -283,3 +283,75 @@ import Testing
         }
     }
 }
+
+@Suite struct RaceAndValidationTests {
+    /// Eight merges into one target at once: each either lands or loses the race with a
+    /// retryable 409 CONFLICT; retried losers land, and every source ends up merged.
+    @Test func concurrentMergesIntoOneTargetLoseOnlyWithRetryableConflicts() async throws {
+        let f = try Fixture()
+        let base = try f.seed("ws", files: ["base.txt": "b\n"])
+        for index in 0..<8 {
+            let change = try f.store.createChange(org: "acme", repo: "ws", base: base.id,
+                                                  files: [.upsert(path: "f\(index).txt", content: Array("\(index)\n".utf8))])
+            _ = try f.store.createBookmark(org: "acme", repo: "ws", bookmark: "f\(index)", at: change.id)
+        }
+        try await f.run { client in
+            let statuses = try await withThrowingTaskGroup(of: (Int, Int, String).self) { group in
+                for index in 0..<8 {
+                    group.addTask {
+                        let reply = try await send(client, .post, "/v1/acme/ws/bookmarks/merge", key: f.admin,
+                                                   json: #"{"target":"main","source":"f\#(index)"}"#)
+                        return (index, reply.status, reply.code)
+                    }
+                }
+                var all: [(Int, Int, String)] = []
+                for try await result in group { all.append(result) }
+                return all
+            }
+            #expect(statuses.contains { $0.1 == 200 })
+            #expect(statuses.allSatisfy { $0.1 == 200 || ($0.1 == 409 && $0.2 == "CONFLICT") }, "\(statuses)")
+            for (index, status, _) in statuses where status != 200 {
+                let reply = try await send(client, .post, "/v1/acme/ws/bookmarks/merge", key: f.admin,
+                                           json: #"{"target":"main","source":"f\#(index)"}"#)
+                #expect(reply.status == 200, "\(reply.text)")
+            }
+            let root = try await send(client, .get, "/v1/acme/ws/content", key: f.admin).json(RESTContent.self)
+            #expect(root.entries?.map(\.name) == ["base.txt"] + (0..<8).map { "f\($0).txt" })
+        }
+    }
+
+    @Test func createChangeTakesAuthorAndCommitterFromTheBody() async throws {
+        let f = try Fixture()
+        _ = try f.store.createRepo(org: "acme", name: "ws")
+        try await f.run { client in
+            var reply = try await send(client, .post, "/v1/acme/ws/changes", key: f.admin,
+                                       json: try encode(RESTCreateChange(baseChangeID: root, author: RESTSignature(name: "Ada", email: "ada@example.com"))))
+            #expect(reply.status == 201)
+            let change = try reply.json(RESTChange.self)
+            #expect(change.author?.name == "Ada" && change.committer.name == "Ada")
+            reply = try await send(client, .post, "/v1/acme/ws/changes", key: f.admin, json: #"{"base_change_id":"\#(root)"}"#)
+            #expect(try reply.json(RESTChange.self).author?.name == "admin", "without an author, the key is the author")
+            reply = try await send(client, .post, "/v1/acme/ws/changes", key: f.admin,
+                                   json: #"{"base_change_id":"\#(root)","author":{"name":"<x>","email":"x@y"}}"#)
+            #expect(reply.status == 400)
+        }
+    }
+
+    @Test func invalidNamesAre400AndCreateNothing() async throws {
+        let f = try Fixture()
+        let change = try f.seed("ws", files: ["a": "1"])
+        try await f.run { client in
+            for name in ["..", "a/b", "x.git", "repos", "api-keys", String(repeating: "n", count: 101), ""] {
+                let reply = try await send(client, .post, "/v1/acme/repos", key: f.admin, json: try encode(RESTCreateRepo(name: name)))
+                #expect(reply.status == 400 && reply.code == "INVALID_ARGUMENT", "\(name.prefix(20)): \(reply.text)")
+            }
+            for name in ["", "a..b", "-x", "a b", "x.lock", "/a"] {
+                let reply = try await send(client, .post, "/v1/acme/ws/bookmarks", key: f.admin,
+                                           json: try encode(RESTCreateBookmark(name: name, changeID: change.id.description)))
+                #expect(reply.status == 400, "\(name): \(reply.text)")
+            }
+            #expect(try f.store.listRepos(org: "acme").items.map(\.name) == ["ws"])
+            #expect(try f.store.listBookmarks(org: "acme", repo: "ws").items.map(\.name) == ["main"])
+        }
+    }
+}
