@@ -197,3 +197,34 @@ import Testing
         }
     }
 }
+
+/// The same answers through a real socket and Hummingbird's HTTP/1.1 server, where
+/// headers, raw bodies and body limits are handled by the transport.
+@Suite struct LiveTransportTests {
+    @Test func rawBytesETagsPercentEncodedNamesAndBodyLimitsOverASocket() async throws {
+        let f = try Fixture()
+        let change = try f.seed("ws", files: ["dir/a b.txt": "spaced\n"])
+        _ = try f.store.createBookmark(org: "acme", repo: "ws", bookmark: "feature/x", at: change.id)
+        try await f.run(.live, maxBodyBytes: 4096) { client in
+            var reply = try await send(client, .get, "/v1/acme/ws/content?path=\(q("dir/a b.txt"))", key: f.admin,
+                                       accept: "application/octet-stream")
+            #expect(reply.status == 200 && reply.text == "spaced\n")
+            let etag = try #require(reply.headers[.eTag])
+            let sha = etag.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+            reply = try await send(client, .get, "/v1/acme/ws/blobs/\(sha)", key: f.admin)
+            #expect(reply.status == 200 && reply.text == "spaced\n")
+
+            reply = try await send(client, .get, "/v1/acme/ws/bookmarks/feature%2Fx", key: f.admin)
+            #expect(reply.status == 200)
+            #expect(try reply.json(RESTBookmark.self).name == "feature/x")
+
+            reply = try await send(client, .get, "/v1/acme/ws/content?path=dir", key: f.admin, accept: "application/octet-stream")
+            #expect(reply.status == 406)
+
+            let big = try encode(RESTCreateChange(baseChangeID: root, files: [.upsert("big", [UInt8](repeating: 1, count: 8192))]))
+            reply = try await send(client, .post, "/v1/acme/ws/changes", key: f.admin, json: big)
+            #expect(reply.status == 413)
+            #expect(try f.changeCount("ws") == 1)
+        }
+    }
+}
