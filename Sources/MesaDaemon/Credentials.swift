@@ -146,8 +146,10 @@ public enum CredentialResolver {
             return true
         } catch let error as MesaError where error.code == .unavailable {
             return false
+        } catch let error as MesaError where [.unauthenticated, .keyExpired, .keyRevoked].contains(error.code) {
+            throw ConfigError(error.message)  // names the org and the server already
         } catch let error as MesaError {
-            throw ConfigError("the key configured for organization '\(org)' was refused by \(apiURL): \(error.message)")
+            throw ConfigError("checking the key configured for organization '\(org)' with \(apiURL) failed: \(error.message)")
         }
     }
 
