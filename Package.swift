@@ -101,6 +101,8 @@ let package = Package(
             dependencies: ["MesaDaemon", "MesaProtocol", "MesaMCP", "Client", "MesaAPI", "Store", "RPC",
                            .product(name: "Logging", package: "swift-log")]
         ),
+        // The built executables against real mounts, as a user runs them (root and /dev/fuse).
+        .testTarget(name: "E2ETests", dependencies: ["MesaProtocol", "Client", "RPC", "Store"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -66,6 +66,9 @@ public final class MountManager: Sendable {
     public func mountTree() throws(MesaError) -> MountInfo {
         if let existing = state.withLock({ $0.tree }) { return treeInfo(existing.session.path) }
         let path = config.mountPoint
+        // A daemon killed with the tree mounted leaves a dead mount here, on which even
+        // creating the directory fails (ENOTCONN, or EEXIST for mkdir): clear it first.
+        MountSession.clearStaleMount(at: path, logger: logger)
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
@@ -230,7 +233,11 @@ public final class MountManager: Sendable {
     /// journals replay on open. Failures are logged, not fatal: the rest still mounts.
     public func restore(forceTree: Bool) {
         let saved = Self.load(config.paths.mountStateFile)
-        state.withLock { $0.saved.opened = saved.opened }
+        // What fails to mount now stays recorded, so the next start tries again.
+        state.withLock {
+            $0.saved.opened = saved.opened
+            $0.saved.tree = saved.tree
+        }
         if saved.tree || forceTree {
             do { _ = try mountTree() } catch { logger.error("cannot mount the daemon tree: \(error.message)") }
         }
@@ -249,6 +256,7 @@ public final class MountManager: Sendable {
                 logger.info("remounted", metadata: ["path": "\(record.path)", "repo": "\(record.org)/\(record.repo)"])
             } catch {
                 logger.error("cannot remount \(record.path): \(error.message)")
+                state.withLock { $0.saved.paths.append(record) }
             }
         }
         saveState()

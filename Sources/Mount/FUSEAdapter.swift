@@ -317,8 +317,11 @@ enum FUSEAdapter {
             result.f_namemax = UInt(stats.nameMax)
             fuse_reply_statfs(req, &result)
         }
-        // Extended attributes are not versioned: no attribute exists, none can be set.
-        ops.getxattr = { req, _, _, _ in if let req { fuse_reply_err(req, ENODATA) } }
+        // Extended attributes are not versioned: none can be read or set. getxattr answers
+        // ENOSYS, which the kernel remembers for the whole mount and turns into EOPNOTSUPP
+        // without asking again: `ls -l` asks for two ACL attributes per file, and those
+        // round trips were 80 % of `ls -lR` (bench/RESULTS.md).
+        ops.getxattr = { req, _, _, _ in if let req { fuse_reply_err(req, ENOSYS) } }
         ops.listxattr = { req, _, size in
             guard let req else { return }
             if size == 0 { fuse_reply_xattr(req, 0) } else { fuse_reply_buf(req, nil, 0) }

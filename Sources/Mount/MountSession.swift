@@ -56,6 +56,8 @@ public final class MountSession: Sendable {
     public static func start(at path: String, root fs: any FileSystemCore, name: String = "mesa",
                              options: Options = Options(), logger: Logger = Logger(label: "mesa.fuse")) throws(FSError) -> MountSession {
         clearStaleMount(at: path, logger: logger)
+        // A layout may name a path whose parents do not exist yet (`/workspace/app`).
+        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         if mkdir(path, 0o755) != 0 && errno != EEXIST { throw FSError.posix("cannot create mount point \(path)") }
         return try MountSession(path: path, fs: fs, name: name, options: options, logger: logger)
     }

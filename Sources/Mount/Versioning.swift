@@ -56,20 +56,29 @@ extension RepoFileSystem {
                 } catch {
                     let failure = MesaError.from(error)
                     guard failure.code == .conflict || failure.code == .invalidParams else { throw failure }
+                    // Someone (the user, following the advice below) already put the
+                    // bookmark on this work: nothing is left to move.
+                    let current = try? backend.bookmark(org: org, repo: repo, name: bookmark)
+                    if current?.changeID == head { return try finishCheckpoint(version, head: head) }
                     let seen = version.bookmarkExpected.map { "\($0)" } ?? "(unknown)"
                     throw MesaError(.conflict, "bookmark '\(bookmark)' of \(org)/\(repo) was moved by someone else since this mount last saw it at \(seen); nothing is lost: your work is saved in change \(head), which stays this mount's working change. Merge or move the bookmark, then checkpoint again. (\(failure.message))",
                                     errorClass: .transient)
                 }
             }
-            versions.withLock { state in
-                state.base = head
-                state.working = nil
-                if state.bookmark != nil { state.bookmarkExpected = head }
-            }
-            try persistHeader()
-            logger.info("checkpoint", metadata: ["repo": "\(org)/\(repo)", "change": "\(head)", "bookmark": "\(version.bookmark ?? "-")"])
-            return CheckpointResult(savedChange: head, created: version.working != nil, bookmark: version.bookmark)
+            return try finishCheckpoint(version, head: head)
         }
+    }
+
+    /// The bookmark is on `head`: the next write starts a fresh working change on it.
+    private func finishCheckpoint(_ version: VersionState, head: ChangeID) throws(MesaError) -> CheckpointResult {
+        versions.withLock { state in
+            state.base = head
+            state.working = nil
+            if state.bookmark != nil { state.bookmarkExpected = head }
+        }
+        try persistHeader()
+        logger.info("checkpoint", metadata: ["repo": "\(org)/\(repo)", "change": "\(head)", "bookmark": "\(version.bookmark ?? "-")"])
+        return CheckpointResult(savedChange: head, created: version.working != nil, bookmark: version.bookmark)
     }
 
     /// jj `new`: uploads, then makes the next write start a new change on top of the
@@ -133,7 +142,9 @@ extension RepoFileSystem {
                 return Self.resetView(&state.table)
             }
             discard(garbage)
-            try persistHeader()
+            // The view was re-read from the new revision (pending work was uploaded
+            // above): records of the old view must not be replayed onto it after a restart.
+            try persistHeader(keepRecords: false)
             invalidate(known)
             logger.info("switched revision", metadata: ["repo": "\(org)/\(repo)", "change": "\(shown)"])
             return status()
@@ -186,11 +197,12 @@ extension RepoFileSystem {
         }
     }
 
-    /// Writes the current versioning state as the journal header (records kept).
-    private func persistHeader() throws(MesaError) {
+    /// Writes the current versioning state as the journal header (records kept unless
+    /// `keepRecords` is false).
+    private func persistHeader(keepRecords: Bool = true) throws(MesaError) {
         let header = currentHeader()
         try state.withLock { _ throws(MesaError) in
-            do { try journal.rewrite(header: header, keep: { _, _ in true }) } catch {
+            do { try journal.rewrite(header: header, keep: { _, _ in keepRecords }) } catch {
                 throw MesaError(.internal, "cannot write the journal header: \(error)")
             }
         }

@@ -204,4 +204,51 @@ import Testing
         #expect(try fs.ino("a") == a, "a path that exists again keeps its inode number")
         #expect(try fs.readText("a") == "1")
     }
+
+    /// Regression: the journal rewrite that records a new working change renumbered the
+    /// records, so the compaction after that first upload kept them all, and `editChange`
+    /// kept them too. A restart then replayed the old view's edits (here: a deletion)
+    /// onto the new revision.
+    @Test func editThenRestartDoesNotReplayTheOldView() throws {
+        let fx = try MountFixture()
+        let seed = try fx.seed(["a": "1", "b": "2"])
+        _ = try fx.store.createBookmark(org: fx.org, repo: fx.repo, bookmark: "side", at: seed.id)
+        var fs: RepoFileSystem? = try fx.mount()
+        try fs?.unlink(parent: InodeTable.rootIno, name: "a")
+        try fs?.writeText("main-only", "m")
+        try fs?.mkdirPath("scratch")
+        try fs?.flush()
+        let manifest = fx.journalDirectory + "/manifest"
+        let lines = try String(contentsOfFile: manifest, encoding: .utf8).split(separator: "\n")
+        #expect(lines.dropFirst().allSatisfy { $0.contains("mkdir") }, "uploaded records survived compaction: \(lines)")
+        _ = try fs?.editChange(.bookmark("side"))
+        #expect(try fs?.list(InodeTable.rootIno) == ["a", "b"])
+        fs = nil
+        let recovered = try fx.mount()
+        #expect(try recovered.list(InodeTable.rootIno) == ["a", "b"])
+        #expect(recovered.status().pendingUploads == 0)
+        #expect(recovered.status().bookmark == "side")
+    }
+
+    /// Regression: after someone put the bookmark on the mount's own work (as the
+    /// conflict message advises), checkpoint kept failing with CONFLICT.
+    @Test func checkpointSucceedsOnceTheBookmarkIsOnTheWork() throws {
+        let fx = try MountFixture()
+        let seed = try fx.seed(["a": "1"])
+        let fs = try fx.mount()
+        try fs.writeText("b", "2")
+        try fs.flush()
+        let working = try #require(fs.status().workingChange)
+        let elsewhere = try fx.store.createChange(org: fx.org, repo: fx.repo, base: seed.id, message: "other",
+                                                  files: [.upsert(path: "c", content: Array("3".utf8))])
+        _ = try fx.store.moveBookmark(org: fx.org, repo: fx.repo, bookmark: "main", to: elsewhere.id)
+        #expect(throws: MesaError.self) { try fs.checkpoint(message: "mine") }
+        _ = try fx.store.moveBookmark(org: fx.org, repo: fx.repo, bookmark: "main", to: working, allowBackwards: true)
+        let saved = try fs.checkpoint(message: "mine")
+        #expect(saved.savedChange == working)
+        #expect(fs.status().workingChange == nil)
+        try fs.writeText("d", "4")
+        #expect(try fs.checkpoint(message: nil).savedChange != working)
+        #expect(try fx.tree(at: .bookmark("main")) == ["a": "1", "b": "2", "d": "4"])
+    }
 }
