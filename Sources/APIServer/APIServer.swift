@@ -37,8 +37,22 @@ public struct APIServer: Sendable {
         let parameters: [String: String]
         let query: [String: String]
         let body: ByteBuffer
+        /// The `Accept` header, lower-cased ("" when absent).
+        var accept: String = ""
 
         func param(_ name: String) -> String { parameters[name] ?? "" }
+
+        /// True when the client asked for `mediaType` (e.g. `application/octet-stream`)
+        /// explicitly; `*/*` and JSON keep the JSON answer.
+        func accepts(_ mediaType: String) -> Bool {
+            accept.split(separator: ",").contains { $0.split(separator: ";").first?.trimmingCharacters(in: .whitespaces) == mediaType }
+        }
+
+        /// A required query parameter.
+        func required(_ name: String) throws(MesaError) -> String {
+            guard let value = query[name], !value.isEmpty else { throw .invalid("missing required query parameter '\(name)'") }
+            return value
+        }
 
         func limit() throws(MesaError) -> Int? {
             guard let text = query["limit"] else { return nil }
@@ -130,16 +144,25 @@ public struct APIServer: Sendable {
         }
         var query: [String: String] = [:]
         for (key, value) in request.uri.queryParameters { query[String(key)] = String(value) }
-        let call = Call(parameters: parameters, query: query, body: buffer)
+        let call = Call(parameters: parameters, query: query, body: buffer,
+                        accept: request.headers[.accept]?.lowercased() ?? "")
         let store = self.store
         do {
             let value = try await NIOThreadPool.singleton.runIfActive { () throws -> SendableBox in
                 let backend = try LocalBackend(store: store, secret: secret)
                 return SendableBox(try body(backend, call))
             }
+            if let raw = value.value as? RawReply {
+                var headers = HTTPFields()
+                headers[.contentType] = raw.contentType
+                if let etag = raw.etag { headers[.eTag] = "\"\(etag)\"" }
+                return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: raw.bytes)))
+            }
             return Self.json(value.value, status: status)
         } catch let error as NotImplemented {
             return Self.envelope(501, "NOT_IMPLEMENTED", "\(error.what) is not implemented by this mesa-server yet")
+        } catch let error as HTTPRefusal {
+            return Self.envelope(error.status, error.code, error.message)
         } catch {
             let mesa = MesaError.from(error)
             if mesa.httpStatus >= 500 {
@@ -147,6 +170,24 @@ public struct APIServer: Sendable {
             }
             return Self.error(mesa)
         }
+    }
+
+    /// A non-JSON answer (raw file bytes, a patch). Encodable only so it can travel
+    /// through `Body`; `respond` writes its bytes as they are.
+    struct RawReply: Encodable {
+        let bytes: [UInt8]
+        let contentType: String
+        /// A strong validator: the git object id of the bytes.
+        var etag: String?
+
+        func encode(to encoder: any Encoder) throws {}
+    }
+
+    /// A refusal with an HTTP status no `MesaError` code maps to (406).
+    struct HTTPRefusal: Error {
+        let status: Int
+        let code: String
+        let message: String
     }
 
     /// Carries a result back from the thread pool (results are plain value types).

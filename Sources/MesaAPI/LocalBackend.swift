@@ -26,9 +26,22 @@ public struct LocalBackend: Backend {
     // MARK: Repos
 
     public func listRepos(org: String, cursor: String?, limit: Int?) throws -> Page<Repo> {
+        try listRepos(org: org, filter: nil, cursor: cursor, limit: limit)
+    }
+
+    /// Repos the key can see, optionally only those whose tags match `filter`.
+    public func listRepos(org: String, filter: TagFilter?, cursor: String?, limit: Int?) throws -> Page<Repo> {
         try mesaErrors {
             try store.authorize(principal, .read, org: org)
-            return try store.listRepos(org: org, cursor: cursor, limit: limit, only: principal.repoIDs)
+            return try store.listRepos(org: org, cursor: cursor, limit: limit, only: principal.repoIDs, filter: filter)
+        }
+    }
+
+    /// The org record and how many repos it holds.
+    public func org(_ slug: String) throws -> (org: Org, repoCount: Int) {
+        try mesaErrors {
+            try store.authorize(principal, .read, org: slug)
+            return (try store.org(slug), try store.repoCount(org: slug))
         }
     }
 
@@ -37,9 +50,33 @@ public struct LocalBackend: Backend {
     }
 
     public func createRepo(org: String, name: String, defaultBookmark: String?) throws -> Repo {
+        try createRepo(org: org, name: name, defaultBookmark: defaultBookmark, tags: [:])
+    }
+
+    public func createRepo(org: String, name: String, defaultBookmark: String?, tags: [String: String]) throws -> Repo {
         try mesaErrors {
             try store.authorize(principal, .createRepo, org: org)
-            return try store.createRepo(org: org, name: name, defaultBookmark: defaultBookmark ?? "main")
+            return try store.createRepo(org: org, name: name, defaultBookmark: defaultBookmark ?? "main", tags: tags)
+        }
+    }
+
+    /// Renames, changes the default bookmark, patches tags (nil removes one).
+    public func updateRepo(org: String, name: String, newName: String?, defaultBookmark: String?,
+                           tags: [String: String?]) throws -> Repo {
+        try mesaErrors {
+            _ = try authorizedRepo(org, name, .write)
+            return try store.updateRepo(org: org, name: name, newName: newName, defaultBookmark: defaultBookmark, tags: tags)
+        }
+    }
+
+    /// Sets (`value` non-nil) or removes one tag on many repos; returns how many changed.
+    /// Ids the key cannot see are skipped like missing ones, so a repo-scoped key only
+    /// ever touches its own repos and learns nothing about others.
+    public func updateRepoTags(org: String, repoIDs: [String], key: String, value: String?) throws -> Int {
+        try mesaErrors {
+            try store.authorize(principal, .write, org: org)
+            let visible = principal.repoIDs.map { allowed in repoIDs.filter(allowed.contains) } ?? repoIDs
+            return try store.updateRepoTags(org: org, repoIDs: visible, key: key, value: value)
         }
     }
 
@@ -61,9 +98,24 @@ public struct LocalBackend: Backend {
     }
 
     public func listKeys(org: String, status: KeyStatus?, cursor: String?, limit: Int?) throws -> Page<APIKey> {
+        try listKeys(org: org, status: status, query: nil, scope: nil, repoID: nil, cursor: cursor, limit: limit)
+    }
+
+    /// Keys filtered by status, name substring, scope and repo (see `Store.listAPIKeys`).
+    public func listKeys(org: String, status: KeyStatus?, query: String?, scope: Scope?, repoID: String?,
+                         cursor: String?, limit: Int?) throws -> Page<APIKey> {
         try mesaErrors {
             try store.authorize(principal, .admin, org: org)
-            return try store.listAPIKeys(org: org, status: status, cursor: cursor, limit: limit)
+            return try store.listAPIKeys(org: org, status: status, query: query, scope: scope, repoID: repoID,
+                                         cursor: cursor, limit: limit)
+        }
+    }
+
+    /// Patches a key's tags (nil removes one); returns the resulting tags.
+    public func updateKeyTags(org: String, id: String, tags: [String: String?]) throws -> [String: String] {
+        try mesaErrors {
+            try store.authorize(principal, .admin, org: org)
+            return try store.updateAPIKeyTags(org: org, id: id, tags: tags)
         }
     }
 
@@ -99,9 +151,17 @@ public struct LocalBackend: Backend {
 
     public func updateChange(org: String, repo: String, id: ChangeID, message: String?, files: [FileOperation],
                              expectedCommit: String?) throws -> Change {
+        try updateChange(org: org, repo: repo, id: id, message: message, author: nil, committer: nil, files: files,
+                         expectedCommit: expectedCommit)
+    }
+
+    /// Amends a change; `author` replaces its authors, `committer` its committer identity.
+    public func updateChange(org: String, repo: String, id: ChangeID, message: String?, author: Signature?,
+                             committer: Signature?, files: [FileOperation], expectedCommit: String?) throws -> Change {
         try mesaErrors {
             _ = try authorizedRepo(org, repo, .write)
-            return try store.updateChange(org: org, repo: repo, id: id, message: message, files: files, expectedCommit: expectedCommit)
+            return try store.updateChange(org: org, repo: repo, id: id, message: message, authors: author.map { [$0] },
+                                          committer: committer, files: files, expectedCommit: expectedCommit)
         }
     }
 
@@ -122,9 +182,14 @@ public struct LocalBackend: Backend {
     // MARK: Bookmarks
 
     public func listBookmarks(org: String, repo: String, cursor: String?, limit: Int?) throws -> Page<Bookmark> {
+        try listBookmarks(org: org, repo: repo, glob: nil, cursor: cursor, limit: limit)
+    }
+
+    /// Bookmarks whose names match `glob` (fnmatch: `*`, `?`, `[...]`), by name.
+    public func listBookmarks(org: String, repo: String, glob: String?, cursor: String?, limit: Int?) throws -> Page<Bookmark> {
         try mesaErrors {
             _ = try authorizedRepo(org, repo, .read)
-            return try store.listBookmarks(org: org, repo: repo, cursor: cursor, limit: limit)
+            return try store.listBookmarks(org: org, repo: repo, glob: glob, cursor: cursor, limit: limit)
         }
     }
 
@@ -160,10 +225,18 @@ public struct LocalBackend: Backend {
 
     public func mergeBookmark(org: String, repo: String, target: String, source: String, message: String?,
                               allowConflicted: Bool) throws -> MergeResult {
+        try mergeBookmark(org: org, repo: repo, target: target, source: source, message: message,
+                          allowConflicted: allowConflicted, deleteSource: false)
+    }
+
+    /// Merges `source` into `target`; with `deleteSource` the source bookmark is deleted
+    /// in the same transaction that moves the target.
+    public func mergeBookmark(org: String, repo: String, target: String, source: String, message: String?,
+                              allowConflicted: Bool, deleteSource: Bool) throws -> MergeResult {
         try mesaErrors {
             _ = try authorizedRepo(org, repo, .write)
             return try store.mergeBookmark(org: org, repo: repo, target: target, source: source, message: message,
-                                           allowConflicted: allowConflicted, authors: authors)
+                                           allowConflicted: allowConflicted, deleteSource: deleteSource, authors: authors)
         }
     }
 
@@ -171,6 +244,14 @@ public struct LocalBackend: Backend {
         try mesaErrors {
             _ = try authorizedRepo(org, repo, .read)
             return try store.diff(org: org, repo: repo, base: base, head: head)
+        }
+    }
+
+    /// The same difference as one unified patch (`git diff` format).
+    public func diffPatch(org: String, repo: String, base: ChangeID, head: ChangeID) throws -> String {
+        try mesaErrors {
+            _ = try authorizedRepo(org, repo, .read)
+            return try store.diffPatch(org: org, repo: repo, base: base, head: head)
         }
     }
 

@@ -141,6 +141,15 @@ public struct DirectoryEntry: Equatable, Sendable {
     public let size: Int?
     /// Blob id for files and symlinks, tree id for directories.
     public let oid: String
+
+    public init(name: String, path: String, type: EntryType, mode: FileMode?, size: Int?, oid: String) {
+        self.name = name
+        self.path = path
+        self.type = type
+        self.mode = mode
+        self.size = size
+        self.oid = oid
+    }
 }
 
 public enum Content: Equatable, Sendable {
@@ -163,4 +172,15 @@ public struct MergeResult: Equatable, Sendable {
     public let source: String
     public let sourceDeleted: Bool
     public var isConflicted: Bool { !conflicts.isEmpty }
+
+    public init(mergeType: MergeType, changeID: ChangeID, commitOID: String?, conflicts: [String], target: String,
+                source: String, sourceDeleted: Bool) {
+        self.mergeType = mergeType
+        self.changeID = changeID
+        self.commitOID = commitOID
+        self.conflicts = conflicts
+        self.target = target
+        self.source = source
+        self.sourceDeleted = sourceDeleted
+    }
 }

@@ -105,14 +105,16 @@ extension Store {
     /// message. The change id stays; a new commit replaces the old one, which remains
     /// recorded (and referenced) as a predecessor. With `expectedCommit`, the amend only
     /// happens if the change still sits at that commit (optimistic concurrency).
+    /// `committer` replaces the committer identity (its date is always now).
     public func updateChange(org slug: String, repo name: String, id: ChangeID, message: String? = nil,
-                             authors: [Signature]? = nil, files: [FileOperation] = [],
-                             expectedCommit: String? = nil) throws -> Change {
+                             authors: [Signature]? = nil, committer newCommitter: Signature? = nil,
+                             files: [FileOperation] = [], expectedCommit: String? = nil) throws -> Change {
         guard !id.isRoot else {
             throw StoreError.invalid("the virtual root change cannot be modified; create a change on top of it")
         }
         let operations = try ValidatedOperation.validate(files)
-        try authors?.forEach(Validation.signature)
+        try (authors ?? []).forEach(Validation.signature)
+        if let newCommitter { try Validation.signature(newCommitter) }
         let expected = try expectedCommit.map { try GitOID(hex: $0) }
         // Without an expectation, a concurrent amend is retried on top of the new state.
         for _ in 0..<8 {
@@ -126,14 +128,17 @@ extension Store {
             }
             let newMessage = message ?? current.message
             let newAuthors = authors.map { $0.isEmpty ? [Signature.default] : $0 } ?? current.authors
-            if operations.isEmpty && newMessage == current.message && newAuthors == current.authors {
+            let identity = newCommitter.map { Signature(name: $0.name, email: $0.email) }
+                ?? Signature(name: current.committer.name, email: current.committer.email)
+            if operations.isEmpty && newMessage == current.message && newAuthors == current.authors
+                && identity.name == current.committer.name && identity.email == current.committer.email {
                 return current.publicChange
             }
             let now = Self.now()
             let info = try repositories.with(repo.id) { try $0.commitInfo(currentCommit) }
             let author = Self.stamped(newAuthors.first ?? .default, current.createdAt)
             // A rewrite is committed now (as `git commit --amend` does); the author date stays.
-            let committer = Signature(name: current.committer.name, email: current.committer.email, date: now)
+            let committer = Signature(name: identity.name, email: identity.email, date: now)
             let commit = try writeSnapshot(repoID: repo.id, baseCommit: currentCommit, parents: info.parents,
                                            operations: operations, author: author, committer: committer,
                                            message: newMessage, changeID: id)

@@ -12,6 +12,11 @@ public enum DiffLineKind: String, Sendable, Codable {
 public struct DiffLine: Equatable, Sendable {
     public let kind: DiffLineKind
     public let text: String
+
+    public init(kind: DiffLineKind, text: String) {
+        self.kind = kind
+        self.text = text
+    }
 }
 
 public struct DiffHunk: Equatable, Sendable {
@@ -20,6 +25,14 @@ public struct DiffHunk: Equatable, Sendable {
     public let newStart: Int
     public let newLines: Int
     public let lines: [DiffLine]
+
+    public init(oldStart: Int, oldLines: Int, newStart: Int, newLines: Int, lines: [DiffLine]) {
+        self.oldStart = oldStart
+        self.oldLines = oldLines
+        self.newStart = newStart
+        self.newLines = newLines
+        self.lines = lines
+    }
 }
 
 public struct DiffEntry: Equatable, Sendable {
@@ -32,6 +45,18 @@ public struct DiffEntry: Equatable, Sendable {
     public let additions: Int
     public let deletions: Int
     public let sizeBytes: Int
+
+    public init(path: String, oldPath: String?, status: DiffStatus, isBinary: Bool, hunks: [DiffHunk]?, additions: Int,
+                deletions: Int, sizeBytes: Int) {
+        self.path = path
+        self.oldPath = oldPath
+        self.status = status
+        self.isBinary = isBinary
+        self.hunks = hunks
+        self.additions = additions
+        self.deletions = deletions
+        self.sizeBytes = sizeBytes
+    }
 }
 
 public struct DiffStats: Equatable, Sendable {
@@ -39,6 +64,12 @@ public struct DiffStats: Equatable, Sendable {
     public let additions: Int
     public let deletions: Int
     public var changes: Int { additions + deletions }
+
+    public init(entries: Int, additions: Int, deletions: Int) {
+        self.entries = entries
+        self.additions = additions
+        self.deletions = deletions
+    }
 }
 
 public struct Diff: Equatable, Sendable {
@@ -47,6 +78,14 @@ public struct Diff: Equatable, Sendable {
     public let entries: [DiffEntry]
     public let stats: DiffStats
     public let truncated: Bool
+
+    public init(base: ChangeID, head: ChangeID, entries: [DiffEntry], stats: DiffStats, truncated: Bool) {
+        self.base = base
+        self.head = head
+        self.entries = entries
+        self.stats = stats
+        self.truncated = truncated
+    }
 }
 
 extension Store {

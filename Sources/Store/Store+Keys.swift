@@ -151,20 +151,37 @@ extension Store {
         return CreatedAPIKey(key: key, secret: secret)
     }
 
-    /// Lists keys (never their secrets), newest first.
-    public func listAPIKeys(org slug: String, status: KeyStatus? = nil, cursor: String? = nil, limit: Int? = nil) throws -> Page<APIKey> {
+    /// Lists keys (never their secrets), newest first. Filters: `status`; `query`, a
+    /// case-insensitive substring of the name; `scope`, keys holding exactly that scope in
+    /// their list; `repoID`, keys scoped to that repo (org-wide keys are not listed).
+    /// The cursor is the last key's sequence number, so it stays valid when keys are
+    /// created or filtered out between pages.
+    public func listAPIKeys(org slug: String, status: KeyStatus? = nil, query: String? = nil, scope: Scope? = nil,
+                            repoID: String? = nil, cursor: String? = nil, limit: Int? = nil) throws -> Page<APIKey> {
         let position = try Cursor.decode(cursor)
         let limit = try Cursor.limit(limit)
         let now = Date()
+        let needle = query?.lowercased()
         return try withDatabase { db in
             guard try db.queryOne("SELECT 1 FROM orgs WHERE slug = ?", [.text(slug)]) != nil else {
                 throw StoreError.notFound("organization '\(slug)' does not exist")
             }
-            let keys = try db.query("""
-                SELECT \(Self.keyColumns) FROM api_keys k JOIN orgs o ON o.id = k.org_id WHERE o.slug = ? ORDER BY k.seq DESC
-                """, [.text(slug)]).map(Self.apiKey).filter { status == nil || $0.status(at: now) == status }
-            let window = keys.dropFirst(position).prefix(limit)
-            return Page(items: Array(window), nextCursor: keys.count > position + limit ? Cursor.encode(position + limit) : nil)
+            let rows = try db.query("""
+                SELECT \(Self.keyColumns) FROM api_keys k JOIN orgs o ON o.id = k.org_id
+                WHERE o.slug = ? AND (? = 0 OR k.seq < ?) ORDER BY k.seq DESC
+                """, [.text(slug), .int(position), .int(position)])
+            let matching = rows.lazy.filter { row in
+                let key = Self.apiKey(row)
+                if let status, key.status(at: now) != status { return false }
+                if let needle, !(key.name?.lowercased().contains(needle) ?? false) { return false }
+                if let scope, !key.scopes.contains(scope) { return false }
+                if let repoID, !(key.repoIDs?.contains(repoID) ?? false) { return false }
+                return true
+            }
+            let window = Array(matching.prefix(limit + 1))
+            let items = window.prefix(limit).map(Self.apiKey)
+            let next = window.count > limit ? Cursor.encode(window[limit - 1].int(10)) : nil
+            return Page(items: items, nextCursor: next)
         }
     }
 

@@ -128,9 +128,10 @@ extension Store {
     }
 
     /// Lists repos of an org, oldest first. `only` restricts to a key's repo scope;
-    /// `tags` keeps repos carrying every given tag.
+    /// `tags` keeps repos carrying every given tag, `filter` those matching it. Filters
+    /// apply during the keyset scan, so a cursor stays valid across pages.
     public func listRepos(org slug: String, cursor: String? = nil, limit: Int? = nil,
-                          only: Set<String>? = nil, tags: [String: String] = [:]) throws -> Page<Repo> {
+                          only: Set<String>? = nil, tags: [String: String] = [:], filter: TagFilter? = nil) throws -> Page<Repo> {
         let position = try Cursor.decode(cursor)
         let limit = try Cursor.limit(limit)
         return try withDatabase { db in
@@ -152,6 +153,7 @@ extension Store {
                     let seq = row.int(0)
                     if let only, !only.contains(repo.id) { last = seq; continue }
                     if !tags.allSatisfy({ repo.tags[$0.key.lowercased()] == $0.value }) { last = seq; continue }
+                    if let filter, !filter.matches(repo.tags) { last = seq; continue }
                     if items.count == limit { more = true; break scan }
                     items.append(try publicRepo(repo, db))
                     last = seq
