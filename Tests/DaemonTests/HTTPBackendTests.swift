@@ -124,6 +124,37 @@ struct HTTPBackendTests {
         }
     }
 
+    /// Not a benchmark, a sanity figure: sequential calls reuse the connection, so
+    /// they cost a loopback round trip plus the server's work, not a TCP handshake each.
+    @Test func sequentialCallsAndLargeBlobsAreFast() async throws {
+        let sandbox = try Sandbox()
+        let server = try await APIServerProcess.start(sandbox)
+        defer { server.stop() }
+        let backend = server.backend()
+        let (perCall, megabytesPerSecond) = try await offPool { () throws -> (Duration, Double) in
+            _ = try backend.createRepo(org: "acme", name: "demo", defaultBookmark: nil)
+            var generator = SystemRandomNumberGenerator()
+            let big = (0..<(8 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let change = try backend.createChange(org: "acme", repo: "demo", base: .root, message: "",
+                                                  files: [.upsert(path: "big.bin", content: big)])
+            let calls = 200
+            let start = ContinuousClock.now
+            for _ in 0..<calls { _ = try backend.repo(org: "acme", name: "demo") }
+            let perCall = start.duration(to: .now) / calls
+            guard case .directory(_, _, let entries) = try backend.content(org: "acme", repo: "demo", at: .change(change.id),
+                                                                           path: "", depth: 1),
+                  let entry = entries.first else { throw TestFailure("no listing") }
+            let fetchStart = ContinuousClock.now
+            let bytes = try backend.blob(org: "acme", repo: "demo", oid: entry.oid)
+            let seconds = Double(fetchStart.duration(to: .now).components.attoseconds) * 1e-18
+                + Double(fetchStart.duration(to: .now).components.seconds)
+            #expect(bytes == big)
+            return (perCall, Double(big.count) / 1_048_576 / seconds)
+        }
+        print("HTTPBackend: \(perCall) per sequential GET /{org}/{repo}; 8 MiB blob at \(Int(megabytesPerSecond)) MiB/s")
+        #expect(perCall < .milliseconds(50))
+    }
+
     @Test func serverRefusalsMapToMesaErrorsWithClearMessages() async throws {
         let sandbox = try Sandbox()
         let server = try await APIServerProcess.start(sandbox)
