@@ -12,13 +12,15 @@ extension APIServer {
                                                        limit: try call.limit()))
             }
         }
+        // `author` defaults to the calling key's identity, `committer` to the author.
         v1.post(":org/:repo/changes") { req, ctx in
             await handle(req, ctx, status: .created) { backend, call in
                 let body = try call.decode(RESTCreateChange.self)
                 let base = try Self.changeID(body.baseChangeID, field: "base_change_id")
                 let files = try Self.operations(body.files)
                 return RESTChange(try backend.createChange(org: call.param("org"), repo: call.param("repo"), base: base,
-                                                           message: body.message ?? "", files: files))
+                                                           message: body.message ?? "", author: body.author?.signature,
+                                                           committer: body.committer?.signature, files: files))
             }
         }
         v1.get(":org/:repo/changes/:change") { req, ctx in

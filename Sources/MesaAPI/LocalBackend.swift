@@ -143,9 +143,17 @@ public struct LocalBackend: Backend {
     }
 
     public func createChange(org: String, repo: String, base: ChangeID, message: String, files: [FileOperation]) throws -> Change {
+        try createChange(org: org, repo: repo, base: base, message: message, author: nil, committer: nil, files: files)
+    }
+
+    /// Creates a change authored by `author` (default: the calling key) and committed by
+    /// `committer` (default: the author).
+    public func createChange(org: String, repo: String, base: ChangeID, message: String, author: Signature?,
+                             committer: Signature?, files: [FileOperation]) throws -> Change {
         try mesaErrors {
             _ = try authorizedRepo(org, repo, .write)
-            return try store.createChange(org: org, repo: repo, base: base, message: message, authors: authors, files: files)
+            return try store.createChange(org: org, repo: repo, base: base, message: message,
+                                          authors: author.map { [$0] } ?? authors, committer: committer, files: files)
         }
     }
 

@@ -20,9 +20,13 @@ struct Fixture {
         admin = try store.createAPIKey(org: "acme", name: "admin", scopes: [.read, .write, .admin]).secret
     }
 
-    func run(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let app = Application(router: APIServer(store: store).router())
-        try await app.test(.router, body)
+    /// `.router` calls the router in process; `.live` goes through a real socket and
+    /// Hummingbird's HTTP/1.1 server.
+    func run(_ setup: TestingSetup = .router, maxBodyBytes: Int = 32 << 20,
+             _ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        let app = Application(router: APIServer(store: store, maxBodyBytes: maxBodyBytes).router(),
+                              configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(setup, body)
     }
 }
 
