@@ -185,6 +185,15 @@ struct RemoteMountTests {
             #expect(Self.serverFile(backend, "work", final, "d.txt") == nil)
             #expect(Self.serverFile(backend, "work", final, "dir/c.txt") == nil)
         }
+        // A checkpoint moves the bookmark on the server (compare-and-swap through GET + PATCH).
+        let saved = try await client.call(Checkpoint.self, .init(mountId: "acme/work", message: "through an outage"))
+        #expect(saved.bookmark == "main")
+        try await offPool {
+            let main = try backend.bookmark(org: "acme", repo: "work", name: "main")
+            #expect(main.changeID.rawValue == saved.savedChangeId)
+            #expect(try backend.change(org: "acme", repo: "work", id: main.changeID).change.message == "through an outage")
+            #expect(Self.serverFile(backend, "work", saved.savedChangeId, "outage/f39.txt") == outageWrites["outage/f39.txt"].map { Array($0.utf8) })
+        }
         #expect(try await daemon.stop() == 0, "\(daemon.child.stderr.suffix(2000))")
     }
 
