@@ -154,6 +154,27 @@ struct HTTPBackendTests {
         #expect(perCall < .milliseconds(50))
     }
 
+    /// FUSE threads and the flusher share one backend: concurrent calls each get a
+    /// handle of the pool and a correct answer.
+    @Test func concurrentCallsShareTheBackend() async throws {
+        let sandbox = try Sandbox()
+        let server = try await APIServerProcess.start(sandbox)
+        defer { server.stop() }
+        let backend = server.backend()
+        try await offPool { for index in 0..<8 { _ = try backend.createRepo(org: "acme", name: "r\(index)", defaultBookmark: nil) } }
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for index in 0..<8 {
+                group.addTask {
+                    await offPool { () -> Bool in
+                        (0..<40).allSatisfy { _ in (try? backend.repo(org: "acme", name: "r\(index)").name) == "r\(index)" }
+                    }
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results.count == 8 && results.allSatisfy { $0 })
+    }
+
     @Test func serverRefusalsMapToMesaErrorsWithClearMessages() async throws {
         let sandbox = try Sandbox()
         let server = try await APIServerProcess.start(sandbox)

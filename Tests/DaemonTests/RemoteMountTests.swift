@@ -75,6 +75,34 @@ struct RemoteMountTests {
         #expect(try await daemon.stop() == 0)
     }
 
+    /// `mesad --stdio` relays to a socket daemon only when it serves the same backend.
+    @Test func stdioRelaysOnlyToASocketDaemonOfTheSameBackend() async throws {
+        let sandbox = try Sandbox()
+        let server = try await APIServerProcess.start(sandbox)
+        defer { server.stop() }
+        func stdioBackend(_ environment: [String: String]) async throws -> String? {
+            let child = try Child(try Executables.path("mesad"), ["--stdio"], environment: sandbox.environment(environment),
+                                  directory: sandbox.root, pipeStdio: true)
+            defer { child.kill() }
+            let reader = FrameReader(fd: child.stdoutFD)
+            try writeAll(child.stdinFD, frame(#"{"jsonrpc":"2.0","id":1,"method":"listOrgs"}"#))
+            let answer = try #require(await reader.next(timeout: .seconds(60)), "no answer; stderr: \(child.stderr)")
+            child.closeStdin()
+            _ = try await child.waitExitCode(timeout: .seconds(30))
+            return (((answer["result"] as? [String: Any])?["orgs"] as? [[String: Any]])?.first?["backend"]) as? String
+        }
+        // An embedded socket daemon runs: a remote stdio session serves itself.
+        let embedded = try await DaemonProcess.start(sandbox)
+        #expect(try await stdioBackend(Self.environment(server)) == server.baseURL)
+        #expect(try await embedded.stop() == 0)
+        // A remote socket daemon runs: an embedded stdio session does not relay to it,
+        // a remote one does.
+        let remote = try await DaemonProcess.start(sandbox, environment: Self.environment(server))
+        defer { remote.kill() }
+        #expect(try await stdioBackend([:]) == "embedded")
+        #expect(try await stdioBackend(Self.environment(server)) == server.baseURL)
+    }
+
     @Test(.enabled(if: fuseAvailable, "needs root and /dev/fuse"))
     func mountWritesReachTheServerAndSurviveAnOutage() async throws {
         let sandbox = try Sandbox()
