@@ -38,7 +38,7 @@ let package = Package(
             name: "Store",
             dependencies: ["CGit2", "CSQLite", "COpenSSL", .product(name: "Logging", package: "swift-log")]
         ),
-        .target(name: "MesaAPI", dependencies: ["Store", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "MesaAPI", dependencies: ["Store", "CCurl", "COpenSSL", .product(name: "Logging", package: "swift-log")]),
         .target(name: "RPC", dependencies: [.product(name: "Logging", package: "swift-log")]),
         // The typed Mesa method catalogue: one type per JSON-RPC method.
         .target(name: "MesaProtocol", dependencies: ["RPC"]),

@@ -102,6 +102,81 @@ public enum CredentialResolver {
         return OrgBackends(backends: backends, orgs: orgs, store: store, secrets: orgSecrets)
     }
 
+    /// One `HTTPBackend` per configured org, all on `apiURL`; no local store is opened.
+    /// Each key is checked with `whoami`: a refused key stops the start with a message
+    /// naming its org; an unreachable server does not (calls answer `unavailable`
+    /// until it is back, and the check is retried in the background).
+    public static func remote(_ config: DaemonConfig, apiURL: String, logger: Logger) throws -> OrgBackends {
+        guard let url = URL(string: apiURL), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+              url.host?.isEmpty == false else {
+            throw ConfigError("api-url '\(apiURL)' is not an http:// or https:// URL; use e.g. http://127.0.0.1:8420/v1")
+        }
+        let orgs = config.organizations
+        guard !orgs.isEmpty else {
+            throw ConfigError("api-url is \(apiURL) but no organization is configured: set MESA_ORGS=<org>:<key> (or MESA_ORG and MESA_API_KEY, or api-key in [organizations.<org>] of config.toml)")
+        }
+        let stored = try SecretsFile(path: config.paths.secretsFile).keys()
+        var backends: [String: any Backend] = [:]
+        var unreachable: [(String, HTTPBackend)] = []
+        for org in orgs {
+            guard let secret = org.apiKey ?? stored[org.name] else {
+                throw ConfigError("no API key for organization '\(org.name)': set MESA_ORGS=\(org.name):<key>, or api-key in [organizations.\(org.name)]")
+            }
+            var configuration = HTTPBackend.Configuration(baseURL: apiURL, apiKey: secret, org: org.name)
+            configuration.userAgent = "mesad/\(Daemon.version)"
+            let backend = HTTPBackend(configuration)
+            if try !validate(backend, org: org.name, apiURL: apiURL) {
+                logger.warning("\(apiURL) is unreachable; starting anyway: calls for org '\(org.name)' answer 'unavailable' until it is back")
+                unreachable.append((org.name, backend))
+            }
+            backends[org.name] = backend
+        }
+        if !unreachable.isEmpty { revalidateInBackground(unreachable, apiURL: apiURL, logger: logger) }
+        return OrgBackends(backends: backends, orgs: orgs, store: nil)
+    }
+
+    /// True when the key is good, false when the server could not be reached; throws
+    /// when the server refused the key or it belongs to another org.
+    static func validate(_ backend: HTTPBackend, org: String, apiURL: String) throws -> Bool {
+        do {
+            let identity = try backend.whoami()
+            guard identity.org.slug.lowercased() == org.lowercased() else {
+                throw ConfigError("the key configured for organization '\(org)' belongs to organization '\(identity.org.slug)' on \(apiURL)")
+            }
+            return true
+        } catch let error as MesaError where error.code == .unavailable {
+            return false
+        } catch let error as MesaError where [.unauthenticated, .keyExpired, .keyRevoked].contains(error.code) {
+            throw ConfigError(error.message)  // names the org and the server already
+        } catch let error as MesaError {
+            throw ConfigError("checking the key configured for organization '\(org)' with \(apiURL) failed: \(error.message)")
+        }
+    }
+
+    /// Keeps asking an unreachable server until it answers, then reports each key's
+    /// verdict in the log (a refused key is an error the user must fix).
+    static func revalidateInBackground(_ pending: [(String, HTTPBackend)], apiURL: String, logger: Logger) {
+        let thread = Thread {
+            var remaining = pending
+            var delay = 1.0
+            while !remaining.isEmpty {
+                Thread.sleep(forTimeInterval: delay)
+                delay = min(delay * 2, 30)
+                remaining = remaining.filter { org, backend in
+                    do {
+                        guard try validate(backend, org: org, apiURL: apiURL) else { return true }
+                        logger.info("\(apiURL) is reachable; the key for organization '\(org)' is valid")
+                    } catch {
+                        logger.error("\(error)")
+                    }
+                    return false
+                }
+            }
+        }
+        thread.name = "mesa-key-check"
+        thread.start()
+    }
+
     /// Returns the `local` org's admin key, creating the org and key when needed.
     static func bootstrapLocal(store: Store, secrets: SecretsFile, logger: Logger) throws -> String {
         var keys = try secrets.keys()

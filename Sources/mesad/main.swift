@@ -67,21 +67,26 @@ struct Mesad: AsyncParsableCommand {
         if nonInteractive, let written = try? config.writeFirstBootConfigIfMissing() {
             logger.info("wrote first-boot config", metadata: ["path": "\(written)"])
         }
-        guard config.apiURL == nil else {
-            throw fail("api-url is set (\(config.apiURL ?? "")), but the remote backend is not implemented yet; unset MESA_API_URL to use the embedded store", code: 2)
-        }
         // Socket mode: refuse a second daemon before touching the store.
         var lock: RuntimeLock?
         if !stdio {
             do { lock = try RuntimeLock(paths: config.paths) } catch { throw fail("\(error)", code: 1) }
         }
         defer { lock?.release() }
-        // A socket daemon owns the store: relay this stdio session to it.
-        if stdio, config.apiURL == nil, StdioRelay.run(socketPath: config.paths.socketPath) {
+        // A socket daemon of the same backend owns the store and the mounts: relay this
+        // stdio session to it. One of another backend is not ours to answer for.
+        if stdio, StdioRelay.runningBackend(socketPath: config.paths.socketPath) == (config.apiURL ?? "embedded"),
+           StdioRelay.run(socketPath: config.paths.socketPath) {
             return
         }
         let orgs: OrgBackends
-        do { orgs = try CredentialResolver.embedded(config, logger: logger) } catch {
+        do {
+            if let apiURL = config.apiURL {
+                orgs = try CredentialResolver.remote(config, apiURL: apiURL, logger: logger)
+            } else {
+                orgs = try CredentialResolver.embedded(config, logger: logger)
+            }
+        } catch {
             throw fail("\(error)", code: 1)
         }
         let daemon = Daemon(config: config, orgs: orgs, logger: logger)

@@ -1,6 +1,8 @@
 #ifndef COPENSSL_H
 #define COPENSSL_H
 #include <stddef.h>
-/* Only what the store needs: SHA-256 of a key secret. */
+/* Only what mesad needs: SHA-256 of a key secret, SHA-1 of a git object. */
 void copenssl_sha256(const void *data, size_t length, unsigned char out[32]);
+/* The git object id of a blob: SHA-1 of "blob <length>\0" followed by the bytes. */
+void copenssl_git_blob_sha1(const void *data, size_t length, unsigned char out[20]);
 #endif

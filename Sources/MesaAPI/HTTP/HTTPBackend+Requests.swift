@@ -1,0 +1,238 @@
+import Foundation
+import Store
+
+// How HTTPBackend talks: URLs, retries, the error envelope, and wire → store values.
+extension HTTPBackend {
+    typealias Query = [(String, String?)]
+
+    // MARK: Sending
+
+    /// Decodes a 2xx JSON answer.
+    func json<T: Decodable>(_ method: String, _ segments: [String], query: Query = [], body: (any Encodable)? = nil) throws -> T {
+        let response = try send(method, segments, query: query, body: body)
+        do {
+            return try RESTCoding.decoder().decode(T.self, from: Data(response.body))
+        } catch {
+            throw MesaError.internal("\(method) \(redactedURL(segments)): the answer is not the expected JSON (\(error)); is \(configuration.baseURL) a Mesa API?")
+        }
+    }
+
+    /// Sends one call with retries; returns the 2xx answer or throws the mapped error.
+    func send(_ method: String, _ segments: [String], query: Query = [], body: (any Encodable)? = nil,
+              accept: String = "application/json") throws -> HTTPResponse {
+        let url = Self.url(configuration.baseURL, segments, query)
+        var headers = ["Authorization: Bearer \(configuration.apiKey)", "Accept: \(accept)"]
+        var bytes: [UInt8]?
+        if let body {
+            headers.append("Content-Type: application/json")
+            do { bytes = Array(try RESTCoding.encoder().encode(body)) } catch {
+                throw MesaError.internal("cannot encode the \(method) body for \(url): \(error)")
+            }
+        }
+        let request = HTTPRequest(method: method, url: url, headers: headers, body: bytes)
+        // GET and DELETE may be repeated; POST and PATCH only when they cannot have run.
+        let idempotent = method == "GET" || method == "DELETE" || method == "HEAD"
+        let started = ContinuousClock.now
+        var attempt = 0
+        while true {
+            attempt += 1
+            let delay: Duration
+            do {
+                let response = try session.perform(request)
+                if (200..<300).contains(response.status) { return response }
+                let retryable = response.status == 429 || response.status == 503
+                    || (idempotent && response.status >= 500 && response.status != 501 && response.status != 505)
+                guard retryable, let next = nextDelay(attempt, started, retryAfter: response.header("retry-after")) else {
+                    throw error(for: response, method: method, url: url, attempts: attempt)
+                }
+                delay = next
+            } catch let failure as TransportError {
+                guard failure.neverSent || (idempotent && failure.isTransient), let next = nextDelay(attempt, started, retryAfter: nil) else {
+                    let tries = attempt == 1 ? "" : " (\(attempt) attempts)"
+                    throw MesaError(.unavailable, "\(method) \(url) failed\(tries): \(failure.message)")
+                }
+                delay = next
+            }
+            Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) * 1e-18)
+        }
+    }
+
+    /// The wait before attempt `attempt + 1`, or nil when the attempts or the time
+    /// budget are spent: exponential, with jitter, at least what Retry-After asks.
+    private func nextDelay(_ attempt: Int, _ started: ContinuousClock.Instant, retryAfter: String?) -> Duration? {
+        guard attempt < configuration.maxAttempts else { return nil }
+        let exponential = min(configuration.initialBackoff * (1 << min(attempt - 1, 16)), configuration.maxBackoff)
+        var delay = exponential * Double.random(in: 0.5...1.0)
+        if let retryAfter, let seconds = Int(retryAfter.trimmingCharacters(in: .whitespaces)), seconds >= 0 {
+            delay = max(delay, .seconds(seconds))
+        }
+        guard started.duration(to: .now) + delay <= configuration.retryBudget else { return nil }
+        return delay
+    }
+
+    // MARK: URLs
+
+    /// `base/seg/seg?k=v`: every segment and query value percent-encoded whole, so a
+    /// bookmark `feature/x` travels as `feature%2Fx`.
+    static func url(_ base: String, _ segments: [String], _ query: Query) -> String {
+        var url = base + "/" + segments.map(percentEncoded).joined(separator: "/")
+        let items = query.compactMap { key, value in value.map { "\(percentEncoded(key))=\(percentEncoded($0))" } }
+        if !items.isEmpty { url += "?" + items.joined(separator: "&") }
+        return url
+    }
+
+    static func percentEncoded(_ text: String) -> String {
+        var result = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                result.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                result += String(format: "%%%02X", byte)
+            }
+        }
+        return result
+    }
+
+    func redactedURL(_ segments: [String]) -> String { Self.url(configuration.baseURL, segments, []) }
+
+    static func paging(_ cursor: String?, _ limit: Int?) -> Query {
+        [("cursor", cursor), ("limit", limit.map(String.init))]
+    }
+
+    // MARK: Errors
+
+    /// The `MesaError` of a non-2xx answer: the envelope's code when it names one of
+    /// ours, else the HTTP status; 5xx (and 429) mean the server is not able right now.
+    func error(for response: HTTPResponse, method: String, url: String, attempts: Int) -> MesaError {
+        let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
+        let envelope = object?["error"] as? [String: Any]
+        let name = (envelope?["code"] as? String) ?? ""
+        let serverMessage = (envelope?["message"] as? String)
+            ?? String(decoding: response.body.prefix(300), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let details = envelope?["details"] as? [String: Any]
+        let paths = Self.conflictPaths(details)
+        let status = response.status
+        var code = Self.code(named: name) ?? Self.code(status: status)
+        if status >= 500 || status == 429 { code = .unavailable }
+        let what = serverMessage.isEmpty ? "HTTP \(status)" : serverMessage
+        let message: String
+        switch code {
+        case .unauthenticated, .keyExpired, .keyRevoked:
+            let whose = configuration.org.map { "the API key configured for org '\($0)'" } ?? "the API key"
+            message = "\(configuration.baseURL) refused \(whose): \(what)"
+                + (code == .unauthenticated ? "" : "; create a new key and update MESA_ORGS or config.toml")
+        case .unavailable:
+            let tries = attempts > 1 ? " after \(attempts) attempts" : ""
+            message = "\(method) \(url) answered HTTP \(status)\(tries): \(what)"
+        default:
+            message = what
+        }
+        return MesaError(code, message, paths: paths)
+    }
+
+    static func code(named name: String) -> MesaError.Code? {
+        switch name.uppercased() {
+        case "INVALID_ARGUMENT", "BAD_REQUEST", "NOT_ACCEPTABLE": .invalidParams
+        case "NOT_FOUND": .notFound
+        case "ALREADY_EXISTS": .alreadyExists
+        case "CONFLICT": .conflict
+        case "MERGE_CONFLICT": .mergeConflict
+        case "UNAUTHENTICATED", "UNAUTHORIZED": .unauthenticated
+        case "KEY_EXPIRED": .keyExpired
+        case "KEY_REVOKED": .keyRevoked
+        case "FORBIDDEN": .forbidden
+        case "READ_ONLY": .readOnly
+        case "UNAVAILABLE": .unavailable
+        case "INTERNAL", "INTERNAL_SERVER_ERROR": .internal
+        default: nil
+        }
+    }
+
+    static func code(status: Int) -> MesaError.Code {
+        switch status {
+        case 400, 406, 413, 422: .invalidParams
+        case 401: .unauthenticated
+        case 403: .forbidden
+        case 404: .notFound
+        case 409: .conflict
+        case 429, 500...: .unavailable
+        default: .internal
+        }
+    }
+
+    /// `details.conflict_paths`, or the paths of per-path conflict entries.
+    static func conflictPaths(_ details: [String: Any]?) -> [String] {
+        guard let details else { return [] }
+        if let paths = details["conflict_paths"] as? [String] { return paths }
+        for key in ["conflicts", "conflicted_entries", "paths"] {
+            if let list = details[key] as? [String] { return list }
+            if let list = details[key] as? [[String: Any]] { return list.compactMap { $0["path"] as? String } }
+        }
+        return []
+    }
+
+    // MARK: Wire → store values
+
+    static func changeID(_ text: String) throws -> ChangeID {
+        do { return try ChangeID(text) } catch {
+            throw MesaError.internal("the server sent an invalid change id '\(text.prefix(64))'")
+        }
+    }
+
+    static func repo(_ wire: RESTRepo) throws -> Repo {
+        Repo.make(id: wire.id, org: wire.org, name: wire.name, defaultBookmark: wire.defaultBookmark,
+                  headChangeID: try changeID(wire.headChangeID), createdAt: wire.createdAt, tags: wire.tags)
+    }
+
+    static func signature(_ wire: RESTSignature) -> Signature { Signature(name: wire.name, email: wire.email, date: wire.date) }
+
+    static func change(_ wire: RESTChange) throws -> Change {
+        Change.make(id: try changeID(wire.id), commitOID: wire.currentCommitOID, parents: try wire.parents.map(changeID),
+                    message: wire.message, authors: wire.author.map { [signature($0)] } ?? [],
+                    committer: signature(wire.committer), createdAt: wire.createdAt, updatedAt: wire.updatedAt,
+                    conflicts: wire.conflicts ?? [])
+    }
+
+    static func bookmark(_ wire: RESTBookmark) throws -> Bookmark {
+        Bookmark.make(name: wire.name, changeID: try changeID(wire.changeID), commitOID: nil, isDefault: wire.isDefault)
+    }
+
+    static func fileOp(_ operation: FileOperation) -> RESTFileOp {
+        switch operation {
+        case .upsert(let path, let content, let mode): .upsert(path, content, mode: mode)
+        case .delete(let path): .delete(path)
+        }
+    }
+
+    static func content(_ wire: HTTPWire.Content) throws -> Content {
+        func decoded() throws -> [UInt8] {
+            guard let text = wire.content, let data = Data(base64Encoded: text, options: .ignoreUnknownCharacters) else {
+                throw MesaError.internal("the server sent \(wire.type) '\(wire.path.prefix(200))' without base64 content")
+            }
+            return [UInt8](data)
+        }
+        switch wire.type {
+        case "file":
+            return .file(path: wire.path, bytes: try decoded(), mode: FileMode(rawValue: wire.mode ?? "") ?? .regular, oid: wire.sha)
+        case "symlink":
+            return .symlink(path: wire.path, target: String(decoding: try decoded(), as: UTF8.self), oid: wire.sha)
+        case "dir":
+            var entries: [DirectoryEntry] = []
+            func add(_ list: [HTTPWire.Entry]) {
+                for entry in list {
+                    guard let type = EntryType(rawValue: entry.type) else { continue }
+                    entries.append(DirectoryEntry.make(name: entry.name, path: entry.path, type: type,
+                                                       mode: type == .dir ? nil : FileMode(rawValue: entry.mode ?? "") ?? .regular,
+                                                       size: type == .dir ? nil : entry.size ?? 0, oid: entry.sha))
+                    if let nested = entry.entries { add(nested) }
+                }
+            }
+            add(wire.entries ?? [])
+            return .directory(path: wire.path, oid: wire.sha, entries: entries)
+        default:
+            throw MesaError.internal("the server sent content of unknown type '\(wire.type.prefix(40))'")
+        }
+    }
+}

@@ -1,0 +1,323 @@
+import COpenSSL
+import Foundation
+import Store
+import Synchronization
+
+/// A `Backend` on a remote mesa-server (or any server speaking Mesa's REST contract,
+/// API-key era) over libcurl. One instance acts with one API key. Idempotent calls are
+/// retried with backoff on outages; errors come back as the `MesaError` the server
+/// meant (its envelope's code) or `.unavailable` when no answer came.
+public final class HTTPBackend: Backend {
+    public struct Configuration: Sendable {
+        /// E.g. `http://127.0.0.1:8420/v1`.
+        public var baseURL: String
+        public var apiKey: String
+        /// The org this key is configured for, named in refusals ("the key for org 'acme' …").
+        public var org: String?
+        public var connectTimeout: Duration = .seconds(5)
+        public var requestTimeout: Duration = .seconds(60)
+        public var userAgent = "mesad"
+        /// Attempts per call, the first included.
+        public var maxAttempts = 4
+        public var initialBackoff: Duration = .milliseconds(100)
+        public var maxBackoff: Duration = .seconds(2)
+        /// No retry starts once a call has taken this long (Retry-After included).
+        public var retryBudget: Duration = .seconds(20)
+        /// Blob locations remembered for `blob(oid:)`.
+        public var blobLocationLimit = 200_000
+
+        public init(baseURL: String, apiKey: String, org: String? = nil) {
+            var base = baseURL
+            while base.hasSuffix("/") { base.removeLast() }
+            self.baseURL = base
+            self.apiKey = apiKey
+            self.org = org
+        }
+    }
+
+    /// Where a blob was seen: content at this change and path returns it.
+    struct BlobLocation: Sendable {
+        let org: String
+        let repo: String
+        let change: String
+        let path: String
+    }
+
+    /// A bounded oid → location map; the oldest entries go first.
+    struct BlobLocations: Sendable {
+        var map: [String: BlobLocation] = [:]
+        var order: [String] = []
+        var head = 0
+        let limit: Int
+
+        mutating func insert(_ oid: String, _ location: BlobLocation) {
+            if map.updateValue(location, forKey: oid) == nil { order.append(oid) }
+            while map.count > limit, head < order.count {
+                map.removeValue(forKey: order[head])
+                head += 1
+            }
+            if head > 4096 && head * 2 > order.count {
+                order.removeFirst(head)
+                head = 0
+            }
+        }
+    }
+
+    public let configuration: Configuration
+    let session: CurlSession
+    let locations: Mutex<BlobLocations>
+
+    public init(_ configuration: Configuration) {
+        self.configuration = configuration
+        session = CurlSession(options: .init(connectTimeout: configuration.connectTimeout,
+                                             requestTimeout: configuration.requestTimeout, userAgent: configuration.userAgent))
+        locations = Mutex(BlobLocations(limit: max(1, configuration.blobLocationLimit)))
+    }
+
+    // MARK: Identity
+
+    public func whoami() throws -> Identity {
+        let wire: RESTWhoami = try json("GET", ["whoami"])
+        return Identity(org: Org.make(id: wire.org.id, slug: wire.org.slug, name: wire.org.name,
+                                      createdAt: Date(timeIntervalSince1970: 0)),
+                        keyID: wire.keyID, keyName: wire.keyName, scopes: wire.scopes.compactMap(Scope.init(rawValue:)),
+                        repoIDs: wire.repoIDs)
+    }
+
+    // MARK: Repos
+
+    public func listRepos(org: String, cursor: String?, limit: Int?) throws -> Page<Repo> {
+        let wire: RESTRepoPage = try json("GET", [org, "repos"], query: Self.paging(cursor, limit))
+        return Page.make(items: try wire.repos.map(Self.repo), nextCursor: wire.hasMore ? wire.nextCursor : nil)
+    }
+
+    public func repo(org: String, name: String) throws -> Repo {
+        try Self.repo(try json("GET", [org, name]) as RESTRepo)
+    }
+
+    public func createRepo(org: String, name: String, defaultBookmark: String?) throws -> Repo {
+        try Self.repo(try json("POST", [org, "repos"], body: RESTCreateRepo(name: name, defaultBookmark: defaultBookmark)))
+    }
+
+    public func deleteRepo(org: String, name: String) throws {
+        _ = try send("DELETE", [org, name])
+    }
+
+    // MARK: Keys
+
+    public func createKey(org: String, _ request: KeyRequest) throws -> CreatedAPIKey {
+        let body = RESTCreateKey(name: request.name, scopes: request.scopes?.map(\.rawValue), repoIDs: request.repoIDs,
+                                 expiresInSeconds: request.expiresInSeconds, tags: request.tags.isEmpty ? nil : request.tags)
+        let wire: RESTCreatedKey = try json("POST", [org, "api-keys"], body: body)
+        let key = APIKey.make(id: wire.id, org: org, name: wire.name, scopes: wire.scopes.compactMap(Scope.init(rawValue:)),
+                              repoIDs: wire.repoIDs, tags: wire.tags, createdAt: wire.createdAt,
+                              expiresAt: request.expiresInSeconds.map { wire.createdAt.addingTimeInterval(TimeInterval($0)) },
+                              revokedAt: nil, lastUsedAt: nil)
+        return CreatedAPIKey.make(key: key, secret: wire.key)
+    }
+
+    public func listKeys(org: String, status: KeyStatus?, cursor: String?, limit: Int?) throws -> Page<APIKey> {
+        var query = Self.paging(cursor, limit)
+        query.append(("status", status?.rawValue))
+        let wire: RESTKeyPage = try json("GET", [org, "api-keys"], query: query)
+        let keys = wire.apiKeys.map { k in
+            APIKey.make(id: k.id, org: org, name: k.name, scopes: k.scopes.compactMap(Scope.init(rawValue:)), repoIDs: k.repoIDs,
+                        tags: k.tags, createdAt: k.createdAt, expiresAt: k.expiresAt, revokedAt: k.revokedAt,
+                        lastUsedAt: k.lastUsedAt)
+        }
+        return Page.make(items: keys, nextCursor: wire.hasMore ? wire.nextCursor : nil)
+    }
+
+    public func revokeKey(org: String, id: String) throws {
+        _ = try send("DELETE", [org, "api-keys", id])
+    }
+
+    // MARK: Content and blobs
+
+    public func content(org: String, repo: String, at revision: Revision, path: String, depth: Int) throws -> Content {
+        // Content has no bookmark parameter, and "no change_id" would be read at a tip that
+        // may move before a blob is fetched: always name the change.
+        let change: ChangeID
+        switch revision {
+        case .change(let id): change = id
+        case .bookmark(let name): change = try bookmark(org: org, repo: repo, name: name).changeID
+        case .head: change = try self.repo(org: org, name: repo).headChangeID
+        }
+        let wire: HTTPWire.Content = try json("GET", [org, repo, "content"],
+                                              query: [("change_id", change.rawValue), ("path", path), ("depth", String(depth))])
+        let content = try Self.content(wire)
+        remember(content, org: org, repo: repo, change: change.rawValue)
+        return content
+    }
+
+    public func blob(org: String, repo: String, oid: String) throws -> [UInt8] {
+        let wanted = oid.lowercased()
+        if let location = locations.withLock({ $0.map[wanted] }), location.org == org, location.repo == repo {
+            do {
+                let response = try send("GET", [org, repo, "content"],
+                                        query: [("change_id", location.change), ("path", location.path)],
+                                        accept: "application/octet-stream")
+                if Self.matches(response, oid: wanted) { return response.body }
+            } catch let error as MesaError where error.code == .unavailable || error.httpStatusLike401 {
+                throw error
+            } catch {
+                // Moved or deleted since it was listed: ask for the blob itself.
+            }
+        }
+        let response: HTTPResponse
+        do {
+            response = try send("GET", [org, repo, "blobs", wanted], accept: "application/octet-stream")
+        } catch let error as MesaError where error.code == .notFound {
+            throw MesaError.notFound("blob \(wanted) not found in \(org)/\(repo): \(error.message)")
+        }
+        guard Self.matches(response, oid: wanted) else {
+            throw MesaError(.unavailable, "\(configuration.baseURL) sent bytes for blob \(wanted) that do not hash to it")
+        }
+        return response.body
+    }
+
+    /// Checks an answer's bytes against the oid asked for: the server's ETag when it
+    /// sends one, otherwise the git blob SHA-1 computed here.
+    static func matches(_ response: HTTPResponse, oid: String) -> Bool {
+        if var tag = response.header("etag") {
+            if tag.hasPrefix("W/") { tag.removeFirst(2) }
+            tag = tag.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+            if tag.count == 40 { return tag.lowercased() == oid }
+        }
+        return gitBlobID(response.body) == oid
+    }
+
+    /// The git object id of a blob with these bytes.
+    public static func gitBlobID(_ bytes: [UInt8]) -> String {
+        var digest = [UInt8](repeating: 0, count: 20)
+        bytes.withUnsafeBytes { raw in
+            digest.withUnsafeMutableBufferPointer { copenssl_git_blob_sha1(raw.baseAddress, raw.count, $0.baseAddress) }
+        }
+        return digest.map { String(format: "%02x", $0) }.joined()
+    }
+
+    private func remember(_ content: Content, org: String, repo: String, change: String) {
+        locations.withLock { locations in
+            switch content {
+            case .file(let path, _, _, let oid), .symlink(let path, _, let oid):
+                locations.insert(oid, BlobLocation(org: org, repo: repo, change: change, path: path))
+            case .directory(_, _, let entries):
+                for entry in entries where entry.type != .dir {
+                    locations.insert(entry.oid, BlobLocation(org: org, repo: repo, change: change, path: entry.path))
+                }
+            }
+        }
+    }
+
+    // MARK: Changes
+
+    public func createChange(org: String, repo: String, base: ChangeID, message: String, files: [FileOperation]) throws -> Change {
+        let body = RESTCreateChange(baseChangeID: base.rawValue, message: message, files: files.map(Self.fileOp))
+        return try Self.change(try json("POST", [org, repo, "changes"], body: body))
+    }
+
+    public func updateChange(org: String, repo: String, id: ChangeID, message: String?, files: [FileOperation],
+                             expectedCommit: String?) throws -> Change {
+        let body = HTTPWire.PatchChange(message: message, files: files.isEmpty ? nil : files.map(Self.fileOp),
+                                        baseCommitOID: expectedCommit)
+        return try Self.change(try json("PATCH", [org, repo, "changes", id.rawValue], body: body))
+    }
+
+    public func change(org: String, repo: String, id: ChangeID) throws -> ChangeDetail {
+        let wire: RESTChange = try json("GET", [org, repo, "changes", id.rawValue])
+        return ChangeDetail.make(change: try Self.change(wire), files: wire.files ?? [])
+    }
+
+    public func listChanges(org: String, repo: String, bookmark: String?, cursor: String?, limit: Int?) throws -> Page<Change> {
+        var query = Self.paging(cursor, limit)
+        query.append(("bookmark", bookmark))
+        let wire: RESTChangePage = try json("GET", [org, repo, "changes"], query: query)
+        return Page.make(items: try wire.changes.map(Self.change), nextCursor: wire.hasMore ? wire.nextCursor : nil)
+    }
+
+    // MARK: Bookmarks
+
+    public func listBookmarks(org: String, repo: String, cursor: String?, limit: Int?) throws -> Page<Bookmark> {
+        let wire: RESTBookmarkPage = try json("GET", [org, repo, "bookmarks"], query: Self.paging(cursor, limit))
+        return Page.make(items: try wire.bookmarks.map(Self.bookmark), nextCursor: wire.hasMore ? wire.nextCursor : nil)
+    }
+
+    public func bookmark(org: String, repo: String, name: String) throws -> Bookmark {
+        try Self.bookmark(try json("GET", [org, repo, "bookmarks", name]))
+    }
+
+    public func createBookmark(org: String, repo: String, name: String, at change: ChangeID) throws -> Bookmark {
+        try Self.bookmark(try json("POST", [org, repo, "bookmarks"], body: RESTCreateBookmark(name: name, changeID: change.rawValue)))
+    }
+
+    public func moveBookmark(org: String, repo: String, name: String, to change: ChangeID, expectedFrom: ChangeID?,
+                             allowBackwards: Bool) throws -> BookmarkMove {
+        // The REST move has no compare-and-swap: check first. A move racing between the
+        // two calls is not caught here (the server's forward-only rule still applies).
+        if let expectedFrom {
+            let current = try bookmark(org: org, repo: repo, name: name)
+            guard current.changeID == expectedFrom else {
+                throw MesaError(.conflict, "bookmark '\(name)' of \(org)/\(repo) is at \(current.changeID), not \(expectedFrom) as expected; it moved meanwhile, retry")
+            }
+        }
+        let wire: RESTBookmark = try json("PATCH", [org, repo, "bookmarks", name],
+                                          body: RESTMoveBookmark(changeID: change.rawValue, allowBackwards: allowBackwards))
+        let from = try wire.fromChangeID.map { try Self.changeID($0) } ?? expectedFrom ?? .root
+        return BookmarkMove.make(bookmark: try Self.bookmark(wire), from: from)
+    }
+
+    public func deleteBookmark(org: String, repo: String, name: String) throws {
+        _ = try send("DELETE", [org, repo, "bookmarks", name])
+    }
+
+    public func mergeBookmark(org: String, repo: String, target: String, source: String, message: String?,
+                              allowConflicted: Bool) throws -> MergeResult {
+        let wire: HTTPWire.MergeResult = try json("POST", [org, repo, "bookmarks", "merge"],
+                                                  body: HTTPWire.Merge(target: target, source: source, message: message,
+                                                                       allowConflicted: allowConflicted))
+        let changeID = try Self.changeID(wire.changeID)
+        var conflicts = wire.conflicts ?? wire.conflictPaths ?? []
+        if wire.isConflicted == true && conflicts.isEmpty {
+            conflicts = (try? change(org: org, repo: repo, id: changeID).change.conflicts) ?? []
+        }
+        guard let mergeType = MergeType(rawValue: wire.mergeType) else {
+            throw MesaError.internal("\(configuration.baseURL) answered a merge with unknown merge_type '\(wire.mergeType.prefix(40))'")
+        }
+        return MergeResult.make(mergeType: mergeType, changeID: changeID, commitOID: wire.commitOID, conflicts: conflicts,
+                                target: wire.target, source: wire.source, sourceDeleted: wire.sourceDeleted ?? false)
+    }
+
+    // MARK: Diff
+
+    public func diff(org: String, repo: String, base: ChangeID, head: ChangeID) throws -> Diff {
+        let wire: HTTPWire.Diff = try json("GET", [org, repo, "diff"],
+                                           query: [("base_change_id", base.rawValue), ("head_change_id", head.rawValue)])
+        let entries = try wire.entries.map { entry -> DiffEntry in
+            guard let status = DiffStatus(rawValue: entry.status) else {
+                throw MesaError.internal("\(configuration.baseURL) answered a diff entry with unknown status '\(entry.status.prefix(40))'")
+            }
+            let hunks = entry.hunks.map { hunks in
+                hunks.map { hunk in
+                    DiffHunk.make(oldStart: hunk.oldStart, oldLines: hunk.oldLines, newStart: hunk.newStart, newLines: hunk.newLines,
+                                  lines: (hunk.lines ?? []).map { DiffLine.make(kind: DiffLineKind(rawValue: $0.kind) ?? .annotation, text: $0.text) })
+                }
+            }
+            let lines = (hunks ?? []).flatMap(\.lines)
+            return DiffEntry.make(path: entry.path, oldPath: entry.oldPath, status: status,
+                                  isBinary: entry.omittedReason == "binary", hunks: hunks,
+                                  additions: entry.additions ?? lines.filter { $0.kind == .added }.count,
+                                  deletions: entry.deletions ?? lines.filter { $0.kind == .deleted }.count,
+                                  sizeBytes: entry.sizeBytes ?? 0)
+        }
+        let stats = DiffStats.make(entries: wire.stats?.entries ?? entries.count,
+                                   additions: wire.stats?.additions ?? entries.reduce(0) { $0 + $1.additions },
+                                   deletions: wire.stats?.deletions ?? entries.reduce(0) { $0 + $1.deletions })
+        return Diff.make(base: try Self.changeID(wire.baseChangeID), head: try Self.changeID(wire.headChangeID),
+                         entries: entries, stats: stats, truncated: wire.truncated ?? false)
+    }
+}
+
+extension MesaError {
+    /// Credential refusals: no point asking another endpoint with the same key.
+    var httpStatusLike401: Bool { [.unauthenticated, .keyExpired, .keyRevoked].contains(code) }
+}
