@@ -48,8 +48,9 @@ extension APIServer {
             await handle(req, ctx) { backend, call in
                 let body = try call.decode(RESTMoveBookmark.self)
                 let id = try Self.changeID(body.changeID, field: "change_id")
+                let expected = try body.expectedChangeID.map { try Self.changeID($0, field: "expected_change_id") }
                 return RESTBookmark(try backend.moveBookmark(org: call.param("org"), repo: call.param("repo"),
-                                                             name: call.param("bookmark"), to: id, expectedFrom: nil,
+                                                             name: call.param("bookmark"), to: id, expectedFrom: expected,
                                                              allowBackwards: body.allowBackwards ?? false))
             }
         }

@@ -143,6 +143,19 @@ let root = String(repeating: "z", count: 32)
                                          json: try encode(RESTMoveBookmark(changeID: first.id, allowBackwards: true)))
             #expect(status == 200)
 
+            // The expected_change_id extension: a stale expectation is 409 and moves nothing.
+            (status, data) = try await call(client, .patch, "/v1/acme/ws/bookmarks/feature", key: f.admin,
+                                            json: try encode(RESTMoveBookmark(changeID: two.id, expectedChangeID: two.id)))
+            #expect(status == 409, "\(String(decoding: data, as: UTF8.self))")
+            (status, data) = try await call(client, .get, "/v1/acme/ws/bookmarks/feature", key: f.admin)
+            #expect(try decode(RESTBookmark.self, data).changeID == first.id)
+            (status, _) = try await call(client, .patch, "/v1/acme/ws/bookmarks/feature", key: f.admin,
+                                         json: try encode(RESTMoveBookmark(changeID: two.id, expectedChangeID: first.id)))
+            #expect(status == 200)
+            (status, _) = try await call(client, .patch, "/v1/acme/ws/bookmarks/feature", key: f.admin,
+                                         json: try encode(RESTMoveBookmark(changeID: first.id, allowBackwards: true)))
+            #expect(status == 200)
+
             (status, data) = try await call(client, .get, "/v1/acme/ws/bookmarks", key: f.admin)
             #expect(status == 200)
             #expect(Set(try decode(RESTBookmarkPage.self, data).bookmarks.map(\.name)).contains("feature"))

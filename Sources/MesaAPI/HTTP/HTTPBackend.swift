@@ -252,8 +252,9 @@ public final class HTTPBackend: Backend {
 
     public func moveBookmark(org: String, repo: String, name: String, to change: ChangeID, expectedFrom: ChangeID?,
                              allowBackwards: Bool) throws -> BookmarkMove {
-        // The REST move has no compare-and-swap: check first. A move racing between the
-        // two calls is not caught here (the server's forward-only rule still applies).
+        // Mesa's REST move has no compare-and-swap: mesa-server takes `expected_change_id`
+        // and moves atomically; for servers that ignore it, check first as well (a move
+        // racing between the two calls is then not caught).
         if let expectedFrom {
             let current = try bookmark(org: org, repo: repo, name: name)
             guard current.changeID == expectedFrom else {
@@ -261,7 +262,8 @@ public final class HTTPBackend: Backend {
             }
         }
         let wire: RESTBookmark = try json("PATCH", [org, repo, "bookmarks", name],
-                                          body: RESTMoveBookmark(changeID: change.rawValue, allowBackwards: allowBackwards))
+                                          body: RESTMoveBookmark(changeID: change.rawValue, allowBackwards: allowBackwards,
+                                                                 expectedChangeID: expectedFrom?.rawValue))
         let from = try wire.fromChangeID.map { try Self.changeID($0) } ?? expectedFrom ?? .root
         return BookmarkMove.make(bookmark: try Self.bookmark(wire), from: from)
     }

@@ -471,11 +471,17 @@ public struct RESTCreateBookmark: Codable, Sendable, Equatable {
 public struct RESTMoveBookmark: Codable, Sendable, Equatable {
     public var changeID: String
     public var allowBackwards: Bool?
-    public init(changeID: String, allowBackwards: Bool? = nil) {
+    /// mesa-server extension: move only if the bookmark is still at this change
+    /// (compare-and-swap; 409 `CONFLICT` otherwise). Servers without it ignore the field.
+    public var expectedChangeID: String?
+    public init(changeID: String, allowBackwards: Bool? = nil, expectedChangeID: String? = nil) {
         self.changeID = changeID
         self.allowBackwards = allowBackwards
+        self.expectedChangeID = expectedChangeID
     }
-    enum CodingKeys: String, CodingKey { case changeID = "change_id", allowBackwards = "allow_backwards" }
+    enum CodingKeys: String, CodingKey {
+        case changeID = "change_id", allowBackwards = "allow_backwards", expectedChangeID = "expected_change_id"
+    }
 }
 
 // MARK: API keys
