@@ -5,6 +5,13 @@ public struct Org: Equatable, Sendable, Codable {
     public let slug: String
     public let name: String
     public let createdAt: Date
+
+    public init(id: String, slug: String, name: String, createdAt: Date) {
+        self.id = id
+        self.slug = slug
+        self.name = name
+        self.createdAt = createdAt
+    }
 }
 
 public struct Repo: Equatable, Sendable, Codable {
@@ -16,6 +23,16 @@ public struct Repo: Equatable, Sendable, Codable {
     public let headChangeID: ChangeID
     public let createdAt: Date
     public let tags: [String: String]
+
+    public init(id: String, org: String, name: String, defaultBookmark: String, headChangeID: ChangeID, createdAt: Date, tags: [String: String]) {
+        self.id = id
+        self.org = org
+        self.name = name
+        self.defaultBookmark = defaultBookmark
+        self.headChangeID = headChangeID
+        self.createdAt = createdAt
+        self.tags = tags
+    }
 }
 
 /// A page of a listing; `nextCursor` is opaque and nil on the last page.
@@ -23,6 +40,11 @@ public struct Page<Item: Sendable>: Sendable {
     public let items: [Item]
     public let nextCursor: String?
     public var hasMore: Bool { nextCursor != nil }
+
+    public init(items: [Item], nextCursor: String?) {
+        self.items = items
+        self.nextCursor = nextCursor
+    }
 }
 
 public struct Signature: Equatable, Sendable, Codable {
@@ -97,12 +119,29 @@ public struct Change: Equatable, Sendable {
     /// Paths left with conflict markers by a merge made with `allowConflicted`.
     public let conflicts: [String]
     public var isConflicted: Bool { !conflicts.isEmpty }
+
+    public init(id: ChangeID, commitOID: String, parents: [ChangeID], message: String, authors: [Signature], committer: Signature, createdAt: Date, updatedAt: Date, conflicts: [String]) {
+        self.id = id
+        self.commitOID = commitOID
+        self.parents = parents
+        self.message = message
+        self.authors = authors
+        self.committer = committer
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.conflicts = conflicts
+    }
 }
 
 /// A change plus the paths it touches relative to its first parent.
 public struct ChangeDetail: Equatable, Sendable {
     public let change: Change
     public let files: [String]
+
+    public init(change: Change, files: [String]) {
+        self.change = change
+        self.files = files
+    }
 }
 
 /// A bookmark names a change; it follows the change when the change is amended.
@@ -112,11 +151,23 @@ public struct Bookmark: Equatable, Sendable {
     /// Current commit of that change; nil at the virtual root.
     public let commitOID: String?
     public let isDefault: Bool
+
+    public init(name: String, changeID: ChangeID, commitOID: String?, isDefault: Bool) {
+        self.name = name
+        self.changeID = changeID
+        self.commitOID = commitOID
+        self.isDefault = isDefault
+    }
 }
 
 public struct BookmarkMove: Equatable, Sendable {
     public let bookmark: Bookmark
     public let from: ChangeID
+
+    public init(bookmark: Bookmark, from: ChangeID) {
+        self.bookmark = bookmark
+        self.from = from
+    }
 }
 
 /// Where to read: a change, or a bookmark resolved to its change.

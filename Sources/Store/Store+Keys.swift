@@ -45,12 +45,30 @@ public struct APIKey: Equatable, Sendable {
         if let expiresAt, expiresAt <= now { return .expired }
         return .active
     }
+
+    public init(id: String, org: String, name: String?, scopes: [Scope], repoIDs: [String]?, tags: [String: String], createdAt: Date, expiresAt: Date?, revokedAt: Date?, lastUsedAt: Date?) {
+        self.id = id
+        self.org = org
+        self.name = name
+        self.scopes = scopes
+        self.repoIDs = repoIDs
+        self.tags = tags
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.revokedAt = revokedAt
+        self.lastUsedAt = lastUsedAt
+    }
 }
 
 /// A key together with its secret: returned once, at creation.
 public struct CreatedAPIKey: Sendable {
     public let key: APIKey
     public let secret: String
+
+    public init(key: APIKey, secret: String) {
+        self.key = key
+        self.secret = secret
+    }
 }
 
 /// Who is calling, as established by `authenticate`.

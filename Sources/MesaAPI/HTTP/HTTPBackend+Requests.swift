@@ -182,57 +182,27 @@ extension HTTPBackend {
     }
 
     static func repo(_ wire: RESTRepo) throws -> Repo {
-        Repo.make(id: wire.id, org: wire.org, name: wire.name, defaultBookmark: wire.defaultBookmark,
-                  headChangeID: try changeID(wire.headChangeID), createdAt: wire.createdAt, tags: wire.tags)
+        Repo(id: wire.id, org: wire.org, name: wire.name, defaultBookmark: wire.defaultBookmark,
+             headChangeID: try changeID(wire.headChangeID), createdAt: wire.createdAt, tags: wire.tags)
     }
 
     static func signature(_ wire: RESTSignature) -> Signature { Signature(name: wire.name, email: wire.email, date: wire.date) }
 
     static func change(_ wire: RESTChange) throws -> Change {
-        Change.make(id: try changeID(wire.id), commitOID: wire.currentCommitOID, parents: try wire.parents.map(changeID),
-                    message: wire.message, authors: wire.author.map { [signature($0)] } ?? [],
-                    committer: signature(wire.committer), createdAt: wire.createdAt, updatedAt: wire.updatedAt,
-                    conflicts: wire.conflicts ?? [])
+        Change(id: try changeID(wire.id), commitOID: wire.currentCommitOID, parents: try wire.parents.map(changeID),
+               message: wire.message, authors: wire.author.map { [signature($0)] } ?? [],
+               committer: signature(wire.committer), createdAt: wire.createdAt, updatedAt: wire.updatedAt,
+               conflicts: wire.conflicts ?? [])
     }
 
     static func bookmark(_ wire: RESTBookmark) throws -> Bookmark {
-        Bookmark.make(name: wire.name, changeID: try changeID(wire.changeID), commitOID: nil, isDefault: wire.isDefault)
+        Bookmark(name: wire.name, changeID: try changeID(wire.changeID), commitOID: nil, isDefault: wire.isDefault)
     }
 
     static func fileOp(_ operation: FileOperation) -> RESTFileOp {
         switch operation {
         case .upsert(let path, let content, let mode): .upsert(path, content, mode: mode)
         case .delete(let path): .delete(path)
-        }
-    }
-
-    static func content(_ wire: HTTPWire.Content) throws -> Content {
-        func decoded() throws -> [UInt8] {
-            guard let text = wire.content, let data = Data(base64Encoded: text, options: .ignoreUnknownCharacters) else {
-                throw MesaError.internal("the server sent \(wire.type) '\(wire.path.prefix(200))' without base64 content")
-            }
-            return [UInt8](data)
-        }
-        switch wire.type {
-        case "file":
-            return .file(path: wire.path, bytes: try decoded(), mode: FileMode(rawValue: wire.mode ?? "") ?? .regular, oid: wire.sha)
-        case "symlink":
-            return .symlink(path: wire.path, target: String(decoding: try decoded(), as: UTF8.self), oid: wire.sha)
-        case "dir":
-            var entries: [DirectoryEntry] = []
-            func add(_ list: [HTTPWire.Entry]) {
-                for entry in list {
-                    guard let type = EntryType(rawValue: entry.type) else { continue }
-                    entries.append(DirectoryEntry.make(name: entry.name, path: entry.path, type: type,
-                                                       mode: type == .dir ? nil : FileMode(rawValue: entry.mode ?? "") ?? .regular,
-                                                       size: type == .dir ? nil : entry.size ?? 0, oid: entry.sha))
-                    if let nested = entry.entries { add(nested) }
-                }
-            }
-            add(wire.entries ?? [])
-            return .directory(path: wire.path, oid: wire.sha, entries: entries)
-        default:
-            throw MesaError.internal("the server sent content of unknown type '\(wire.type.prefix(40))'")
         }
     }
 }

@@ -78,8 +78,8 @@ public final class HTTPBackend: Backend {
 
     public func whoami() throws -> Identity {
         let wire: RESTWhoami = try json("GET", ["whoami"])
-        return Identity(org: Org.make(id: wire.org.id, slug: wire.org.slug, name: wire.org.name,
-                                      createdAt: Date(timeIntervalSince1970: 0)),
+        return Identity(org: Org(id: wire.org.id, slug: wire.org.slug, name: wire.org.name,
+                                 createdAt: Date(timeIntervalSince1970: 0)),
                         keyID: wire.keyID, keyName: wire.keyName, scopes: wire.scopes.compactMap(Scope.init(rawValue:)),
                         repoIDs: wire.repoIDs)
     }
@@ -88,7 +88,7 @@ public final class HTTPBackend: Backend {
 
     public func listRepos(org: String, cursor: String?, limit: Int?) throws -> Page<Repo> {
         let wire: RESTRepoPage = try json("GET", [org, "repos"], query: Self.paging(cursor, limit))
-        return Page.make(items: try wire.repos.map(Self.repo), nextCursor: wire.hasMore ? wire.nextCursor : nil)
+        return Page(items: try wire.repos.map(Self.repo), nextCursor: wire.hasMore ? wire.nextCursor : nil)
     }
 
     public func repo(org: String, name: String) throws -> Repo {
@@ -109,11 +109,11 @@ public final class HTTPBackend: Backend {
         let body = RESTCreateKey(name: request.name, scopes: request.scopes?.map(\.rawValue), repoIDs: request.repoIDs,
                                  expiresInSeconds: request.expiresInSeconds, tags: request.tags.isEmpty ? nil : request.tags)
         let wire: RESTCreatedKey = try json("POST", [org, "api-keys"], body: body)
-        let key = APIKey.make(id: wire.id, org: org, name: wire.name, scopes: wire.scopes.compactMap(Scope.init(rawValue:)),
-                              repoIDs: wire.repoIDs, tags: wire.tags, createdAt: wire.createdAt,
-                              expiresAt: request.expiresInSeconds.map { wire.createdAt.addingTimeInterval(TimeInterval($0)) },
-                              revokedAt: nil, lastUsedAt: nil)
-        return CreatedAPIKey.make(key: key, secret: wire.key)
+        let key = APIKey(id: wire.id, org: org, name: wire.name, scopes: wire.scopes.compactMap(Scope.init(rawValue:)),
+                         repoIDs: wire.repoIDs, tags: wire.tags, createdAt: wire.createdAt,
+                         expiresAt: request.expiresInSeconds.map { wire.createdAt.addingTimeInterval(TimeInterval($0)) },
+                         revokedAt: nil, lastUsedAt: nil)
+        return CreatedAPIKey(key: key, secret: wire.key)
     }
 
     public func listKeys(org: String, status: KeyStatus?, cursor: String?, limit: Int?) throws -> Page<APIKey> {
@@ -121,11 +121,11 @@ public final class HTTPBackend: Backend {
         query.append(("status", status?.rawValue))
         let wire: RESTKeyPage = try json("GET", [org, "api-keys"], query: query)
         let keys = wire.apiKeys.map { k in
-            APIKey.make(id: k.id, org: org, name: k.name, scopes: k.scopes.compactMap(Scope.init(rawValue:)), repoIDs: k.repoIDs,
-                        tags: k.tags, createdAt: k.createdAt, expiresAt: k.expiresAt, revokedAt: k.revokedAt,
-                        lastUsedAt: k.lastUsedAt)
+            APIKey(id: k.id, org: org, name: k.name, scopes: k.scopes.compactMap(Scope.init(rawValue:)), repoIDs: k.repoIDs,
+                   tags: k.tags, createdAt: k.createdAt, expiresAt: k.expiresAt, revokedAt: k.revokedAt,
+                   lastUsedAt: k.lastUsedAt)
         }
-        return Page.make(items: keys, nextCursor: wire.hasMore ? wire.nextCursor : nil)
+        return Page(items: keys, nextCursor: wire.hasMore ? wire.nextCursor : nil)
     }
 
     public func revokeKey(org: String, id: String) throws {
@@ -143,9 +143,9 @@ public final class HTTPBackend: Backend {
         case .bookmark(let name): change = try bookmark(org: org, repo: repo, name: name).changeID
         case .head: change = try self.repo(org: org, name: repo).headChangeID
         }
-        let wire: HTTPWire.Content = try json("GET", [org, repo, "content"],
-                                              query: [("change_id", change.rawValue), ("path", path), ("depth", String(depth))])
-        let content = try Self.content(wire)
+        let wire: RESTContent = try json("GET", [org, repo, "content"],
+                                         query: [("change_id", change.rawValue), ("path", path), ("depth", String(depth))])
+        let content = try wire.storeContent()
         remember(content, org: org, repo: repo, change: change.rawValue)
         return content
     }
@@ -218,28 +218,28 @@ public final class HTTPBackend: Backend {
 
     public func updateChange(org: String, repo: String, id: ChangeID, message: String?, files: [FileOperation],
                              expectedCommit: String?) throws -> Change {
-        let body = HTTPWire.PatchChange(message: message, files: files.isEmpty ? nil : files.map(Self.fileOp),
-                                        baseCommitOID: expectedCommit)
+        let body = RESTUpdateChange(message: message, files: files.isEmpty ? nil : files.map(Self.fileOp),
+                                    baseCommitOID: expectedCommit)
         return try Self.change(try json("PATCH", [org, repo, "changes", id.rawValue], body: body))
     }
 
     public func change(org: String, repo: String, id: ChangeID) throws -> ChangeDetail {
         let wire: RESTChange = try json("GET", [org, repo, "changes", id.rawValue])
-        return ChangeDetail.make(change: try Self.change(wire), files: wire.files ?? [])
+        return ChangeDetail(change: try Self.change(wire), files: wire.files ?? [])
     }
 
     public func listChanges(org: String, repo: String, bookmark: String?, cursor: String?, limit: Int?) throws -> Page<Change> {
         var query = Self.paging(cursor, limit)
         query.append(("bookmark", bookmark))
         let wire: RESTChangePage = try json("GET", [org, repo, "changes"], query: query)
-        return Page.make(items: try wire.changes.map(Self.change), nextCursor: wire.hasMore ? wire.nextCursor : nil)
+        return Page(items: try wire.changes.map(Self.change), nextCursor: wire.hasMore ? wire.nextCursor : nil)
     }
 
     // MARK: Bookmarks
 
     public func listBookmarks(org: String, repo: String, cursor: String?, limit: Int?) throws -> Page<Bookmark> {
         let wire: RESTBookmarkPage = try json("GET", [org, repo, "bookmarks"], query: Self.paging(cursor, limit))
-        return Page.make(items: try wire.bookmarks.map(Self.bookmark), nextCursor: wire.hasMore ? wire.nextCursor : nil)
+        return Page(items: try wire.bookmarks.map(Self.bookmark), nextCursor: wire.hasMore ? wire.nextCursor : nil)
     }
 
     public func bookmark(org: String, repo: String, name: String) throws -> Bookmark {
@@ -265,7 +265,7 @@ public final class HTTPBackend: Backend {
                                           body: RESTMoveBookmark(changeID: change.rawValue, allowBackwards: allowBackwards,
                                                                  expectedChangeID: expectedFrom?.rawValue))
         let from = try wire.fromChangeID.map { try Self.changeID($0) } ?? expectedFrom ?? .root
-        return BookmarkMove.make(bookmark: try Self.bookmark(wire), from: from)
+        return BookmarkMove(bookmark: try Self.bookmark(wire), from: from)
     }
 
     public func deleteBookmark(org: String, repo: String, name: String) throws {
@@ -274,48 +274,23 @@ public final class HTTPBackend: Backend {
 
     public func mergeBookmark(org: String, repo: String, target: String, source: String, message: String?,
                               allowConflicted: Bool) throws -> MergeResult {
-        let wire: HTTPWire.MergeResult = try json("POST", [org, repo, "bookmarks", "merge"],
-                                                  body: HTTPWire.Merge(target: target, source: source, message: message,
-                                                                       allowConflicted: allowConflicted))
-        let changeID = try Self.changeID(wire.changeID)
-        var conflicts = wire.conflicts ?? wire.conflictPaths ?? []
-        if wire.isConflicted == true && conflicts.isEmpty {
-            conflicts = (try? change(org: org, repo: repo, id: changeID).change.conflicts) ?? []
-        }
-        guard let mergeType = MergeType(rawValue: wire.mergeType) else {
-            throw MesaError.internal("\(configuration.baseURL) answered a merge with unknown merge_type '\(wire.mergeType.prefix(40))'")
-        }
-        return MergeResult.make(mergeType: mergeType, changeID: changeID, commitOID: wire.commitOID, conflicts: conflicts,
-                                target: wire.target, source: wire.source, sourceDeleted: wire.sourceDeleted ?? false)
+        let wire: RESTMergeResult = try json("POST", [org, repo, "bookmarks", "merge"],
+                                             body: RESTMergeRequest(target: target, source: source, allowConflicted: allowConflicted,
+                                                                    message: message))
+        let result = try wire.mergeResult()
+        // A server that does not list conflicted paths in the result: ask the change.
+        guard wire.isConflicted, result.conflicts.isEmpty,
+              let conflicts = try? change(org: org, repo: repo, id: result.changeID).change.conflicts else { return result }
+        return MergeResult(mergeType: result.mergeType, changeID: result.changeID, commitOID: result.commitOID,
+                           conflicts: conflicts, target: result.target, source: result.source, sourceDeleted: result.sourceDeleted)
     }
 
     // MARK: Diff
 
     public func diff(org: String, repo: String, base: ChangeID, head: ChangeID) throws -> Diff {
-        let wire: HTTPWire.Diff = try json("GET", [org, repo, "diff"],
-                                           query: [("base_change_id", base.rawValue), ("head_change_id", head.rawValue)])
-        let entries = try wire.entries.map { entry -> DiffEntry in
-            guard let status = DiffStatus(rawValue: entry.status) else {
-                throw MesaError.internal("\(configuration.baseURL) answered a diff entry with unknown status '\(entry.status.prefix(40))'")
-            }
-            let hunks = entry.hunks.map { hunks in
-                hunks.map { hunk in
-                    DiffHunk.make(oldStart: hunk.oldStart, oldLines: hunk.oldLines, newStart: hunk.newStart, newLines: hunk.newLines,
-                                  lines: (hunk.lines ?? []).map { DiffLine.make(kind: DiffLineKind(rawValue: $0.kind) ?? .annotation, text: $0.text) })
-                }
-            }
-            let lines = (hunks ?? []).flatMap(\.lines)
-            return DiffEntry.make(path: entry.path, oldPath: entry.oldPath, status: status,
-                                  isBinary: entry.omittedReason == "binary", hunks: hunks,
-                                  additions: entry.additions ?? lines.filter { $0.kind == .added }.count,
-                                  deletions: entry.deletions ?? lines.filter { $0.kind == .deleted }.count,
-                                  sizeBytes: entry.sizeBytes ?? 0)
-        }
-        let stats = DiffStats.make(entries: wire.stats?.entries ?? entries.count,
-                                   additions: wire.stats?.additions ?? entries.reduce(0) { $0 + $1.additions },
-                                   deletions: wire.stats?.deletions ?? entries.reduce(0) { $0 + $1.deletions })
-        return Diff.make(base: try Self.changeID(wire.baseChangeID), head: try Self.changeID(wire.headChangeID),
-                         entries: entries, stats: stats, truncated: wire.truncated ?? false)
+        let wire: RESTDiff = try json("GET", [org, repo, "diff"],
+                                      query: [("base_change_id", base.rawValue), ("head_change_id", head.rawValue)])
+        return try wire.diff()
     }
 }
 
