@@ -187,9 +187,6 @@ extension RepoFileSystem {
         guard let name else { return .pinned }
         let tip = try mesaErrors { try backend.bookmark(org: org, repo: repo, name: name) }.changeID
         guard tip != seen else { return .unchanged }
-        // Cheap look first: a busy mount need not wait for a flush round to be told no.
-        let early = state.withLock { state in localWork(state, working: versions.withLock { $0.working }) }
-        if let early { return .heldBack(bookmark: name, at: tip, reason: early) }
         return try flushLock.withLock { _ throws(MesaError) -> FollowOutcome in
             let version = versions.withLock { $0 }
             // A checkpoint or an edit ran meanwhile: the next call looks again.
