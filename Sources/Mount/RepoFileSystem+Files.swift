@@ -233,7 +233,7 @@ extension RepoFileSystem {
             // The view switched to another revision (a followed bookmark, an edit) while
             // the blob was copied: the copy holds the old revision's bytes. ESTALE makes
             // the kernel look the path up again and open the new revision's file.
-            guard state.viewGeneration == generation else {
+            guard state.viewGeneration == generation, !node.detachedByReset else {
                 return .failure(FSError(ESTALE, "inode \(ino) changed revision while being opened; retry"))
             }
             if case .data(let other) = node.content { return .success(other) }  // Another open won the race.

@@ -230,6 +230,8 @@ public final class RepoFileSystem: Sendable {
             guard node.kind == .directory else { throw FSError.notDirectory(state.table.path(of: ino) ?? "inode \(ino)") }
             if node.children != nil { return (nil, state.readChange) }
             guard let path = state.table.path(of: ino) else {
+                // Detached by a view switch: the kernel looks the path up again on ESTALE.
+                if node.detachedByReset { throw FSError(ESTALE, "directory inode \(ino) changed revision; look it up again") }
                 throw FSError(ENOENT, "directory inode \(ino) was removed")
             }
             return (path, state.readChange)

@@ -276,7 +276,10 @@ extension RepoFileSystem {
                 node.staleChildren = (node.staleChildren ?? [:]).merging(node.children ?? [:]) { _, current in current }
                 node.children = nil
             }
-            if ino != InodeTable.rootIno { node.linked = false }
+            if ino != InodeTable.rootIno {
+                if node.linked { node.detachedByReset = true }
+                node.linked = false
+            }
             table.nodes[ino] = node
         }
         table.touched = [:]

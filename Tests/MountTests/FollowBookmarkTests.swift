@@ -1,4 +1,6 @@
+import Dispatch
 import Foundation
+import Synchronization
 import MesaAPI
 @testable import Mount
 import Store
@@ -190,5 +192,82 @@ struct FollowBookmarkTests {
         // Back online: the next look follows.
         #expect(try fs.followBookmark() == .moved(bookmark: "main", from: before, to: moved.to))
         #expect(try fs.readText("a.txt") == "two")
+    }
+
+    /// The kernel may still hold an inode number of the old view (its invalidation is
+    /// on the way): opening it for writing must not write into a detached node.
+    @Test func aStaleInodeOpenedForWritingAfterASwitchGetsESTALE() throws {
+        let fx = try MountFixture()
+        try fx.seed(["shared.txt": "old", "dir/x.txt": "x"])
+        let fs = try fx.mount()
+        let stale = try fs.ino("shared.txt")
+        let staleDir = try fs.ino("dir")
+        try moveMain(fx, [.upsert(path: "shared.txt", content: text("theirs"))])
+        guard case .moved = try fs.followBookmark() else { Issue.record("should follow"); return }
+        expectErrno(ESTALE) { try fs.open(stale, flags: OpenFlags(write: true)) }
+        expectErrno(ESTALE) { try fs.create(parent: staleDir, name: "new.txt", permissions: 0o644, flags: OpenFlags(write: true)) }
+        expectErrno(ESTALE) { try fs.setattr(stale, AttributeChanges(permissions: 0o755)) }
+        #expect(fs.status().pendingUploads == 0, "nothing was written into the old view")
+        // Looked up again (as the kernel does on ESTALE): the same path, the new revision.
+        try fs.writeText("shared.txt", "mine", append: true)
+        try fs.writeText("dir/new.txt", "n")
+        #expect(try fs.readText("shared.txt") == "theirsmine")
+        try fs.flush()
+        let working = try #require(fs.status().workingChange)
+        #expect(try fx.tree(at: .change(working)) == ["shared.txt": "theirsmine", "dir/x.txt": "x", "dir/new.txt": "n"])
+    }
+
+    /// Writers racing the follower: every write that succeeded is in the mount's view
+    /// afterwards and in the uploaded working change, whichever came first.
+    @Test func writesRacingAFollowAreNeverLost() throws {
+        for round in 0..<25 {
+            let fx = try MountFixture()
+            try fx.seed(["shared.txt": "0123456789", "dir/x.txt": "x"])
+            let fs = try fx.mount()
+            #expect(try fs.readText("shared.txt") == "0123456789")
+            try moveMain(fx, [.upsert(path: "shared.txt", content: text("abcdefghij")), .upsert(path: "theirs.txt", content: text("t"))])
+            let group = DispatchGroup()
+            let outcome = Mutex<FollowOutcome?>(nil)
+            let writerError = Mutex<String?>(nil)
+            DispatchQueue.global().async(group: group) {
+                // As the kernel and the adapter would: on ESTALE look the path up again,
+                // on "would block" (a directory re-listed meanwhile) run again.
+                for attempt in 0..<5 {
+                    do {
+                        if round % 2 == 0 {
+                            let ino = try fs.ino("shared.txt")
+                            let handle = try fs.open(ino, flags: OpenFlags(write: true)).handle
+                            _ = try Array("MINE".utf8).withUnsafeBytes { raw throws(FSError) in
+                                try fs.write(ino, handle: handle, offset: 0, bytes: raw)
+                            }
+                            try fs.flush(ino, handle: handle)
+                            fs.release(ino, handle: handle)
+                        } else {
+                            try fs.writeText("dir/mine.txt", "MINE")
+                        }
+                        return
+                    } catch let error as FSError where (error.errno == ESTALE || error.isWouldBlock) && attempt < 4 {
+                        continue
+                    } catch {
+                        writerError.withLock { $0 = "\(error)" }
+                        return
+                    }
+                }
+            }
+            DispatchQueue.global().async(group: group) {
+                let result = try? fs.followBookmark()
+                outcome.withLock { $0 = result }
+            }
+            group.wait()
+            #expect(writerError.withLock { $0 } == nil, "round \(round): \(writerError.withLock { $0 } ?? "")")
+            let followed = outcome.withLock { $0 }
+            let moved = if case .moved = followed { true } else { false }
+            let path = round % 2 == 0 ? "shared.txt" : "dir/mine.txt"
+            let expected = round % 2 == 0 ? (moved ? "MINEefghij" : "MINE456789") : "MINE"
+            #expect(try fs.readText(path) == expected, "round \(round), follow: \(String(describing: followed))")
+            try fs.flush()
+            let working = try #require(fs.status().workingChange, "round \(round)")
+            #expect(try fx.tree(at: .change(working))[path] == expected, "round \(round)")
+        }
     }
 }
