@@ -48,6 +48,8 @@ public struct DaemonConfig: Sendable {
     public var logFile: String?
     public var maxFrameBytes: Int
     public var flushDebounceMilliseconds: Int
+    /// How often clean mounts of a bookmark look whether someone else moved it; 0 = never.
+    public var followIntervalMilliseconds: Int
     /// Problems that do not stop the daemon (unknown keys), reported in the log.
     public var warnings: [String] = []
 
@@ -69,6 +71,7 @@ public struct DaemonConfig: Sendable {
         cacheMaxBytes = 10 << 30
         maxFrameBytes = 64 << 20
         flushDebounceMilliseconds = 1000
+        followIntervalMilliseconds = 2000
     }
 
     public static func load(_ options: LoadOptions = LoadOptions()) throws -> DaemonConfig {
@@ -131,6 +134,9 @@ public struct DaemonConfig: Sendable {
                 }
                 flushDebounceMilliseconds = number
             }
+            if let value = daemon["follow-interval-ms"] {
+                followIntervalMilliseconds = try Self.followInterval(value, "daemon.follow-interval-ms", source)
+            }
         }
         if let organizations = root["organizations"] {
             for (name, body) in try table(organizations, "organizations", source).sorted(by: { $0.key < $1.key }) {
@@ -183,6 +189,9 @@ public struct DaemonConfig: Sendable {
         }
         if let value = environment["MESA_DAEMON_LOG_FILE"], !value.isEmpty { logFile = paths.expand(value) }
         if let value = environment["MESA_LOG"], !value.isEmpty { logLevel = value }
+        if let value = environment["MESA_DAEMON_FOLLOW_INTERVAL_MS"], !value.isEmpty {
+            followIntervalMilliseconds = try Self.followInterval(Int(value) ?? -1, "MESA_DAEMON_FOLLOW_INTERVAL_MS", "environment")
+        }
         if let orgs = environment["MESA_ORGS"], !orgs.isEmpty {
             for entry in orgs.split(separator: ",") {
                 let parts = entry.split(separator: ":", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) }
@@ -257,6 +266,13 @@ public struct DaemonConfig: Sendable {
     private func table(_ value: Any, _ key: String, _ source: String) throws -> [String: Any] {
         guard let table = value as? [String: Any] else { throw ConfigError("\(source): \(key) must be a table") }
         return table
+    }
+
+    static func followInterval(_ value: Any, _ key: String, _ source: String) throws -> Int {
+        guard let number = value as? Int, (0...3_600_000).contains(number) else {
+            throw ConfigError("\(source): \(key) must be an integer from 0 (never follow) to 3600000 milliseconds")
+        }
+        return number
     }
 
     /// Parses "10GB", "512MiB", "1024" and friends.

@@ -46,6 +46,9 @@ public final class Daemon: Sendable {
             mountsUnavailableReason = "\(error)"
         }
         events = EventHub(mounts: mounts, orgs: orgs, logger: logger)
+        // A mount that followed its bookmark changed files: subscribers hear
+        // `filesChanged` and `bookmarkMoved` from a look right away.
+        mounts?.startFollowing { [weak events] _ in events?.changed(bookmarks: true) }
         registerLifecycleMethods()
         registerRepoAndKeyMethods()
         registerMountMethods()

@@ -48,6 +48,8 @@ public final class MountManager: Sendable {
     let cache: BlobCache
     let logger: Logger
     let state = Mutex(State())
+    /// The thread that follows moved bookmarks (see MountManager+Follow.swift).
+    let follower = Mutex(FollowerState())
 
     public init(config: DaemonConfig, orgs: OrgBackends, logger: Logger) throws {
         self.config = config
@@ -266,6 +268,7 @@ public final class MountManager: Sendable {
     /// start mounts the same things again. Returns mounts that failed to flush.
     @discardableResult
     public func shutdownAll() -> [String] {
+        stopFollowing()
         var failures: [String] = []
         for mount in repoMounts() {
             do { try mount.fs.flush() } catch {

@@ -22,9 +22,10 @@ final class AdapterContext: Sendable {
     init(fs: any FileSystemCore, logger: Logger) {
         self.fs = fs
         self.logger = logger
-        // Read-only revisions never change: cache for a day. A read-write mount is
-        // changed only through this daemon, which invalidates what it changes
-        // underneath, so a short timeout only bounds what a missed invalidation costs.
+        // A read-only mount changes only when it follows its bookmark, which invalidates
+        // every entry the kernel knows: cache for a day. A read-write mount is changed
+        // only through this daemon, which invalidates what it changes underneath, so a
+        // short timeout only bounds what a missed invalidation costs.
         entryTimeout = fs.isReadOnly ? 86_400 : 1
         attrTimeout = fs.isReadOnly ? 86_400 : 1
     }
@@ -42,10 +43,20 @@ final class AdapterContext: Sendable {
         } catch where error.isWouldBlock {
             let request = Request(raw: req)
             slowQueue.async {
-                do throws(FSError) {
-                    reply(request.raw, try body(true))
-                } catch {
-                    self.fail(request.raw, error)
+                // Allowed to block, `body` still finds an unlisted directory when the view
+                // switched revision (edit, followed bookmark) between its listing and its
+                // use: list again, a bounded number of times.
+                var attempts = 0
+                while true {
+                    attempts += 1
+                    do throws(FSError) {
+                        reply(request.raw, try body(true))
+                    } catch where error.isWouldBlock && attempts < 4 {
+                        continue
+                    } catch {
+                        self.fail(request.raw, error)
+                    }
+                    return
                 }
             }
         } catch {

@@ -39,6 +39,9 @@ struct Node: Sendable {
     var lookups: UInt64 = 0
     var opens: Int = 0
     var linked = true
+    /// Unlinked because the view switched to another revision (not by a removal): the
+    /// kernel may still use the number, and should look the path up again (ESTALE).
+    var detachedByReset = false
 }
 
 /// The namespace of one repository mount: nodes by inode number, plus the set of paths

@@ -211,7 +211,9 @@ extension RepoFileSystem {
     /// Gives `ino` its own journal data file, copying the blob in unless `empty`.
     /// Returns the data file's id (the existing one if the file was written before).
     func materialize(_ ino: UInt64, empty: Bool, mayBlock: Bool) throws(FSError) -> UInt64 {
-        let content = try state.withLock { state throws(FSError) in try state.table.node(ino).content }
+        let (content, generation) = try state.withLock { state throws(FSError) in
+            (try state.table.node(ino).content, state.viewGeneration)
+        }
         let oid: String?
         switch content {
         case .data(let id): return id
@@ -226,21 +228,35 @@ extension RepoFileSystem {
         if let sourcePath {
             size = try copyFile(from: sourcePath, to: descriptor)
         }
-        let winner = try state.withLock { state throws(FSError) -> UInt64 in
-            guard var node = state.table.nodes[ino] else { throw FSError(ESTALE, "inode \(ino) is gone") }
-            if case .data(let other) = node.content { return other }  // Another open won the race.
+        let committed = state.withLock { state -> Result<UInt64, FSError> in
+            guard var node = state.table.nodes[ino] else { return .failure(FSError(ESTALE, "inode \(ino) is gone")) }
+            // The view switched to another revision (a followed bookmark, an edit) while
+            // the blob was copied: the copy holds the old revision's bytes. ESTALE makes
+            // the kernel look the path up again and open the new revision's file.
+            guard state.viewGeneration == generation, !node.detachedByReset else {
+                return .failure(FSError(ESTALE, "inode \(ino) changed revision while being opened; retry"))
+            }
+            if case .data(let other) = node.content { return .success(other) }  // Another open won the race.
+            if let path = state.table.path(of: ino) {
+                do throws(FSError) { try journal.append(.file(path: path, data: id, permissions: node.permissions)) } catch {
+                    return .failure(error)
+                }
+                state.table.touch(path)
+            }
             node.content = .data(id)
             node.size = size
             state.table.nodes[ino] = node
             state.unsyncedDataFiles = true
-            if let path = state.table.path(of: ino) {
-                try journal.append(.file(path: path, data: id, permissions: node.permissions))
-                state.table.touch(path)
-            }
-            return id
+            return .success(id)
         }
-        if winner != id { journal.removeData(id) }
-        return winner
+        switch committed {
+        case .success(let winner):
+            if winner != id { journal.removeData(id) }
+            return winner
+        case .failure(let error):
+            journal.removeData(id)
+            throw error
+        }
     }
 
     func pathName(_ ino: UInt64) -> String {

@@ -226,6 +226,9 @@ extension RepoFileSystem {
     public func setattr(_ ino: UInt64, _ changes: AttributeChanges, handle: UInt64? = nil,
                         mayBlock: Bool = true) throws(FSError) -> Attributes {
         guard !isReadOnly else { throw FSError.readOnly }
+        if try state.withLock({ state throws(FSError) in try state.table.node(ino).detachedByReset }) {
+            throw FSError(ESTALE, "inode \(ino) changed revision; look it up again")
+        }
         if let size = changes.size {
             let node = try state.withLock { state throws(FSError) in try state.table.node(ino) }
             guard node.kind == .file else {

@@ -37,6 +37,9 @@ struct CoreState: Sendable {
     var baseTime: Timestamp
     /// Data files whose directory entries are not yet fsynced.
     var unsyncedDataFiles = false
+    /// Bumped whenever the view is re-read from another revision (edit, follow): work
+    /// that read a node before and commits after a switch must not land on the new view.
+    var viewGeneration: UInt64 = 0
 }
 
 /// The versioning side of a mount, changed by flushes, checkpoints and edits.
@@ -179,14 +182,8 @@ public final class RepoFileSystem: Sendable {
             func time(_ change: ChangeID) throws -> Timestamp {
                 change.isRoot ? Timestamp.now() : Timestamp(try backend.change(org: org, repo: repo, id: change).change.updatedAt)
             }
-            /// The tip's time from the first entry of the bookmark's history: unlike a
-            /// single-change read it does not compute the change's touched paths, which
-            /// for a 10,000-file change costs a server tens of milliseconds at mount time.
             func tipTime(_ bookmark: Bookmark) throws -> Timestamp {
-                guard !bookmark.changeID.isRoot,
-                      let tip = try? backend.listChanges(org: org, repo: repo, bookmark: bookmark.name, cursor: nil, limit: 1).items.first,
-                      tip.id == bookmark.changeID else { return try time(bookmark.changeID) }
-                return Timestamp(tip.updatedAt)
+                try Self.tipTime(backend, org: org, repo: repo, bookmark: bookmark.name, at: bookmark.changeID)
             }
             switch configuration.target {
             case .bookmark(let name):
@@ -212,6 +209,18 @@ public final class RepoFileSystem: Sendable {
         }
     }
 
+    /// The time of a bookmark's tip from the first entry of its history: unlike a
+    /// single-change read it does not compute the change's touched paths, which for a
+    /// 10,000-file change costs a server tens of milliseconds.
+    static func tipTime(_ backend: any Backend, org: String, repo: String, bookmark: String, at change: ChangeID) throws -> Timestamp {
+        if change.isRoot { return Timestamp.now() }
+        if let tip = try? backend.listChanges(org: org, repo: repo, bookmark: bookmark, cursor: nil, limit: 1).items.first,
+           tip.id == change {
+            return Timestamp(tip.updatedAt)
+        }
+        return Timestamp(try backend.change(org: org, repo: repo, id: change).change.updatedAt)
+    }
+
     // MARK: Helpers shared by reads and writes
 
     /// Makes sure directory `ino` is listed, fetching its entries from the backend.
@@ -221,6 +230,8 @@ public final class RepoFileSystem: Sendable {
             guard node.kind == .directory else { throw FSError.notDirectory(state.table.path(of: ino) ?? "inode \(ino)") }
             if node.children != nil { return (nil, state.readChange) }
             guard let path = state.table.path(of: ino) else {
+                // Detached by a view switch: the kernel looks the path up again on ESTALE.
+                if node.detachedByReset { throw FSError(ESTALE, "directory inode \(ino) changed revision; look it up again") }
                 throw FSError(ENOENT, "directory inode \(ino) was removed")
             }
             return (path, state.readChange)

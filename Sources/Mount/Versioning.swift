@@ -2,6 +2,19 @@ import Foundation
 import MesaAPI
 import Store
 
+/// What `followBookmark` did.
+public enum FollowOutcome: Sendable, Equatable {
+    /// The mount shows a change, not a bookmark: it never moves.
+    case pinned
+    /// The bookmark is where the mount last saw it.
+    case unchanged
+    /// The view switched from `from` to the bookmark's new tip `to`.
+    case moved(bookmark: String, from: ChangeID?, to: ChangeID)
+    /// The bookmark moved to `at`, but the mount has work of its own (`reason`): it stays
+    /// put, and its next checkpoint reports the conflict.
+    case heldBack(bookmark: String, at: ChangeID, reason: String)
+}
+
 /// What `editChange` switches a mount to.
 public enum EditTarget: Sendable, Equatable {
     /// Show the bookmark's change; new work goes into a working change on top of it and
@@ -139,6 +152,7 @@ extension RepoFileSystem {
             let (garbage, known) = state.withLock { state in
                 state.readChange = shown
                 state.baseTime = next.baseTime
+                state.viewGeneration += 1
                 return Self.resetView(&state.table)
             }
             discard(garbage)
@@ -151,20 +165,103 @@ extension RepoFileSystem {
         }
     }
 
-    /// Follows the target bookmark if someone else moved it. The daemon calls this
-    /// periodically (or on a notification). The view switches, with kernel caches
-    /// invalidated, only when the mount has no work of its own (no working change, no
-    /// pending paths); otherwise it returns false and the next checkpoint reports the race.
+    /// Follows the target bookmark when someone else moved it (another mount's
+    /// checkpoint, the SDK, `move-bookmark`). The daemon calls this periodically, off
+    /// the FUSE threads. Asks the backend where the bookmark is; when it moved away from
+    /// where this mount last saw it and the mount has no work of its own, the view
+    /// switches to the new tip exactly as `editChange(.bookmark)` would: the tree is
+    /// re-read, the journal header records the new base, and the kernel's cached
+    /// entries, attributes and pages of known inodes are invalidated.
+    ///
+    /// Work of its own — a working change, paths not uploaded yet, a file open for
+    /// writing, content the store cannot hold (`.git` trees, empty directories) — holds
+    /// the mount back: nothing is switched or lost, and the next checkpoint reports the
+    /// race as a `transient` conflict. The decision is taken under the core's lock, in
+    /// the same critical section as the switch, so a write starting concurrently either
+    /// holds the mount back or lands on the new view (an open that copied the old
+    /// revision's bytes meanwhile gets ESTALE, which the kernel retries).
+    /// Mounts of a change never move. Throws when the backend cannot be asked.
     @discardableResult
-    public func followBookmark() throws(MesaError) -> Bool {
-        let version = versions.withLock { $0 }
-        guard let name = version.bookmark else { return false }
-        let bookmark = try mesaErrors { try backend.bookmark(org: org, repo: repo, name: name) }
-        guard bookmark.changeID != version.bookmarkExpected else { return false }
-        let pending = state.withLock { state in state.table.touched.keys.contains { !isLocalOnly($0) } }
-        guard version.working == nil, !pending else { return false }
-        _ = try editChange(.bookmark(name))
-        return true
+    public func followBookmark() throws(MesaError) -> FollowOutcome {
+        let (name, seen) = versions.withLock { ($0.bookmark, $0.bookmarkExpected) }
+        guard let name else { return .pinned }
+        let tip = try mesaErrors { try backend.bookmark(org: org, repo: repo, name: name) }.changeID
+        guard tip != seen else { return .unchanged }
+        return try flushLock.withLock { _ throws(MesaError) -> FollowOutcome in
+            let version = versions.withLock { $0 }
+            // A checkpoint or an edit ran meanwhile: the next call looks again.
+            guard version.bookmark == name, version.bookmarkExpected == seen else { return .unchanged }
+            let time = try mesaErrors { try Self.tipTime(backend, org: org, repo: repo, bookmark: name, at: tip) }
+            let header = JournalHeader(org: org, repo: repo, bookmark: name, bookmarkExpected: tip.rawValue, base: tip.rawValue,
+                                       working: nil, baseTime: time)
+            enum Decision { case held(String), failed(FSError), switched([UInt64], [(UInt64, UInt64, String)]) }
+            // `working` only changes under `flushLock`, which is held: `version` is current.
+            let decision = state.withLock { state -> Decision in
+                if let reason = localWork(state, working: version.working) { return .held(reason) }
+                // Nothing of the old view is left to replay: the header alone describes the mount.
+                do throws(FSError) { try journal.rewrite(header: header, keep: { _, _ in false }) } catch { return .failed(error) }
+                versions.withLock { current in
+                    current.bookmarkExpected = tip
+                    current.base = tip
+                    current.working = nil
+                    current.baseTime = time
+                    current.lastError = nil
+                }
+                state.readChange = tip
+                state.baseTime = time
+                state.viewGeneration += 1
+                let (garbage, known) = Self.resetView(&state.table)
+                return .switched(garbage, known)
+            }
+            switch decision {
+            case .held(let reason):
+                return .heldBack(bookmark: name, at: tip, reason: reason)
+            case .failed(let error):
+                throw MesaError(.internal, "cannot write the journal header to follow bookmark '\(name)': \(error)")
+            case .switched(let garbage, let known):
+                discard(garbage)
+                invalidate(known)
+                noteChangedPaths(from: seen, to: tip)
+                logger.info("followed bookmark", metadata: ["repo": "\(org)/\(repo)", "bookmark": "\(name)",
+                                                          "from": "\(seen.map { "\($0)" } ?? "-")", "to": "\(tip)"])
+                return .moved(bookmark: name, from: seen, to: tip)
+            }
+        }
+    }
+
+    /// Why the mount cannot switch its view without losing something, or nil.
+    /// Called under the state lock.
+    private func localWork(_ state: CoreState, working: ChangeID?) -> String? {
+        if let working { return "its working change \(working) is not checkpointed" }
+        if !state.table.touched.isEmpty { return "\(state.table.touched.count) changed path(s) are not uploaded yet" }
+        if state.files.values.contains(where: \.writable) { return "a file is open for writing" }
+        let localOnly = state.table.nodes.values.contains { node in
+            node.linked && node.name.lowercased() == ".git" && state.table.path(of: node.ino) != nil
+        }
+        if localOnly || !Self.unversionedRecords(state.table, withFiles: true).isEmpty {
+            return "it holds what the store cannot (a .git tree or empty directories)"
+        }
+        return nil
+    }
+
+    /// Adds the paths that differ between two revisions to the change log (for
+    /// `filesChanged` notifications); when the diff cannot be had, marks it overflowed
+    /// ("re-read the mount").
+    private func noteChangedPaths(from old: ChangeID?, to new: ChangeID) {
+        var paths: [String] = []
+        var complete = false
+        if let old, let diff = try? backend.diff(org: org, repo: repo, base: old, head: new) {
+            paths = diff.entries.flatMap { [$0.path] + ($0.oldPath.map { [$0] } ?? []) }
+            complete = !diff.truncated
+        }
+        state.withLock { state in
+            for path in paths {
+                if state.table.changeLog.count < InodeTable.changeLogLimit { state.table.changeLog.insert(path) } else {
+                    state.table.changeLogOverflowed = true
+                }
+            }
+            if !complete { state.table.changeLogOverflowed = true }
+        }
     }
 
     /// Forgets the listed tree so it is read again from the new revision. Nodes stay
@@ -179,7 +276,10 @@ extension RepoFileSystem {
                 node.staleChildren = (node.staleChildren ?? [:]).merging(node.children ?? [:]) { _, current in current }
                 node.children = nil
             }
-            if ino != InodeTable.rootIno { node.linked = false }
+            if ino != InodeTable.rootIno {
+                if node.linked { node.detachedByReset = true }
+                node.linked = false
+            }
             table.nodes[ino] = node
         }
         table.touched = [:]

@@ -106,6 +106,16 @@ import Testing
         #expect(config.cacheMaxBytes == bytes)
     }
 
+    @Test func followIntervalDefaultsToTwoSecondsAndCanBeDisabled() throws {
+        #expect(try load(nil).followIntervalMilliseconds == 2000)
+        #expect(try load("[daemon]\nfollow-interval-ms = 0\n").followIntervalMilliseconds == 0)
+        #expect(try load("[daemon]\nfollow-interval-ms = 500\n", environment: ["MESA_DAEMON_FOLLOW_INTERVAL_MS": "750"])
+            .followIntervalMilliseconds == 750)
+        #expect(configError("[daemon]\nfollow-interval-ms = -1\n")?.message.contains("follow-interval-ms must be an integer") == true)
+        #expect(configError(nil, environment: ["MESA_DAEMON_FOLLOW_INTERVAL_MS": "often"])?.message
+            .contains("MESA_DAEMON_FOLLOW_INTERVAL_MS") == true)
+    }
+
     @Test func integerCacheSizeIsBytes() throws {
         #expect(try load("[cache]\nmax-size = 4096\n").cacheMaxBytes == 4096)
     }

@@ -99,9 +99,9 @@ struct FollowTests {
         let fs = try fx.mount(mode: .ro)
         try fx.withMount(fs) { path in
             #expect(try String(contentsOfFile: path + "/f.txt", encoding: .utf8) == "old\n")
-            #expect(try !fs.followBookmark(), "nothing moved yet")
+            #expect(try fs.followBookmark() == .unchanged, "nothing moved yet")
             try fx.seed(["f.txt": "new\n", "g.txt": "g\n"])
-            #expect(try fs.followBookmark())
+            guard case .moved = try fs.followBookmark() else { Issue.record("should follow"); return }
             #expect(try String(contentsOfFile: path + "/f.txt", encoding: .utf8) == "new\n")
             #expect(FileManager.default.fileExists(atPath: path + "/g.txt"))
         }
@@ -113,8 +113,39 @@ struct FollowTests {
         let fs = try fx.mount()
         try fs.writeText("mine", "m")
         try fx.seed(["f.txt": "theirs\n"])
-        #expect(try !fs.followBookmark())
+        guard case .heldBack = try fs.followBookmark() else { Issue.record("should hold back"); return }
         #expect(try fs.readText("mine") == "m")
+    }
+
+    /// A read-write mount's page cache (blobs are opened with keep_cache) must not
+    /// serve the old revision's bytes of a file that changed under the same inode.
+    @Test func readWriteMountFollowsWithoutStaleKernelCaches() throws {
+        let fx = try MountFixture()
+        try fx.seed(["f.txt": "version one\n", "gone.txt": "bye\n", "dir/inner.txt": "in\n"])
+        let fs = try fx.mount()
+        try fx.withMount(fs) { path in
+            #expect(try String(contentsOfFile: path + "/f.txt", encoding: .utf8) == "version one\n")
+            #expect(try String(contentsOfFile: path + "/dir/inner.txt", encoding: .utf8) == "in\n")
+            #expect(FileManager.default.fileExists(atPath: path + "/gone.txt"))
+            let tip = try fx.store.bookmark(org: fx.org, repo: fx.repo, bookmark: "main").changeID
+            let next = try fx.store.createChange(org: fx.org, repo: fx.repo, base: tip, message: "theirs", files: [
+                .upsert(path: "f.txt", content: Array("version two, longer\n".utf8)), .delete(path: "gone.txt"),
+                .upsert(path: "dir/inner.txt", content: Array("IN\n".utf8)), .upsert(path: "new.txt", content: Array("n\n".utf8)),
+            ])
+            _ = try fx.store.moveBookmark(org: fx.org, repo: fx.repo, bookmark: "main", to: next.id)
+            #expect(try fs.followBookmark() == .moved(bookmark: "main", from: tip, to: next.id))
+            #expect(try String(contentsOfFile: path + "/f.txt", encoding: .utf8) == "version two, longer\n")
+            #expect(try String(contentsOfFile: path + "/dir/inner.txt", encoding: .utf8) == "IN\n")
+            #expect(try String(contentsOfFile: path + "/new.txt", encoding: .utf8) == "n\n")
+            #expect(!FileManager.default.fileExists(atPath: path + "/gone.txt"))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: path).sorted() == ["dir", "f.txt", "new.txt"])
+            // Writing on the new view works and checkpoints on top of it.
+            try "mine\n".write(toFile: path + "/mine.txt", atomically: false, encoding: .utf8)
+            let saved = try fs.checkpoint(message: "mine")
+            #expect(try fx.tree(at: .bookmark("main")) == ["f.txt": "version two, longer\n", "dir/inner.txt": "IN\n",
+                                                          "new.txt": "n\n", "mine.txt": "mine\n"])
+            #expect(saved.savedChange != next.id)
+        }
     }
 
     @Test func keyWithoutWriteScopeMakesTheMountReadOnly() throws {
