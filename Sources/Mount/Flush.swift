@@ -223,7 +223,14 @@ extension RepoFileSystem {
         let header = currentHeader()
         do {
             if journal.lastSeq == seq {
-                try journal.rewrite(header: header, prefix: Self.unversionedRecords(state.table, withFiles: true))
+                // Local-only files are re-recorded from the tree, replacing records that
+                // may have held their bytes inline (data file never synced): each new
+                // record gets its bytes inline again or its data file fdatasynced.
+                let prefix = try Self.unversionedRecords(state.table, withFiles: true).map { record throws(FSError) in
+                    guard case .file(let path, let data, let permissions, nil) = record else { return record }
+                    return .file(path: path, data: data, permissions: permissions, inline: try journal.durableContent(data))
+                }
+                try journal.rewrite(header: header, prefix: prefix)
             } else {
                 try journal.rewrite(header: header, prefix: Self.unversionedRecords(state.table, withFiles: false)) { recordSeq, record in
                     recordSeq > seq || record.paths.contains(where: isLocalOnly)

@@ -141,10 +141,15 @@ extension RepoFileSystem {
     }
 
     public func release(_ ino: UInt64, handle: UInt64) {
-        do {
-            try makeDurable(handle: handle, dataOnly: false)
-        } catch {
-            logger.error("could not make a closed file durable", metadata: ["inode": "\(ino)", "error": "\(error)"])
+        // close(2) already sent flush, which made the handle durable; only a handle
+        // written after that (a dup'ed or inherited descriptor) has something to sync.
+        // An untouched handle needs no second journal fsync here.
+        if state.withLock({ $0.files[handle]?.dirty ?? false }) {
+            do {
+                try makeDurable(handle: handle, dataOnly: false)
+            } catch {
+                logger.error("could not make a closed file durable", metadata: ["inode": "\(ino)", "error": "\(error)"])
+            }
         }
         let garbage = state.withLock { state -> [UInt64] in
             guard let file = state.files.removeValue(forKey: handle) else { return [] }
@@ -156,37 +161,43 @@ extension RepoFileSystem {
         discard(garbage)
     }
 
-    /// fsync the handle's data file if it was written, record the file's current state
-    /// in the journal and fsync the journal: after this returns, a crash loses nothing.
+    /// Records the handle's file in the journal in a durable form and fsyncs the journal:
+    /// after this returns, a crash loses nothing. A file of at most `Journal.inlineLimit`
+    /// bytes (every empty one) goes into the record itself, so the journal fsync is the
+    /// only sync; a larger one has its data file fdatasynced first. Data files' directory
+    /// entries are durable from the pool, so no directory fsync either.
     private func makeDurable(handle: UInt64, dataOnly: Bool) throws(FSError) {
-        let pending = state.withLock { state -> (Int32, Bool)? in
-            guard let file = state.files[handle], file.dirty else { return nil }
+        let pending = state.withLock { state -> (UInt64, UInt64, Int32)? in
+            guard let file = state.files[handle], file.dirty, case .data(let id) = file.source else { return nil }
             state.files[handle]?.dirty = false
-            return (file.descriptor, state.unsyncedDataFiles)
+            return (file.ino, id, file.descriptor)
         }
-        guard let (descriptor, newFiles) = pending else {
+        guard let (ino, id, descriptor) = pending else {
+            // Nothing written through this handle: only the namespace records so far
+            // (sync() is free when nothing was appended since the last one).
             try journal.sync()
             return
         }
-        if fdatasync(descriptor) != 0 {
-            let error = FSError.posix("cannot fsync journal data")
+        do {
+            try recordDurably(ino, data: id, descriptor: descriptor)
+        } catch {
             state.withLock { $0.files[handle]?.dirty = true }
             throw error
-        }
-        if newFiles {
-            state.withLock { $0.unsyncedDataFiles = false }
-            journal.syncDataDirectory()
-        }
-        try state.withLock { state throws(FSError) in
-            guard let file = state.files[handle], case .data(let id) = file.source,
-                  let node = state.table.nodes[file.ino], node.content == .data(id),
-                  let path = state.table.path(of: file.ino) else { return }
-            try journal.append(.file(path: path, data: id, permissions: node.permissions))
         }
         try journal.sync()
         scheduleFlush()
     }
 
+    /// Appends the `.file` record of `ino` if it still holds data file `id` and is still
+    /// linked, with its bytes inline or after fdatasync of the data file (see
+    /// `Journal.durableContent`). The journal itself is not synced here.
+    func recordDurably(_ ino: UInt64, data id: UInt64, descriptor: Int32? = nil) throws(FSError) {
+        let inline = try journal.durableContent(id, descriptor: descriptor)
+        try state.withLock { state throws(FSError) in
+            guard let node = state.table.nodes[ino], node.content == .data(id), let path = state.table.path(of: ino) else { return }
+            try journal.append(.file(path: path, data: id, permissions: node.permissions, inline: inline))
+        }
+    }
     /// Allocates (or punches, with the matching mode) space in a file open for writing.
     public func fallocate(_ ino: UInt64, handle: UInt64, mode: Int32, offset: Int64, length: Int64) throws(FSError) {
         guard !isReadOnly else { throw FSError.readOnly }
@@ -232,9 +243,15 @@ extension RepoFileSystem {
             node.content = .data(id)
             node.size = size
             state.table.nodes[ino] = node
-            state.unsyncedDataFiles = true
             if let path = state.table.path(of: ino) {
-                try journal.append(.file(path: path, data: id, permissions: node.permissions))
+                // An emptied file is recorded now (inline: nothing to sync). A copy of the
+                // blob is not: its data file is unsynced, and a reference to it made
+                // durable by someone else's fsync could replay a torn copy. Until the
+                // writer's close records it, a crash replays the blob, which is what
+                // the file held.
+                if empty {
+                    try journal.append(.file(path: path, data: id, permissions: node.permissions, inline: Data()))
+                }
                 state.table.touch(path)
             }
             return id
