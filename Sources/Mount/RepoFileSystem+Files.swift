@@ -243,17 +243,12 @@ extension RepoFileSystem {
             node.content = .data(id)
             node.size = size
             state.table.nodes[ino] = node
-            if let path = state.table.path(of: ino) {
-                // An emptied file is recorded now (inline: nothing to sync). A copy of the
-                // blob is not: its data file is unsynced, and a reference to it made
-                // durable by someone else's fsync could replay a torn copy. Until the
-                // writer's close records it, a crash replays the blob, which is what
-                // the file held.
-                if empty {
-                    try journal.append(.file(path: path, data: id, permissions: node.permissions, inline: Data()))
-                }
-                state.table.touch(path)
-            }
+            // No journal record here: the caller records the file durably (a writing or
+            // truncating handle at its close/fsync, setattr at once). A record now would
+            // refer to an unsynced copy of the blob, which someone else's fsync could make
+            // durable: a crash would then replay a torn copy. Until then a crash replays
+            // the blob, which is what the file held.
+            if let path = state.table.path(of: ino) { state.table.touch(path) }
             return id
         }
         if winner != id { journal.removeData(id) }
