@@ -39,6 +39,9 @@ struct Node: Sendable {
     var lookups: UInt64 = 0
     var opens: Int = 0
     var linked = true
+    /// Bumped after every change of a local file's bytes (write, truncate, fallocate):
+    /// a durable close checks that its snapshot of the bytes is still the newest.
+    var writes: UInt64 = 0
 }
 
 /// The namespace of one repository mount: nodes by inode number, plus the set of paths

@@ -60,7 +60,11 @@ final class Journal: Sendable {
     private struct State {
         var descriptor: Int32 = -1
         var lastSeq: UInt64 = 0
-        var unsynced = false
+        /// Records appended, and how many of them a completed fdatasync (or rewrite)
+        /// covers: sync() returns only once its own appends are covered, never because
+        /// another thread's sync is merely under way.
+        var appended: UInt64 = 0
+        var synced: UInt64 = 0
         var nextData: UInt64 = 1
         /// Empty data files whose directory entries are already durable.
         var pool: [UInt64] = []
@@ -145,25 +149,28 @@ final class Journal: Sendable {
             guard var bytes = try? Array(encoder.encode(line)) else { throw FSError(EIO, "cannot encode journal record") }
             bytes.append(UInt8(ascii: "\n"))
             try writeAll(state.descriptor, bytes, path: manifestPath)
-            state.unsynced = true
+            state.appended += 1
             state.bytes += bytes.count
             return state.lastSeq
         }
     }
 
-    /// Makes every record appended so far durable.
+    /// Makes every record appended so far durable. Free when nothing was appended since
+    /// the last completed sync (a close after an fsync, a release after its flush).
     func sync() throws(FSError) {
-        let descriptor: Int32? = state.withLock { state in
-            guard state.unsynced, state.descriptor >= 0 else { return nil }
-            state.unsynced = false
-            return state.descriptor
+        let pending: (target: UInt64, descriptor: Int32)? = state.withLock { state in
+            guard state.synced < state.appended, state.descriptor >= 0 else { return nil }
+            return (state.appended, state.descriptor)
         }
-        guard let descriptor else { return }
-        if fdatasync(descriptor) != 0 {
+        guard let pending else { return }
+        if fdatasync(pending.descriptor) != 0 {
             let error = FSError.posix("cannot fsync journal \(manifestPath)")
-            state.withLock { $0.unsynced = true }
+            // A concurrent rewrite replaced (and closed) the descriptor: its new manifest,
+            // fsynced, already holds our records.
+            if state.withLock({ $0.synced >= pending.target }) { return }
             throw error
         }
+        state.withLock { $0.synced = max($0.synced, pending.target) }
     }
 
     /// Replaces the manifest by `header`, then `prefix`, then the existing records
@@ -205,7 +212,7 @@ final class Journal: Sendable {
             state.descriptor = open(manifestPath, O_WRONLY | O_APPEND | O_CLOEXEC)
             guard state.descriptor >= 0 else { throw FSError.posix("cannot open \(manifestPath)") }
             state.lastSeq = seq
-            state.unsynced = false
+            state.synced = state.appended  // every record is in the new, fsynced manifest
             state.bytes = bytes.count
         }
     }

@@ -25,6 +25,7 @@ extension RepoFileSystem {
                 ftruncate(descriptor, 0)
                 state.withLock { state in
                     state.table.nodes[ino]?.size = 0
+                    state.table.nodes[ino]?.writes += 1
                     let now = Timestamp.now()
                     state.table.nodes[ino]?.mtime = now
                     state.table.nodes[ino]?.ctime = now
@@ -116,6 +117,7 @@ extension RepoFileSystem {
         state.withLock { state in
             guard var node = state.table.nodes[ino] else { return }
             node.size = max(node.size, UInt64(position) + UInt64(written))
+            node.writes += 1
             let now = Timestamp.now()
             node.mtime = now
             node.ctime = now
@@ -191,13 +193,34 @@ extension RepoFileSystem {
     /// Appends the `.file` record of `ino` if it still holds data file `id` and is still
     /// linked, with its bytes inline or after fdatasync of the data file (see
     /// `Journal.durableContent`). The journal itself is not synced here.
+    ///
+    /// The bytes are read (or synced) outside the lock; if another handle changed them
+    /// meanwhile, its own close may already have appended a newer record, and ours must
+    /// not land after it with older bytes: retry, and the last attempt holds the lock
+    /// throughout (reads of at most 4 KiB; a data-file sync under the lock only when
+    /// writers keep racing).
     func recordDurably(_ ino: UInt64, data id: UInt64, descriptor: Int32? = nil) throws(FSError) {
-        let inline = try journal.durableContent(id, descriptor: descriptor)
+        for _ in 0..<3 {
+            let before = state.withLock { $0.table.nodes[ino]?.writes }
+            guard let before else { return }
+            let inline = try journal.durableContent(id, descriptor: descriptor)
+            let done = try state.withLock { state throws(FSError) -> Bool in
+                guard let node = state.table.nodes[ino], node.writes == before else { return false }
+                try appendRecord(state, ino, id, inline)
+                return true
+            }
+            if done { return }
+        }
         try state.withLock { state throws(FSError) in
-            guard let node = state.table.nodes[ino], node.content == .data(id), let path = state.table.path(of: ino) else { return }
-            try journal.append(.file(path: path, data: id, permissions: node.permissions, inline: inline))
+            try appendRecord(state, ino, id, try journal.durableContent(id, descriptor: descriptor))
         }
     }
+
+    private func appendRecord(_ state: CoreState, _ ino: UInt64, _ id: UInt64, _ inline: Data?) throws(FSError) {
+        guard let node = state.table.nodes[ino], node.content == .data(id), let path = state.table.path(of: ino) else { return }
+        try journal.append(.file(path: path, data: id, permissions: node.permissions, inline: inline))
+    }
+
     /// Allocates (or punches, with the matching mode) space in a file open for writing.
     public func fallocate(_ ino: UInt64, handle: UInt64, mode: Int32, offset: Int64, length: Int64) throws(FSError) {
         guard !isReadOnly else { throw FSError.readOnly }
@@ -214,6 +237,7 @@ extension RepoFileSystem {
         guard fstat(descriptor, &info) == 0 else { throw FSError.posix("fstat of journal data") }
         state.withLock { state in
             state.table.nodes[ino]?.size = UInt64(info.st_size)
+            state.table.nodes[ino]?.writes += 1
             state.files[handle]?.dirty = true
             if let path = state.table.path(of: ino) { state.table.touch(path) }
         }

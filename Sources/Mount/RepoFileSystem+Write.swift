@@ -239,6 +239,7 @@ extension RepoFileSystem {
             state.withLock { state in
                 let now = Timestamp.now()
                 state.table.nodes[ino]?.size = size
+                state.table.nodes[ino]?.writes += 1
                 state.table.nodes[ino]?.mtime = now
                 state.table.nodes[ino]?.ctime = now
                 if let path = state.table.path(of: ino) { state.table.touch(path) }
