@@ -226,9 +226,15 @@ extension RepoFileSystem {
                 // Local-only files are re-recorded from the tree, replacing records that
                 // may have held their bytes inline (data file never synced): each new
                 // record gets its bytes inline again or its data file fdatasynced.
-                let prefix = try Self.unversionedRecords(state.table, withFiles: true).map { record throws(FSError) in
-                    guard case .file(let path, let data, let permissions, nil) = record else { return record }
-                    return .file(path: path, data: data, permissions: permissions, inline: try journal.durableContent(data))
+                // A data file already synced at its current generation needs nothing.
+                var prefix: [JournalRecord] = []
+                for record in Self.unversionedRecords(state.table, withFiles: true) {
+                    guard case .file(let path, let data, let permissions, nil) = record,
+                          let ino = Self.lookupPath(state.table, path), let node = state.table.nodes[ino],
+                          node.syncedWrites != node.writes else { prefix.append(record); continue }
+                    let inline = try journal.durableContent(data)
+                    if inline == nil { state.table.nodes[ino]?.syncedWrites = node.writes }
+                    prefix.append(.file(path: path, data: data, permissions: permissions, inline: inline))
                 }
                 try journal.rewrite(header: header, prefix: prefix)
             } else {

@@ -42,6 +42,9 @@ struct Node: Sendable {
     /// Bumped after every change of a local file's bytes (write, truncate, fallocate):
     /// a durable close checks that its snapshot of the bytes is still the newest.
     var writes: UInt64 = 0
+    /// The `writes` generation at which the data file was last fdatasynced: when equal
+    /// to `writes`, a record may refer to the data file without syncing it again.
+    var syncedWrites: UInt64?
 }
 
 /// The namespace of one repository mount: nodes by inode number, plus the set of paths

@@ -90,9 +90,12 @@ extension RepoFileSystem {
                 size = UInt64(info.st_size)
             }
             try replace(parent: parent, name: name, path: path) { ino, now in
-                Node(ino: ino, parent: parent, name: name, kind: .file, permissions: permissions, uid: configuration.uid,
-                     gid: configuration.gid, size: size, atime: now, mtime: now, ctime: now,
-                     content: .data(data), children: nil)
+                var node = Node(ino: ino, parent: parent, name: name, kind: .file, permissions: permissions, uid: configuration.uid,
+                                gid: configuration.gid, size: size, atime: now, mtime: now, ctime: now,
+                                content: .data(data), children: nil)
+                // A referenced data file was synced before its record; a fresh one is not.
+                node.syncedWrites = inline == nil ? 0 : nil
+                return node
             }
         case .symlink(let path, let target):
             let (parent, name) = try resolveParent(path)

@@ -206,6 +206,7 @@ extension RepoFileSystem {
             let inline = try journal.durableContent(id, descriptor: descriptor)
             let done = try state.withLock { state throws(FSError) -> Bool in
                 guard let node = state.table.nodes[ino], node.writes == before else { return false }
+                if inline == nil, node.content == .data(id) { state.table.nodes[ino]?.syncedWrites = before }
                 try appendRecord(state, ino, id, inline)
                 return true
             }

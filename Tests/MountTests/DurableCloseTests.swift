@@ -131,4 +131,29 @@ import Testing
         let recovered = try fx.mount()
         #expect(try recovered.getattr(try recovered.ino("t")).size == 0, "the truncation was promised at close")
     }
+
+    /// A quiet compaction re-records local-only files from the tree: a small one keeps
+    /// its bytes inline (its data file was never synced), a larger one refers to its
+    /// data file, synced.
+    @Test func compactionKeepsLocalOnlyFilesDurable() throws {
+        let fx = try MountFixture()
+        var fs: RepoFileSystem? = try fx.mount()
+        try fs?.mkdirPath(".git")
+        let large = String(repeating: "p", count: Journal.inlineLimit * 3)
+        try fs?.writeText(".git/HEAD", "ref: refs/heads/main")
+        try fs?.writeText(".git/pack", large)
+        try fs?.writeText("tracked", "t")
+        try fs?.flush()  // uploads `tracked`, rewrites the manifest from the tree
+        let records = try Self.fileRecords(fx)
+        #expect(records.map(\.path).sorted() == [".git/HEAD", ".git/pack"])
+        let head = try #require(records.first { $0.path == ".git/HEAD" })
+        #expect(head.inline == Data("ref: refs/heads/main".utf8))
+        #expect(try #require(records.first { $0.path == ".git/pack" }).inline == nil)
+        fs = nil
+        try Data("torn".utf8).write(to: URL(fileURLWithPath: fx.journalDirectory + "/data/\(head.data)"))
+        let recovered = try fx.mount()
+        #expect(try recovered.readText(".git/HEAD") == "ref: refs/heads/main")
+        #expect(try recovered.readText(".git/pack") == large)
+        #expect(try recovered.readText("tracked") == "t")
+    }
 }
