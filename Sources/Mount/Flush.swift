@@ -223,7 +223,20 @@ extension RepoFileSystem {
         let header = currentHeader()
         do {
             if journal.lastSeq == seq {
-                try journal.rewrite(header: header, prefix: Self.unversionedRecords(state.table, withFiles: true))
+                // Local-only files are re-recorded from the tree, replacing records that
+                // may have held their bytes inline (data file never synced): each new
+                // record gets its bytes inline again or its data file fdatasynced.
+                // A data file already synced at its current generation needs nothing.
+                var prefix: [JournalRecord] = []
+                for record in Self.unversionedRecords(state.table, withFiles: true) {
+                    guard case .file(let path, let data, let permissions, nil) = record,
+                          let ino = Self.lookupPath(state.table, path), let node = state.table.nodes[ino],
+                          node.syncedWrites != node.writes else { prefix.append(record); continue }
+                    let inline = try journal.durableContent(data)
+                    if inline == nil { state.table.nodes[ino]?.syncedWrites = node.writes }
+                    prefix.append(.file(path: path, data: data, permissions: permissions, inline: inline))
+                }
+                try journal.rewrite(header: header, prefix: prefix)
             } else {
                 try journal.rewrite(header: header, prefix: Self.unversionedRecords(state.table, withFiles: false)) { recordSeq, record in
                     recordSeq > seq || record.paths.contains(where: isLocalOnly)

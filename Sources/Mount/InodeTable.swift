@@ -42,6 +42,12 @@ struct Node: Sendable {
     /// Unlinked because the view switched to another revision (not by a removal): the
     /// kernel may still use the number, and should look the path up again (ESTALE).
     var detachedByReset = false
+    /// Bumped after every change of a local file's bytes (write, truncate, fallocate):
+    /// a durable close checks that its snapshot of the bytes is still the newest.
+    var writes: UInt64 = 0
+    /// The `writes` generation at which the data file was last fdatasynced: when equal
+    /// to `writes`, a record may refer to the data file without syncing it again.
+    var syncedWrites: UInt64?
 }
 
 /// The namespace of one repository mount: nodes by inode number, plus the set of paths

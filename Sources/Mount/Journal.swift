@@ -6,8 +6,11 @@ import Synchronization
 /// local edits; every record is idempotent enough that replaying one already uploaded
 /// (a crash between an upload and the compaction that follows it) does no harm.
 enum JournalRecord: Codable, Sendable, Equatable {
-    /// The file's bytes are the data file `data` (created, rewritten or materialized).
-    case file(path: String, data: UInt64, permissions: UInt32)
+    /// A regular file. Its bytes are `inline` when present (small files, written at
+    /// close: the record itself is the durable copy and `data` was never synced), else
+    /// the data file `data`, which was fdatasynced before this record was appended.
+    /// `inline` is absent in journals written before it existed.
+    case file(path: String, data: UInt64, permissions: UInt32, inline: Data? = nil)
     case symlink(path: String, target: String)
     case mkdir(path: String, permissions: UInt32)
     /// unlink or rmdir.
@@ -43,12 +46,28 @@ private struct JournalLine: Codable {
 /// Records are appended without fsync; `sync()` makes everything appended so far
 /// durable, and the core calls it before fsync/close return. After an upload,
 /// `compact` rewrites the manifest without the records it covered.
+///
+/// What a durable close costs, and why no more:
+/// - Data files come from a pool created 64 at a time with one directory fsync, so a
+///   data file's directory entry is durable before it is ever used; no per-file
+///   directory fsync.
+/// - Files of at most `inlineLimit` bytes are recorded with their bytes inline: the
+///   journal fsync alone makes them durable (an empty `touch`ed file costs one fsync).
+/// - Larger files: fdatasync of the data file, then the record, then the journal fsync.
+/// Invariant: a `.file` record without `inline` is only appended (or rewritten) after
+/// its data file was fdatasynced (`durableContent`), so replay may trust it.
 final class Journal: Sendable {
     private struct State {
         var descriptor: Int32 = -1
         var lastSeq: UInt64 = 0
-        var unsynced = false
+        /// Records appended, and how many of them a completed fdatasync (or rewrite)
+        /// covers: sync() returns only once its own appends are covered, never because
+        /// another thread's sync is merely under way.
+        var appended: UInt64 = 0
+        var synced: UInt64 = 0
         var nextData: UInt64 = 1
+        /// Empty data files whose directory entries are already durable.
+        var pool: [UInt64] = []
         var bytes: Int = 0
         /// While replaying, the records being applied are already in the manifest.
         var muted = false
@@ -58,6 +77,11 @@ final class Journal: Sendable {
     var manifestPath: String { directory + "/manifest" }
     var dataDirectory: String { directory + "/data" }
     private let state = Mutex(State())
+    /// Held while the pool is refilled, so one creator refills and the others wait.
+    private let refillLock = Mutex(())
+    /// Files up to this size are journaled inline at close instead of syncing their data file.
+    static let inlineLimit = 4096
+    static let poolBatch = 64
     private let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -125,25 +149,28 @@ final class Journal: Sendable {
             guard var bytes = try? Array(encoder.encode(line)) else { throw FSError(EIO, "cannot encode journal record") }
             bytes.append(UInt8(ascii: "\n"))
             try writeAll(state.descriptor, bytes, path: manifestPath)
-            state.unsynced = true
+            state.appended += 1
             state.bytes += bytes.count
             return state.lastSeq
         }
     }
 
-    /// Makes every record appended so far durable.
+    /// Makes every record appended so far durable. Free when nothing was appended since
+    /// the last completed sync (a close after an fsync, a release after its flush).
     func sync() throws(FSError) {
-        let descriptor: Int32? = state.withLock { state in
-            guard state.unsynced, state.descriptor >= 0 else { return nil }
-            state.unsynced = false
-            return state.descriptor
+        let pending: (target: UInt64, descriptor: Int32)? = state.withLock { state in
+            guard state.synced < state.appended, state.descriptor >= 0 else { return nil }
+            return (state.appended, state.descriptor)
         }
-        guard let descriptor else { return }
-        if fdatasync(descriptor) != 0 {
+        guard let pending else { return }
+        if fdatasync(pending.descriptor) != 0 {
             let error = FSError.posix("cannot fsync journal \(manifestPath)")
-            state.withLock { $0.unsynced = true }
+            // A concurrent rewrite replaced (and closed) the descriptor: its new manifest,
+            // fsynced, already holds our records.
+            if state.withLock({ $0.synced >= pending.target }) { return }
             throw error
         }
+        state.withLock { $0.synced = max($0.synced, pending.target) }
     }
 
     /// Replaces the manifest by `header`, then `prefix`, then the existing records
@@ -185,7 +212,7 @@ final class Journal: Sendable {
             state.descriptor = open(manifestPath, O_WRONLY | O_APPEND | O_CLOEXEC)
             guard state.descriptor >= 0 else { throw FSError.posix("cannot open \(manifestPath)") }
             state.lastSeq = seq
-            state.unsynced = false
+            state.synced = state.appended  // every record is in the new, fsynced manifest
             state.bytes = bytes.count
         }
     }
@@ -194,15 +221,71 @@ final class Journal: Sendable {
 
     func dataPath(_ id: UInt64) -> String { dataDirectory + "/" + String(id) }
 
-    /// Creates an empty data file and returns its id and a read-write descriptor.
+    /// Hands out an empty data file from the pool and returns its id and a read-write
+    /// descriptor. Its directory entry is already durable: a record referring to it
+    /// only needs the file's own fdatasync (or nothing, for inline records).
     func createData() throws(FSError) -> (id: UInt64, descriptor: Int32) {
-        let id = state.withLock { state -> UInt64 in
-            defer { state.nextData += 1 }
-            return state.nextData
-        }
-        let fd = open(dataPath(id), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw FSError.posix("cannot create journal data file \(dataPath(id))") }
+        let id = try takeFromPool()
+        let fd = open(dataPath(id), O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { throw FSError.posix("cannot open journal data file \(dataPath(id))") }
         return (id, fd)
+    }
+
+    private func takeFromPool() throws(FSError) -> UInt64 {
+        if let id = state.withLock({ $0.pool.popLast() }) { return id }
+        return try refillLock.withLock { _ throws(FSError) -> UInt64 in
+            if let id = state.withLock({ $0.pool.popLast() }) { return id }  // another thread refilled
+            let ids = state.withLock { state -> [UInt64] in
+                defer { state.nextData += UInt64(Self.poolBatch) }
+                return (0..<UInt64(Self.poolBatch)).map { state.nextData + $0 }
+            }
+            for id in ids {
+                let fd = open(dataPath(id), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+                guard fd >= 0 else { throw FSError.posix("cannot create journal data file \(dataPath(id))") }
+                close(fd)
+            }
+            // One directory fsync makes all the new entries durable. Unused pool files
+            // are never referenced by a record; the next start's garbage collection
+            // deletes them.
+            syncDirectory(dataDirectory)
+            return state.withLock { state in
+                state.pool.append(contentsOf: ids.dropFirst().reversed())
+                return ids[0]
+            }
+        }
+    }
+
+    /// Data files handed out by the pool but not used yet (garbage collection keeps them).
+    var pooledData: Set<UInt64> { state.withLock { Set($0.pool) } }
+
+    /// Makes the current bytes of data file `id` durable for a `.file` record: returns
+    /// them when they fit `inlineLimit` (the record carries them, no data sync needed),
+    /// else fdatasyncs the file and returns nil (the record refers to it).
+    func durableContent(_ id: UInt64, descriptor: Int32? = nil) throws(FSError) -> Data? {
+        let fd = descriptor ?? open(dataPath(id), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FSError.posix("cannot open journal data file \(dataPath(id))") }
+        defer { if descriptor == nil { close(fd) } }
+        var buffer = [UInt8](repeating: 0, count: Self.inlineLimit + 1)
+        var count = 0
+        while count < buffer.count {
+            let read = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + count, $0.count - count, off_t(count)) }
+            if read < 0 { if errno == EINTR { continue }; throw FSError.posix("cannot read journal data file \(dataPath(id))") }
+            if read == 0 { break }
+            count += read
+        }
+        if count <= Self.inlineLimit { return Data(buffer[0..<count]) }
+        guard fdatasync(fd) == 0 else { throw FSError.posix("cannot fsync journal data \(dataPath(id))") }
+        return nil
+    }
+
+    /// Writes bytes into a fresh data file (replay of an inline record) and returns its id.
+    /// Not synced: the inline record stays in the manifest until a compaction, which
+    /// re-inlines or fdatasyncs what it keeps.
+    func createData(with bytes: Data) throws(FSError) -> UInt64 {
+        let (id, fd) = try createData()
+        defer { close(fd) }
+        try writeAll(fd, Array(bytes), path: dataPath(id))
+        return id
     }
 
     func openData(_ id: UInt64) throws(FSError) -> Int32 {
@@ -213,14 +296,11 @@ final class Journal: Sendable {
 
     func removeData(_ id: UInt64) { unlink(dataPath(id)) }
 
-    /// Makes new data files' directory entries durable (a data file created since the
-    /// last call would otherwise be lost with its directory entry after a power cut).
-    func syncDataDirectory() { syncDirectory(dataDirectory) }
-
-    /// Deletes data files no record refers to (left by a crash or by compaction).
+    /// Deletes data files nothing refers to (left by a crash or by compaction, and pool
+    /// files a previous run never used).
     func collectGarbage(keeping live: Set<UInt64>) {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: dataDirectory)) ?? [] {
-            if let id = UInt64(name), !live.contains(id) { unlink(dataDirectory + "/" + name) }
+            if let id = UInt64(name), !live.contains(id), !pooledData.contains(id) { unlink(dataDirectory + "/" + name) }
         }
     }
 
@@ -237,7 +317,7 @@ func syncDirectory(_ path: String) {
 extension JournalRecord {
     var paths: [String] {
         switch self {
-        case .file(let path, _, _), .symlink(let path, _), .mkdir(let path, _), .remove(let path), .chmod(let path, _): [path]
+        case .file(let path, _, _, _), .symlink(let path, _), .mkdir(let path, _), .remove(let path), .chmod(let path, _): [path]
         case .rename(let from, let to): [from, to]
         }
     }

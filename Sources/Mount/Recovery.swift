@@ -4,10 +4,21 @@ extension RepoFileSystem {
     /// Re-applies a previous run's journal records on top of the header's change. Each
     /// record is applied on its own; one that no longer fits (its parent is gone, or
     /// the upload it describes already happened) is skipped and logged, never fatal.
-    func replay(_ records: [JournalRecord]) throws(FSError) {
+    /// Returns the paths whose closed content could not be restored: a `.file` record
+    /// without inline bytes whose data file is missing, and that no later record
+    /// replaced or removed. Those are reported (logged as errors, and in
+    /// `status().lastError`), never replayed as empty files.
+    @discardableResult
+    func replay(_ records: [JournalRecord]) throws(FSError) -> [String] {
         journal.setMuted(true)
         defer { journal.setMuted(false) }
+        var missing: Set<String> = []
         for record in records {
+            if case .file(let path, let data, _, nil) = record, access(journal.dataPath(data), F_OK) != 0 {
+                missing.insert(path)
+                continue
+            }
+            Self.settle(&missing, by: record)
             do {
                 try apply(record)
             } catch where error.errno == EIO || error.errno == EHOSTUNREACH {
@@ -17,6 +28,30 @@ extension RepoFileSystem {
             } catch {
                 logger.warning("skipped a journal record during replay", metadata: ["record": "\(record)", "error": "\(error)"])
             }
+        }
+        let lost = missing.sorted()
+        for path in lost {
+            logger.error("journal replay: the data of a closed file is missing; the file keeps its previous state",
+                         metadata: ["repo": "\(org)/\(repo)", "path": "\(path)"])
+        }
+        return lost
+    }
+
+    /// A later record that replaces or removes a path (or a directory above it) makes
+    /// an earlier missing data file irrelevant (e.g. a file written, closed, then
+    /// deleted: its data file went with the deletion). A rename carries the loss along.
+    private static func settle(_ missing: inout Set<String>, by record: JournalRecord) {
+        guard !missing.isEmpty else { return }
+        func under(_ path: String, _ root: String) -> Bool { path == root || path.hasPrefix(root + "/") }
+        switch record {
+        case .rename(let from, let to):
+            let moved = missing.filter { under($0, from) }
+            missing = missing.filter { !under($0, from) && !under($0, to) }
+            for path in moved { missing.insert(to + path.dropFirst(from.count)) }
+        case .chmod:
+            break
+        default:
+            for path in record.paths { missing = missing.filter { !under($0, path) } }
         }
     }
 
@@ -38,14 +73,29 @@ extension RepoFileSystem {
 
     private func apply(_ record: JournalRecord) throws(FSError) {
         switch record {
-        case .file(let path, let data, let permissions):
-            var info = Glibc.stat()
-            guard lstat(journal.dataPath(data), &info) == 0 else { throw FSError.noEntry("journal data \(data) for '\(path)'") }
+        case .file(let path, let recorded, let permissions, let inline):
             let (parent, name) = try resolveParent(path)
+            let data: UInt64
+            let size: UInt64
+            if let inline {
+                // The record holds the bytes; `recorded` was never synced (and may since
+                // hold later, unpromised bytes a later record refers to): use a fresh data
+                // file, so a later record for `recorded` still finds that one untouched.
+                data = try journal.createData(with: inline)
+                size = UInt64(inline.count)
+            } else {
+                var info = Glibc.stat()
+                guard lstat(journal.dataPath(recorded), &info) == 0 else { throw FSError.noEntry("journal data \(recorded) for '\(path)'") }
+                data = recorded
+                size = UInt64(info.st_size)
+            }
             try replace(parent: parent, name: name, path: path) { ino, now in
-                Node(ino: ino, parent: parent, name: name, kind: .file, permissions: permissions, uid: configuration.uid,
-                     gid: configuration.gid, size: UInt64(info.st_size), atime: now, mtime: now, ctime: now,
-                     content: .data(data), children: nil)
+                var node = Node(ino: ino, parent: parent, name: name, kind: .file, permissions: permissions, uid: configuration.uid,
+                                gid: configuration.gid, size: size, atime: now, mtime: now, ctime: now,
+                                content: .data(data), children: nil)
+                // A referenced data file was synced before its record; a fresh one is not.
+                node.syncedWrites = inline == nil ? 0 : nil
+                return node
             }
         case .symlink(let path, let target):
             let (parent, name) = try resolveParent(path)

@@ -25,6 +25,7 @@ extension RepoFileSystem {
                 ftruncate(descriptor, 0)
                 state.withLock { state in
                     state.table.nodes[ino]?.size = 0
+                    state.table.nodes[ino]?.writes += 1
                     let now = Timestamp.now()
                     state.table.nodes[ino]?.mtime = now
                     state.table.nodes[ino]?.ctime = now
@@ -116,6 +117,7 @@ extension RepoFileSystem {
         state.withLock { state in
             guard var node = state.table.nodes[ino] else { return }
             node.size = max(node.size, UInt64(position) + UInt64(written))
+            node.writes += 1
             let now = Timestamp.now()
             node.mtime = now
             node.ctime = now
@@ -141,10 +143,15 @@ extension RepoFileSystem {
     }
 
     public func release(_ ino: UInt64, handle: UInt64) {
-        do {
-            try makeDurable(handle: handle, dataOnly: false)
-        } catch {
-            logger.error("could not make a closed file durable", metadata: ["inode": "\(ino)", "error": "\(error)"])
+        // close(2) already sent flush, which made the handle durable; only a handle
+        // written after that (a dup'ed or inherited descriptor) has something to sync.
+        // An untouched handle needs no second journal fsync here.
+        if state.withLock({ $0.files[handle]?.dirty ?? false }) {
+            do {
+                try makeDurable(handle: handle, dataOnly: false)
+            } catch {
+                logger.error("could not make a closed file durable", metadata: ["inode": "\(ino)", "error": "\(error)"])
+            }
         }
         let garbage = state.withLock { state -> [UInt64] in
             guard let file = state.files.removeValue(forKey: handle) else { return [] }
@@ -156,35 +163,63 @@ extension RepoFileSystem {
         discard(garbage)
     }
 
-    /// fsync the handle's data file if it was written, record the file's current state
-    /// in the journal and fsync the journal: after this returns, a crash loses nothing.
+    /// Records the handle's file in the journal in a durable form and fsyncs the journal:
+    /// after this returns, a crash loses nothing. A file of at most `Journal.inlineLimit`
+    /// bytes (every empty one) goes into the record itself, so the journal fsync is the
+    /// only sync; a larger one has its data file fdatasynced first. Data files' directory
+    /// entries are durable from the pool, so no directory fsync either.
     private func makeDurable(handle: UInt64, dataOnly: Bool) throws(FSError) {
-        let pending = state.withLock { state -> (Int32, Bool)? in
-            guard let file = state.files[handle], file.dirty else { return nil }
+        let pending = state.withLock { state -> (UInt64, UInt64, Int32)? in
+            guard let file = state.files[handle], file.dirty, case .data(let id) = file.source else { return nil }
             state.files[handle]?.dirty = false
-            return (file.descriptor, state.unsyncedDataFiles)
+            return (file.ino, id, file.descriptor)
         }
-        guard let (descriptor, newFiles) = pending else {
+        guard let (ino, id, descriptor) = pending else {
+            // Nothing written through this handle: only the namespace records so far
+            // (sync() is free when nothing was appended since the last one).
             try journal.sync()
             return
         }
-        if fdatasync(descriptor) != 0 {
-            let error = FSError.posix("cannot fsync journal data")
+        do {
+            try recordDurably(ino, data: id, descriptor: descriptor)
+        } catch {
             state.withLock { $0.files[handle]?.dirty = true }
             throw error
         }
-        if newFiles {
-            state.withLock { $0.unsyncedDataFiles = false }
-            journal.syncDataDirectory()
-        }
-        try state.withLock { state throws(FSError) in
-            guard let file = state.files[handle], case .data(let id) = file.source,
-                  let node = state.table.nodes[file.ino], node.content == .data(id),
-                  let path = state.table.path(of: file.ino) else { return }
-            try journal.append(.file(path: path, data: id, permissions: node.permissions))
-        }
         try journal.sync()
         scheduleFlush()
+    }
+
+    /// Appends the `.file` record of `ino` if it still holds data file `id` and is still
+    /// linked, with its bytes inline or after fdatasync of the data file (see
+    /// `Journal.durableContent`). The journal itself is not synced here.
+    ///
+    /// The bytes are read (or synced) outside the lock; if another handle changed them
+    /// meanwhile, its own close may already have appended a newer record, and ours must
+    /// not land after it with older bytes: retry, and the last attempt holds the lock
+    /// throughout (reads of at most 4 KiB; a data-file sync under the lock only when
+    /// writers keep racing).
+    func recordDurably(_ ino: UInt64, data id: UInt64, descriptor: Int32? = nil) throws(FSError) {
+        for _ in 0..<3 {
+            let before = state.withLock { $0.table.nodes[ino]?.writes }
+            guard let before else { return }
+            let inline = try journal.durableContent(id, descriptor: descriptor)
+            let done = try state.withLock { state throws(FSError) -> Bool in
+                guard let node = state.table.nodes[ino], node.writes == before else { return false }
+                if inline == nil, node.content == .data(id) { state.table.nodes[ino]?.syncedWrites = before }
+                try appendRecord(state, ino, id, inline)
+                return true
+            }
+            if done { return }
+        }
+        try state.withLock { state throws(FSError) in
+            try appendRecord(state, ino, id, try journal.durableContent(id, descriptor: descriptor))
+        }
+    }
+
+    private func appendRecord(_ state: CoreState, _ ino: UInt64, _ id: UInt64, _ inline: Data?) throws(FSError) {
+        guard let node = state.table.nodes[ino], node.content == .data(id), let path = state.table.path(of: ino) else { return }
+        try journal.append(.file(path: path, data: id, permissions: node.permissions, inline: inline))
     }
 
     /// Allocates (or punches, with the matching mode) space in a file open for writing.
@@ -203,6 +238,7 @@ extension RepoFileSystem {
         guard fstat(descriptor, &info) == 0 else { throw FSError.posix("fstat of journal data") }
         state.withLock { state in
             state.table.nodes[ino]?.size = UInt64(info.st_size)
+            state.table.nodes[ino]?.writes += 1
             state.files[handle]?.dirty = true
             if let path = state.table.path(of: ino) { state.table.touch(path) }
         }
@@ -237,16 +273,15 @@ extension RepoFileSystem {
                 return .failure(FSError(ESTALE, "inode \(ino) changed revision while being opened; retry"))
             }
             if case .data(let other) = node.content { return .success(other) }  // Another open won the race.
-            if let path = state.table.path(of: ino) {
-                do throws(FSError) { try journal.append(.file(path: path, data: id, permissions: node.permissions)) } catch {
-                    return .failure(error)
-                }
-                state.table.touch(path)
-            }
             node.content = .data(id)
             node.size = size
             state.table.nodes[ino] = node
-            state.unsyncedDataFiles = true
+            // No journal record here: the caller records the file durably (a writing or
+            // truncating handle at its close/fsync, setattr at once). A record now would
+            // refer to an unsynced copy of the blob, which someone else's fsync could make
+            // durable: a crash would then replay a torn copy. Until then a crash replays
+            // the blob, which is what the file held.
+            if let path = state.table.path(of: ino) { state.table.touch(path) }
             return .success(id)
         }
         switch committed {

@@ -47,9 +47,10 @@ extension RepoFileSystem {
             state.table.insert(node)
             touchParent(parent, &state, now)
             let path = state.table.childPath(parentPath, name)
-            try journal.append(.file(path: path, data: id, permissions: node.permissions))
+            // Empty, so recorded inline: nothing to sync but the journal. The data file
+            // comes from the pool, its directory entry already durable.
+            try journal.append(.file(path: path, data: id, permissions: node.permissions, inline: Data()))
             state.table.touch(path)
-            state.unsyncedDataFiles = true
             let handle = newHandleID(&state)
             // Dirty from birth: closing an untouched new file must still record it durably.
             state.files[handle] = OpenFile(ino: node.ino, writable: true, append: flags.append, source: .data(id),
@@ -238,16 +239,17 @@ extension RepoFileSystem {
             let descriptor = try journal.openData(id)
             defer { close(descriptor) }
             guard ftruncate(descriptor, off_t(size)) == 0 else { throw FSError.posix("truncate \(pathName(ino))") }
-            try state.withLock { state throws(FSError) in
+            state.withLock { state in
                 let now = Timestamp.now()
                 state.table.nodes[ino]?.size = size
+                state.table.nodes[ino]?.writes += 1
                 state.table.nodes[ino]?.mtime = now
                 state.table.nodes[ino]?.ctime = now
-                if let path = state.table.path(of: ino), let node = state.table.nodes[ino] {
-                    try journal.append(.file(path: path, data: id, permissions: node.permissions))
-                    state.table.touch(path)
-                }
+                if let path = state.table.path(of: ino) { state.table.touch(path) }
             }
+            // Inline when small (truncate to 0 costs nothing), else after fdatasync: a
+            // reference to an unsynced data file must never reach the manifest.
+            try recordDurably(ino, data: id, descriptor: descriptor)
         }
         var versioned = changes.size != nil
         let attributes = try state.withLock { state throws(FSError) -> Attributes in

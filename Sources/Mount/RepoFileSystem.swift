@@ -35,8 +35,6 @@ struct CoreState: Sendable {
     var readChange: ChangeID
     /// The timestamp of unmodified files.
     var baseTime: Timestamp
-    /// Data files whose directory entries are not yet fsynced.
-    var unsyncedDataFiles = false
     /// Bumped whenever the view is re-read from another revision (edit, follow): work
     /// that read a node before and commits after a switch must not land on the new view.
     var viewGeneration: UInt64 = 0
@@ -76,6 +74,9 @@ public final class RepoFileSystem: Sendable {
     let invalidator = Mutex<(any Invalidator)?>(nil)
     let logger: Logger
     private let flusher = Mutex<Flusher?>(nil)
+    /// Paths whose closed content the last replay could not restore (data file missing).
+    public var replayLosses: [String] { losses.withLock { $0 } }
+    private let losses = Mutex<[String]>([])
 
     public var org: String { configuration.org }
     public var repo: String { configuration.repo }
@@ -112,17 +113,28 @@ public final class RepoFileSystem: Sendable {
                                 baseTime: header.baseTime))
         // Keep every record of a previous run until it is uploaded.
         try journal.rewrite(header: header, keep: { _, _ in true })
+        var lost: [String] = []
         if let loaded, !loaded.records.isEmpty {
-            try replay(loaded.records)
+            lost = try replay(loaded.records)
             logger.info("replayed journal", metadata: ["repo": "\(org)/\(repo)", "records": "\(loaded.records.count)"])
         }
-        if let loaded {
-            journal.collectGarbage(keeping: Set(loaded.records.compactMap {
-                if case .file(_, let data, _) = $0 { return data } else { return nil }
-            }))
-        } else {
-            journal.collectGarbage(keeping: [])
+        losses.withLock { $0 = lost }
+        if !lost.isEmpty {
+            versions.withLock {
+                $0.lastError = "journal replay could not restore \(lost.count) closed file(s), their data files are missing: "
+                    + lost.prefix(5).map { "'\($0)'" }.joined(separator: ", ")
+            }
         }
+        // Keep what records refer to (they stay in the manifest until uploaded), what
+        // nodes use (replayed inline records got fresh data files) and the unused pool;
+        // delete the rest, including pool files a previous run never used.
+        var live = Set(loaded?.records.compactMap { record -> UInt64? in
+            if case .file(_, let data, _, _) = record { return data } else { return nil }
+        } ?? [])
+        state.withLock { state in
+            for node in state.table.nodes.values { if case .data(let id) = node.content { live.insert(id) } }
+        }
+        journal.collectGarbage(keeping: live)
         if configuration.backgroundFlush && !isReadOnly {
             let flusher = Flusher(debounce: configuration.debounce, maxDelay: configuration.maxRetryDelay,
                                   logger: logger) { [weak self] in
