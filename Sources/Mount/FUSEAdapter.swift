@@ -24,10 +24,11 @@ final class AdapterContext: Sendable {
         self.logger = logger
         // A read-only mount changes only when it follows its bookmark, which invalidates
         // every entry the kernel knows: cache for a day. A read-write mount is changed
-        // only through this daemon, which invalidates what it changes underneath, so a
-        // short timeout only bounds what a missed invalidation costs.
-        entryTimeout = fs.isReadOnly ? 86_400 : 1
-        attrTimeout = fs.isReadOnly ? 86_400 : 1
+        // through the kernel or by this daemon (edit, follow), which invalidates what it
+        // changes underneath, so the timeout only bounds what a missed invalidation
+        // costs; 10 s keeps a warm `git status`-like walk of a large tree in the kernel.
+        entryTimeout = fs.isReadOnly ? 86_400 : 10
+        attrTimeout = fs.isReadOnly ? 86_400 : 10
     }
 
     static func from(_ req: fuse_req_t) -> AdapterContext {
