@@ -69,16 +69,31 @@ public enum Daemonizer {
 
     /// True when something accepts a connection on the socket and answers `initialize`.
     public static func answers(_ socketPath: String) -> Bool {
-        guard let descriptor = try? UnixSocketListener.connect(path: socketPath) else { return false }
+        ask(socketPath, method: "initialize")?["result"]?["serverInfo"] != nil
+    }
+
+    /// One request (no params) on a fresh connection to the socket: the answer, or nil
+    /// when nothing answers a well-framed message within 2 s.
+    static func ask(_ socketPath: String, method: String) -> JSONValue? {
+        guard let descriptor = try? UnixSocketListener.connect(path: socketPath) else { return nil }
         defer { close(descriptor) }
-        let body = #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#
-        let frame = Array("Content-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
-        guard frame.withUnsafeBytes({ write(descriptor, $0.baseAddress, $0.count) }) == frame.count else { return false }
+        let frame = FrameParser.encode(Array(#"{"jsonrpc":"2.0","id":1,"method":"\#(method)","params":{}}"#.utf8))
+        guard frame.withUnsafeBytes({ write(descriptor, $0.baseAddress, $0.count) }) == frame.count else { return nil }
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var parser = FrameParser()
         var buffer = [UInt8](repeating: 0, count: 4096)
-        let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-        return count > 0 && String(decoding: buffer.prefix(max(count, 0)), as: UTF8.self).contains("\"serverInfo\"")
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return nil }
+            parser.append(buffer[0..<count])
+            do {
+                if let body = try parser.next() { return try? JSONValue.parse(body) }
+            } catch {
+                return nil
+            }
+        }
     }
 
     private static func recordedPID(_ path: String) -> pid_t? {

@@ -38,6 +38,23 @@ def free_port():
         return s.getsockname()[1]
 
 
+def stop_mesad(pid_file, timeout=30):
+    """SIGTERM the mesad a pid file names (only if that pid is still a mesad), then
+    SIGKILL if it has not exited in time."""
+    pid_file = Path(pid_file)
+    text = pid_file.read_text().strip() if pid_file.exists() else ""
+    pid = int(text) if text.isdigit() else 0
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not pid or not cmdline.exists() or b"mesad" not in cmdline.read_bytes():
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + timeout
+    while cmdline.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    if cmdline.exists():
+        os.kill(pid, signal.SIGKILL)
+
+
 def stop_process(process, timeout=20):
     """SIGTERM, then SIGKILL if it has not exited in time."""
     if process is None or process.poll() is not None:

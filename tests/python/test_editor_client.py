@@ -5,25 +5,15 @@ write into the mount causes. Temporary HOME; mesad stopped by its pid file on ev
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
+from conftest import stop_mesad, wait_until
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "editor_client.py"
-
-
-def wait_until(condition, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture
@@ -39,15 +29,7 @@ def environment():
     subprocess.run([os.environ["MESAD_BIN"], "-d", "--mount"], env=env, check=True, timeout=60,
                    stdout=subprocess.DEVNULL)
     yield root, env
-    pid = int((root / "run" / "mesad.pid").read_text().strip() or 0) if (root / "run" / "mesad.pid").exists() else 0
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if pid and cmdline.exists() and b"mesad" in cmdline.read_bytes():
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.time() + 30
-        while cmdline.exists() and time.time() < deadline:
-            time.sleep(0.05)
-        if cmdline.exists():
-            os.kill(pid, signal.SIGKILL)
+    stop_mesad(root / "run" / "mesad.pid")
     subprocess.run(["fusermount3", "-u", "-z", str(root / ".local" / "share" / "mesa" / "mnt")],
                    stderr=subprocess.DEVNULL, check=False, timeout=10)
     subprocess.run(["rm", "-rf", str(root)], check=False, timeout=30)

@@ -10,13 +10,12 @@ stops that daemon by its pid file and lazily unmounts what it mounted, on every 
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
+from conftest import stop_mesad
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import MCPError
@@ -34,17 +33,7 @@ def home():
     # Short: the socket path must fit in 107 bytes.
     root = Path(tempfile.mkdtemp(prefix="mesa-mcp-", dir="/tmp"))
     yield root
-    pid_file = root / "run" / "mesad.pid"
-    if pid_file.exists():
-        pid = int(pid_file.read_text().strip() or 0)
-        cmdline = Path(f"/proc/{pid}/cmdline")
-        if pid and cmdline.exists() and b"mesad" in cmdline.read_bytes():
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.time() + 30
-            while cmdline.exists() and time.time() < deadline:
-                time.sleep(0.05)
-            if cmdline.exists():
-                os.kill(pid, signal.SIGKILL)
+    stop_mesad(root / "run" / "mesad.pid")
     for mount in [root / "m", root / ".local" / "share" / "mesa" / "mnt"]:
         subprocess.run(["fusermount3", "-u", "-z", str(mount)], stderr=subprocess.DEVNULL, check=False, timeout=10)
     subprocess.run(["rm", "-rf", str(root)], check=False, timeout=30)

@@ -12,14 +12,11 @@
 import asyncio
 import base64
 import json
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from conftest import bin_path, wait_until
+from conftest import bin_path, stop_mesad, wait_until
 from mesa_sdk import Mesa, NotFoundError
 
 REPO = "agent-workspace"
@@ -57,17 +54,7 @@ class Sandbox:
 
     def stop(self):
         for pid_file in self.home.rglob("mesad.pid"):
-            text = pid_file.read_text().strip()
-            pid = int(text) if text.isdigit() else 0
-            cmdline = Path(f"/proc/{pid}/cmdline")
-            if not pid or not cmdline.exists() or b"mesad" not in cmdline.read_bytes():
-                continue
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.time() + 30
-            while cmdline.exists() and time.time() < deadline:
-                time.sleep(0.05)
-            if cmdline.exists():
-                os.kill(pid, signal.SIGKILL)
+            stop_mesad(pid_file)
         subprocess.run(["fusermount3", "-u", "-z", str(self.mount_root)], stderr=subprocess.DEVNULL, check=False,
                        timeout=10)
 
