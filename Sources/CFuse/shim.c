@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <unistd.h>
 #include <stddef.h>
 #include "cfuse.h"
@@ -29,6 +30,14 @@ unsigned int cfuse_version(void) { return (unsigned int)fuse_version(); }
 
 int cfuse_fallocate(int fd, int mode, long long offset, long long length) {
     return fallocate(fd, mode, (off_t)offset, (off_t)length);
+}
+
+int cfuse_falloc_keep_size(void) { return FALLOC_FL_KEEP_SIZE; }
+
+void cfuse_req_caller(fuse_req_t req, unsigned int *uid, unsigned int *gid) {
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    *uid = ctx ? ctx->uid : 0;
+    *gid = ctx ? ctx->gid : 0;
 }
 
 long long cfuse_copy_file_range(int in_fd, int out_fd, unsigned long long length) {

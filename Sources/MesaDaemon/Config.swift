@@ -1,4 +1,5 @@
 import Foundation
+import Mount
 import TOMLKit
 
 public enum OrgMountMode: String, Sendable, Equatable {
@@ -50,6 +51,9 @@ public struct DaemonConfig: Sendable {
     public var flushDebounceMilliseconds: Int
     /// How often clean mounts of a bookmark look whether someone else moved it; 0 = never.
     public var followIntervalMilliseconds: Int
+    /// What `close` promises on a mount: `fsync` (journaled at close, synced at fsync,
+    /// as local filesystems do) or `close` (synced at every close).
+    public var durability: Durability = .fsync
     /// Problems that do not stop the daemon (unknown keys), reported in the log.
     public var warnings: [String] = []
 
@@ -137,6 +141,9 @@ public struct DaemonConfig: Sendable {
             if let value = daemon["follow-interval-ms"] {
                 followIntervalMilliseconds = try Self.followInterval(value, "daemon.follow-interval-ms", source)
             }
+            if let value = daemon["durability"] {
+                durability = try Self.durability(try string(value, "daemon.durability", source), "daemon.durability", source)
+            }
         }
         if let organizations = root["organizations"] {
             for (name, body) in try table(organizations, "organizations", source).sorted(by: { $0.key < $1.key }) {
@@ -191,6 +198,9 @@ public struct DaemonConfig: Sendable {
         if let value = environment["MESA_LOG"], !value.isEmpty { logLevel = value }
         if let value = environment["MESA_DAEMON_FOLLOW_INTERVAL_MS"], !value.isEmpty {
             followIntervalMilliseconds = try Self.followInterval(Int(value) ?? -1, "MESA_DAEMON_FOLLOW_INTERVAL_MS", "environment")
+        }
+        if let value = environment["MESA_DURABILITY"], !value.isEmpty {
+            durability = try Self.durability(value, "MESA_DURABILITY", "environment")
         }
         if let orgs = environment["MESA_ORGS"], !orgs.isEmpty {
             for entry in orgs.split(separator: ",") {
@@ -266,6 +276,13 @@ public struct DaemonConfig: Sendable {
     private func table(_ value: Any, _ key: String, _ source: String) throws -> [String: Any] {
         guard let table = value as? [String: Any] else { throw ConfigError("\(source): \(key) must be a table") }
         return table
+    }
+
+    static func durability(_ text: String, _ key: String, _ source: String) throws -> Durability {
+        guard let value = Durability(rawValue: text) else {
+            throw ConfigError("\(source): \(key) must be \"fsync\" (sync on fsync, the default) or \"close\" (sync on every close), not \"\(text.prefix(40))\"")
+        }
+        return value
     }
 
     static func followInterval(_ value: Any, _ key: String, _ source: String) throws -> Int {

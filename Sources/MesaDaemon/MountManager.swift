@@ -133,7 +133,8 @@ public final class MountManager: Sendable {
         let journal = config.paths.journalDirectory + "/paths/" + Self.safeName(record.path)
         Self.makeParent(of: journal)
         let configuration = MountConfiguration(org: record.org, repo: record.repo, target: target, mode: mode,
-                                               journalDirectory: journal, debounce: debounce)
+                                               journalDirectory: journal, debounce: debounce,
+                                               durability: config.durability)
         do {
             let fs = try RepoFileSystem(configuration: configuration, backend: backend, cache: cache, logger: logger)
             do {
@@ -327,7 +328,7 @@ public final class MountManager: Sendable {
         }
         let configuration = MountConfiguration(org: org, repo: repo, target: target, mode: .rw,
                                                journalDirectory: config.paths.journalDirectory + "/tree/\(org)/\(repo)",
-                                               debounce: debounce)
+                                               debounce: debounce, durability: config.durability)
         Self.makeParent(of: configuration.journalDirectory)
         let fs: RepoFileSystem
         do { fs = try RepoFileSystem(configuration: configuration, backend: backend, cache: cache, logger: logger) } catch {

@@ -1,7 +1,10 @@
 import Foundation
 
-public enum NodeKind: Sendable, Equatable {
+public enum NodeKind: String, Sendable, Equatable, Codable {
     case directory, file, symlink
+    /// Special files: they live in the mount's local layer only (a repository holds
+    /// files, directories and symlinks); the kernel serves their I/O itself.
+    case fifo, socket, charDevice, blockDevice
 
     /// The S_IFMT bits of `st_mode`.
     var typeBits: UInt32 {
@@ -9,7 +12,41 @@ public enum NodeKind: Sendable, Equatable {
         case .directory: UInt32(S_IFDIR)
         case .file: UInt32(S_IFREG)
         case .symlink: UInt32(S_IFLNK)
+        case .fifo: UInt32(S_IFIFO)
+        case .socket: UInt32(S_IFSOCK)
+        case .charDevice: UInt32(S_IFCHR)
+        case .blockDevice: UInt32(S_IFBLK)
         }
+    }
+
+    /// The special kind of a `mknod` mode, nil for anything else.
+    public init?(specialMode mode: UInt32) {
+        switch mode & UInt32(S_IFMT) {
+        case UInt32(S_IFIFO): self = .fifo
+        case UInt32(S_IFSOCK): self = .socket
+        case UInt32(S_IFCHR): self = .charDevice
+        case UInt32(S_IFBLK): self = .blockDevice
+        default: return nil
+        }
+    }
+
+    var isSpecial: Bool {
+        switch self {
+        case .fifo, .socket, .charDevice, .blockDevice: true
+        case .directory, .file, .symlink: false
+        }
+    }
+}
+
+/// Who asks: the uid and gid of the process behind a FUSE request. New nodes are
+/// owned by it, as on a local filesystem.
+public struct Caller: Sendable, Equatable {
+    public var uid: UInt32
+    public var gid: UInt32
+
+    public init(uid: UInt32, gid: UInt32) {
+        self.uid = uid
+        self.gid = gid
     }
 }
 
@@ -51,6 +88,8 @@ public struct Attributes: Sendable, Equatable {
     public var atime: Timestamp
     public var mtime: Timestamp
     public var ctime: Timestamp
+    /// The device number of a device node.
+    public var rdev: UInt64 = 0
 
     public var mode: UInt32 { kind.typeBits | permissions }
 
@@ -62,6 +101,7 @@ public struct Attributes: Sendable, Equatable {
         result.st_ino = UInt(ino)
         result.st_mode = mode
         result.st_nlink = UInt(nlink)
+        result.st_rdev = UInt(rdev)
         result.st_uid = uid
         result.st_gid = gid
         result.st_size = Int(clamping: size)

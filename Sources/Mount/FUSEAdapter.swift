@@ -74,6 +74,13 @@ final class AdapterContext: Sendable {
         fuse_reply_err(req, error.isWouldBlock ? EIO : error.errno)
     }
 
+    /// The caller of a request, for ownership of what it creates.
+    static func caller(_ req: fuse_req_t) -> Caller {
+        var uid: UInt32 = 0, gid: UInt32 = 0
+        cfuse_req_caller(req, &uid, &gid)
+        return Caller(uid: uid, gid: gid)
+    }
+
     func entry(_ attributes: Attributes) -> fuse_entry_param {
         var entry = fuse_entry_param()
         entry.ino = fuse_ino_t(attributes.ino)
@@ -109,7 +116,9 @@ enum FUSEAdapter {
         }
         ops.lookup = { req, parent, name in
             guard let req, let name else { return }
-            let context = AdapterContext.from(req), fs = context.fs, entryName = String(cString: name)
+            let context = AdapterContext.from(req), fs = context.fs
+            // No name on a mount is invalid UTF-8 (creating one is refused): it is missing.
+            guard let entryName = FUSEAdapter.existingName(name) else { return context.fail(req, FSError(ENOENT, "no such name")) }
             context.run(req, { mayBlock throws(FSError) -> Attributes? in
                 do throws(FSError) {
                     return try fs.lookup(parent: UInt64(parent), name: entryName, mayBlock: mayBlock)
@@ -161,48 +170,58 @@ enum FUSEAdapter {
             context.run(req, { mayBlock throws(FSError) in try fs.readlink(UInt64(ino), mayBlock: mayBlock) },
                         reply: { req, target in fuse_reply_readlink(req, target) })
         }
-        ops.mknod = { req, parent, name, mode, _ in
-            guard let req else { return }
-            // Regular files come through create; devices, fifos and sockets cannot be versioned.
-            fuse_reply_err(req, (mode & S_IFMT) == S_IFREG ? ENOSYS : EPERM)
+        ops.mknod = { req, parent, name, mode, rdev in
+            guard let req, let name else { return }
+            let context = AdapterContext.from(req), fs = context.fs, caller = AdapterContext.caller(req)
+            guard let entryName = FUSEAdapter.newName(name, req, context) else { return }
+            context.run(req, { mayBlock throws(FSError) in
+                try fs.mknod(parent: UInt64(parent), name: entryName, mode: UInt32(mode), rdev: UInt64(rdev), caller: caller,
+                             mayBlock: mayBlock)
+            }, reply: { req, a in context.replyEntry(req, a) })
         }
         ops.mkdir = { req, parent, name, mode in
             guard let req, let name else { return }
-            let context = AdapterContext.from(req), fs = context.fs, entryName = String(cString: name)
+            let context = AdapterContext.from(req), fs = context.fs, caller = AdapterContext.caller(req)
+            guard let entryName = FUSEAdapter.newName(name, req, context) else { return }
             context.run(req, { mayBlock throws(FSError) in
-                try fs.mkdir(parent: UInt64(parent), name: entryName, permissions: UInt32(mode), mayBlock: mayBlock)
+                try fs.mkdir(parent: UInt64(parent), name: entryName, permissions: UInt32(mode), caller: caller, mayBlock: mayBlock)
             }, reply: { req, a in context.replyEntry(req, a) })
         }
         ops.symlink = { req, link, parent, name in
             guard let req, let link, let name else { return }
-            let context = AdapterContext.from(req), fs = context.fs
-            let target = String(cString: link), entryName = String(cString: name)
+            let context = AdapterContext.from(req), fs = context.fs, caller = AdapterContext.caller(req)
+            guard let entryName = FUSEAdapter.newName(name, req, context), let target = FUSEAdapter.newName(link, req, context) else { return }
             context.run(req, { mayBlock throws(FSError) in
-                try fs.symlink(parent: UInt64(parent), name: entryName, target: target, mayBlock: mayBlock)
+                try fs.symlink(parent: UInt64(parent), name: entryName, target: target, caller: caller, mayBlock: mayBlock)
             }, reply: { req, a in context.replyEntry(req, a) })
         }
         ops.link = { req, ino, parent, name in
             guard let req, let name else { return }
-            let context = AdapterContext.from(req), fs = context.fs, entryName = String(cString: name)
-            context.run(req, { _ throws(FSError) in try fs.link(UInt64(ino), parent: UInt64(parent), name: entryName) },
-                        reply: { req, a in context.replyEntry(req, a) })
+            let context = AdapterContext.from(req), fs = context.fs
+            guard let entryName = FUSEAdapter.newName(name, req, context) else { return }
+            context.run(req, { mayBlock throws(FSError) in
+                try fs.link(UInt64(ino), parent: UInt64(parent), name: entryName, mayBlock: mayBlock)
+            }, reply: { req, a in context.replyEntry(req, a) })
         }
         ops.unlink = { req, parent, name in
             guard let req, let name else { return }
-            let context = AdapterContext.from(req), fs = context.fs, entryName = String(cString: name)
+            let context = AdapterContext.from(req), fs = context.fs
+            guard let entryName = FUSEAdapter.existingName(name) else { return context.fail(req, FSError(ENOENT, "no such name")) }
             context.run(req, { mayBlock throws(FSError) in try fs.unlink(parent: UInt64(parent), name: entryName, mayBlock: mayBlock) },
                         reply: { req, _ in fuse_reply_err(req, 0) })
         }
         ops.rmdir = { req, parent, name in
             guard let req, let name else { return }
-            let context = AdapterContext.from(req), fs = context.fs, entryName = String(cString: name)
+            let context = AdapterContext.from(req), fs = context.fs
+            guard let entryName = FUSEAdapter.existingName(name) else { return context.fail(req, FSError(ENOENT, "no such name")) }
             context.run(req, { mayBlock throws(FSError) in try fs.rmdir(parent: UInt64(parent), name: entryName, mayBlock: mayBlock) },
                         reply: { req, _ in fuse_reply_err(req, 0) })
         }
         ops.rename = { req, parent, name, newParent, newName, flags in
             guard let req, let name, let newName else { return }
             let context = AdapterContext.from(req), fs = context.fs
-            let from = String(cString: name), to = String(cString: newName)
+            guard let from = FUSEAdapter.existingName(name) else { return context.fail(req, FSError(ENOENT, "no such name")) }
+            guard let to = FUSEAdapter.newName(newName, req, context) else { return }
             context.run(req, { mayBlock throws(FSError) in
                 try fs.rename(parent: UInt64(parent), name: from, newParent: UInt64(newParent), newName: to, flags: flags,
                               mayBlock: mayBlock)
@@ -210,11 +229,13 @@ enum FUSEAdapter {
         }
         ops.create = { req, parent, name, mode, fi in
             guard let req, let name, let fi else { return }
-            let context = AdapterContext.from(req), fs = context.fs, entryName = String(cString: name)
+            let context = AdapterContext.from(req), fs = context.fs, caller = AdapterContext.caller(req)
+            guard let entryName = FUSEAdapter.newName(name, req, context) else { return }
             let flags = OpenFlags(posix: fi.pointee.flags)
             let info = fi.pointee  // fi dies when the callback returns
             context.run(req, { mayBlock throws(FSError) in
-                try fs.create(parent: UInt64(parent), name: entryName, permissions: UInt32(mode), flags: flags, mayBlock: mayBlock)
+                try fs.create(parent: UInt64(parent), name: entryName, permissions: UInt32(mode), flags: flags, caller: caller,
+                              mayBlock: mayBlock)
             }, reply: { req, result in
                 var entry = context.entry(result.0)
                 var copy = info
@@ -341,6 +362,21 @@ enum FUSEAdapter {
         ops.setxattr = { req, _, _, _, _, _ in if let req { fuse_reply_err(req, ENOTSUP) } }
         ops.removexattr = { req, _, _ in if let req { fuse_reply_err(req, ENOTSUP) } }
         return ops
+    }
+
+    /// The name of an entry that may exist: nil when it is not valid UTF-8, which no
+    /// name on a mount is.
+    static func existingName(_ name: UnsafePointer<CChar>) -> String? {
+        String(validatingCString: name)
+    }
+
+    /// The name of an entry to create (or a symlink target): one that is not valid
+    /// UTF-8 is refused with EILSEQ and nothing is created. Repositories name paths in
+    /// UTF-8; silently repairing the bytes would make two names collide.
+    static func newName(_ name: UnsafePointer<CChar>, _ req: fuse_req_t, _ context: AdapterContext) -> String? {
+        if let decoded = String(validatingCString: name) { return decoded }
+        context.fail(req, FSError(EILSEQ, "name is not valid UTF-8; a repository names paths in UTF-8"))
+        return nil
     }
 
     /// Fills one reply buffer with directory entries from `offset`; for readdirplus

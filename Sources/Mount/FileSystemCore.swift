@@ -15,14 +15,16 @@ public protocol FileSystemCore: AnyObject, Sendable {
     func setattr(_ ino: UInt64, _ changes: AttributeChanges, handle: UInt64?, mayBlock: Bool) throws(FSError) -> Attributes
     func readlink(_ ino: UInt64, mayBlock: Bool) throws(FSError) -> String
 
-    func mkdir(parent: UInt64, name: String, permissions: UInt32, mayBlock: Bool) throws(FSError) -> Attributes
-    func symlink(parent: UInt64, name: String, target: String, mayBlock: Bool) throws(FSError) -> Attributes
-    func link(_ ino: UInt64, parent: UInt64, name: String) throws(FSError) -> Attributes
+    func mkdir(parent: UInt64, name: String, permissions: UInt32, caller: Caller?, mayBlock: Bool) throws(FSError) -> Attributes
+    func symlink(parent: UInt64, name: String, target: String, caller: Caller?, mayBlock: Bool) throws(FSError) -> Attributes
+    func mknod(parent: UInt64, name: String, mode: UInt32, rdev: UInt64, caller: Caller?, mayBlock: Bool) throws(FSError) -> Attributes
+    func link(_ ino: UInt64, parent: UInt64, name: String, mayBlock: Bool) throws(FSError) -> Attributes
     func unlink(parent: UInt64, name: String, mayBlock: Bool) throws(FSError)
     func rmdir(parent: UInt64, name: String, mayBlock: Bool) throws(FSError)
     func rename(parent: UInt64, name: String, newParent: UInt64, newName: String, flags: UInt32, mayBlock: Bool) throws(FSError)
 
-    func create(parent: UInt64, name: String, permissions: UInt32, flags: OpenFlags, mayBlock: Bool) throws(FSError) -> (Attributes, OpenResult)
+    func create(parent: UInt64, name: String, permissions: UInt32, flags: OpenFlags, caller: Caller?,
+                mayBlock: Bool) throws(FSError) -> (Attributes, OpenResult)
     func open(_ ino: UInt64, flags: OpenFlags, mayBlock: Bool) throws(FSError) -> OpenResult
     func read(_ ino: UInt64, handle: UInt64, offset: Int64, size: Int, mayBlock: Bool) throws(FSError) -> ReadSource
     func write(_ ino: UInt64, handle: UInt64, offset: Int64, bytes: UnsafeRawBufferPointer) throws(FSError) -> Int

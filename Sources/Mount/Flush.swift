@@ -94,6 +94,8 @@ extension RepoFileSystem {
         case .directory: return .directory
         case .symlink: return .symlink(node.content)
         case .file: return .file(node.content, node.permissions & 0o100 != 0 ? .executable : .regular)
+        // Special files live in the local layer: to the repository, the path is empty.
+        case .fifo, .socket, .charDevice, .blockDevice: return .absent
         }
     }
 
@@ -202,7 +204,9 @@ extension RepoFileSystem {
         logger.info("created working change", metadata: ["repo": "\(org)/\(repo)", "change": "\(change.id)", "base": "\(base)"])
         // Persist the new id at once: a crash now must amend this change, not fork another.
         try state.withLock { state throws(MesaError) in
-            do { try journal.rewrite(header: currentHeader(), keep: { _, _ in true }) } catch { throw MesaError(.internal, "cannot record the working change in the journal: \(error)") }
+            do {
+                try journal.rewrite(header: currentHeader(), sync: configuration.durability == .close, keep: { _, _ in true })
+            } catch { throw MesaError(.internal, "cannot record the working change in the journal: \(error)") }
         }
     }
 
@@ -221,8 +225,13 @@ extension RepoFileSystem {
     /// no append interleaves.
     func compact(_ state: inout CoreState, uploadedThrough seq: UInt64) throws(MesaError) {
         let header = currentHeader()
+        let strict = configuration.durability == .close
         do {
-            if journal.lastSeq == seq {
+            if journal.lastSeq == seq && !strict {
+                // Nothing is synced here: a closed file's record refers to its data file,
+                // as at close; the next fsync syncs the new manifest.
+                try journal.rewrite(header: header, prefix: Self.unversionedRecords(state.table, withFiles: true), sync: false)
+            } else if journal.lastSeq == seq {
                 // Local-only files are re-recorded from the tree, replacing records that
                 // may have held their bytes inline (data file never synced): each new
                 // record gets its bytes inline again or its data file fdatasynced.
@@ -238,7 +247,8 @@ extension RepoFileSystem {
                 }
                 try journal.rewrite(header: header, prefix: prefix)
             } else {
-                try journal.rewrite(header: header, prefix: Self.unversionedRecords(state.table, withFiles: false)) { recordSeq, record in
+                try journal.rewrite(header: header, prefix: Self.unversionedRecords(state.table, withFiles: false),
+                                    sync: strict) { recordSeq, record in
                     recordSeq > seq || record.paths.contains(where: isLocalOnly)
                 }
             }
@@ -260,6 +270,8 @@ extension RepoFileSystem {
             guard let node = table.nodes[ino] else { return false }
             let local = inside || isLocalOnly(path)
             switch node.kind {
+            case .fifo, .socket, .charDevice, .blockDevice:
+                return false  // recorded with the local layer below
             case .file, .symlink:
                 if local && withFiles {
                     switch node.content {
@@ -287,6 +299,44 @@ extension RepoFileSystem {
             .sorted { $0.1.split(separator: "/").count < $1.1.split(separator: "/").count }
         for (ino, path) in roots where !path.isEmpty {
             walk(ino, path, parentPath(path).split(separator: "/").contains { $0.lowercased() == ".git" })
+        }
+        return records + localLayerRecords(table, after: records)
+    }
+
+    /// Records recreating the local layer: special files, hard links, and owners and
+    /// modes a checkout would not give (for the primary path of each node). Each
+    /// node's missing parent directories come first (a `mkdir` of an existing one is a
+    /// no-op at replay), then the node, its links and its metadata.
+    static func localLayerRecords(_ table: InodeTable, after earlier: [JournalRecord]) -> [JournalRecord] {
+        var records: [JournalRecord] = []
+        var made = Set(earlier.compactMap { record -> String? in
+            if case .mkdir(let path, _) = record { return path } else { return nil }
+        })
+        let nodes = table.localLayer.compactMap { ino -> (Node, String)? in
+            guard let node = table.nodes[ino], node.linked, let path = table.path(of: ino), !path.isEmpty else { return nil }
+            return (node, path)
+        }.sorted { $0.1.split(separator: "/").count < $1.1.split(separator: "/").count || ($0.1.split(separator: "/").count == $1.1.split(separator: "/").count && $0.1 < $1.1) }
+        for (node, path) in nodes {
+            let linkPaths = Array(table.paths(of: node.ino).dropFirst())
+            for target in [path] + linkPaths {
+                var ancestors: [String] = []
+                var parent = parentPath(target)
+                while !parent.isEmpty, !made.contains(parent) {
+                    ancestors.append(parent)
+                    parent = parentPath(parent)
+                }
+                for directory in ancestors.reversed() {
+                    let permissions = lookupPath(table, directory).flatMap { table.nodes[$0]?.permissions } ?? 0o755
+                    records.append(.mkdir(path: directory, permissions: permissions))
+                    made.insert(directory)
+                }
+            }
+            if node.kind.isSpecial {
+                records.append(.special(path: path, kind: node.kind, permissions: node.permissions, rdev: node.rdev))
+            }
+            for link in linkPaths { records.append(.link(from: path, to: link)) }
+            records.append(.attributes(path: path, permissions: node.permissions, uid: node.uid, gid: node.gid))
+            if node.kind == .directory { made.insert(path) }
         }
         return records
     }

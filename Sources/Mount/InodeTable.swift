@@ -48,6 +48,17 @@ struct Node: Sendable {
     /// The `writes` generation at which the data file was last fdatasynced: when equal
     /// to `writes`, a record may refer to the data file without syncing it again.
     var syncedWrites: UInt64?
+    /// The device number of a device node.
+    var rdev: UInt64 = 0
+    /// Hard links besides `parent`/`name` (the primary link, which `path(of:)` names).
+    /// Each linked path is uploaded as a file of its own with the same content.
+    var links: [Link] = []
+}
+
+/// One directory entry naming a node.
+struct Link: Sendable, Hashable, Codable {
+    var parent: UInt64
+    var name: String
 }
 
 /// The namespace of one repository mount: nodes by inode number, plus the set of paths
@@ -71,6 +82,13 @@ struct InodeTable: Sendable {
     /// the only places where content the store cannot hold (empty directories,
     /// `.git` trees) can live, so journal compaction only walks below these.
     var localDirectories: Set<UInt64> = []
+    /// Nodes whose state the repository cannot hold and the journal must keep:
+    /// special files, nodes with hard links, and owners or permission bits other than
+    /// what a checkout gives (see `hasDefaultMetadata`). Compaction re-records them.
+    var localLayer: Set<UInt64> = []
+    /// Owner of nodes read from the repository (the daemon's user).
+    var defaultUID: UInt32 = 0
+    var defaultGID: UInt32 = 0
 
     init(root: Node) { nodes[root.ino] = root }
 
@@ -115,6 +133,54 @@ struct InodeTable: Sendable {
         if node.kind == .directory && node.children != nil { localDirectories.insert(node.ino) }
     }
 
+    /// Every path naming `ino`: the primary one first, then its other hard links.
+    func paths(of ino: UInt64) -> [String] {
+        guard let node = nodes[ino], let primary = path(of: ino) else { return [] }
+        return [primary] + node.links.compactMap { link in path(of: link.parent).map { childPath($0, link.name) } }
+    }
+
+    /// Touches every path naming `ino` (its bytes changed: each hard link uploads them).
+    mutating func touchLinks(_ ino: UInt64) {
+        for path in paths(of: ino) { touch(path) }
+    }
+
+    /// Whether a node looks exactly as a checkout of the repository makes it: owned by
+    /// the daemon's user, 0755 directories, 0644/0755 files, no links, not special.
+    func hasDefaultMetadata(_ node: Node) -> Bool {
+        guard node.uid == defaultUID, node.gid == defaultGID, node.links.isEmpty else { return false }
+        switch node.kind {
+        case .directory: return node.permissions == 0o755
+        case .file: return node.permissions == 0o644 || node.permissions == 0o755
+        case .symlink: return true
+        case .fifo, .socket, .charDevice, .blockDevice: return false
+        }
+    }
+
+    /// Keeps `localLayer` in step with a node's metadata.
+    mutating func noteMetadata(_ ino: UInt64) {
+        guard let node = nodes[ino] else { return }
+        if hasDefaultMetadata(node) { localLayer.remove(ino) } else { localLayer.insert(ino) }
+    }
+
+    /// Removes the entry `parent`/`name` naming `ino`. A node with other hard links
+    /// stays linked (the next link becomes primary if this was it); otherwise it is
+    /// detached. Returns data files that are no longer referenced.
+    mutating func unlinkEntry(parent: UInt64, name: String, _ ino: UInt64) -> [UInt64] {
+        guard var node = nodes[ino] else { return [] }
+        guard !node.links.isEmpty else { return detach(ino) }
+        nodes[parent]?.children?[name] = nil
+        if node.parent == parent && node.name == name {
+            let next = node.links.removeFirst()
+            node.parent = next.parent
+            node.name = next.name
+        } else {
+            node.links.removeAll { $0.parent == parent && $0.name == name }
+        }
+        nodes[ino] = node
+        noteMetadata(ino)
+        return []
+    }
+
     /// Removes `ino` from its parent. Returns data files that are no longer referenced.
     mutating func detach(_ ino: UInt64) -> [UInt64] {
         guard let node = nodes[ino] else { return [] }
@@ -131,6 +197,7 @@ struct InodeTable: Sendable {
         guard let node = nodes[ino], !node.linked, node.lookups == 0, node.opens == 0, ino != Self.rootIno else { return [] }
         nodes[ino] = nil
         localDirectories.remove(ino)
+        localLayer.remove(ino)
         var garbage: [UInt64] = []
         if case .data(let id) = node.content { garbage.append(id) }
         for child in (node.children ?? [:]).values {
@@ -182,14 +249,14 @@ struct InodeTable: Sendable {
             // before its entries are known.
             guard let children = node.children else { return 1 }
             return 2 + UInt32(children.values.filter { nodes[$0]?.kind == .directory }.count)
-        case .file, .symlink:
-            return node.linked ? 1 : 0
+        case .file, .symlink, .fifo, .socket, .charDevice, .blockDevice:
+            return node.linked ? 1 + UInt32(node.links.count) : 0
         }
     }
 
     func attributes(_ node: Node) -> Attributes {
         Attributes(ino: node.ino, kind: node.kind, permissions: node.permissions, size: node.size, nlink: nlink(node),
-                   uid: node.uid, gid: node.gid, atime: node.atime, mtime: node.mtime, ctime: node.ctime)
+                   uid: node.uid, gid: node.gid, atime: node.atime, mtime: node.mtime, ctime: node.ctime, rdev: node.rdev)
     }
 }
 

@@ -8,7 +8,9 @@ import Synchronization
 enum JournalRecord: Codable, Sendable, Equatable {
     /// A regular file. Its bytes are `inline` when present (small files, written at
     /// close: the record itself is the durable copy and `data` was never synced), else
-    /// the data file `data`, which was fdatasynced before this record was appended.
+    /// the data file `data`: fdatasynced before this record was appended when the record
+    /// was made at an fsync (or at any close with `durability = close`), else holding
+    /// what the kernel was given, which a kill -9 of mesad cannot lose.
     /// `inline` is absent in journals written before it existed.
     case file(path: String, data: UInt64, permissions: UInt32, inline: Data? = nil)
     case symlink(path: String, target: String)
@@ -17,6 +19,13 @@ enum JournalRecord: Codable, Sendable, Equatable {
     case remove(path: String)
     case rename(from: String, to: String)
     case chmod(path: String, permissions: UInt32)
+    /// A FIFO, socket or device node (local layer only, never uploaded).
+    case special(path: String, kind: NodeKind, permissions: UInt32, rdev: UInt64)
+    /// A hard link: `to` names the same node as `from`.
+    case link(from: String, to: String)
+    /// Owner and every permission bit of the node at `path` (the executable bit of a
+    /// file is also versioned; the rest lives in the local layer).
+    case attributes(path: String, permissions: UInt32, uid: UInt32, gid: UInt32)
 }
 
 /// The versioning state a journal is relative to, written as its first line.
@@ -54,8 +63,10 @@ private struct JournalLine: Codable {
 /// - Files of at most `inlineLimit` bytes are recorded with their bytes inline: the
 ///   journal fsync alone makes them durable (an empty `touch`ed file costs one fsync).
 /// - Larger files: fdatasync of the data file, then the record, then the journal fsync.
-/// Invariant: a `.file` record without `inline` is only appended (or rewritten) after
-/// its data file was fdatasynced (`durableContent`), so replay may trust it.
+/// Invariant: a `.file` record without `inline` appended by an fsync (or by a close with
+/// `durability = close`) comes after its data file was fdatasynced (`durableContent`),
+/// so replay may trust it after a power loss; others are trusted after a kill -9 only,
+/// which is all an unsynced close promises on any local filesystem.
 final class Journal: Sendable {
     private struct State {
         var descriptor: Int32 = -1
@@ -71,6 +82,10 @@ final class Journal: Sendable {
         var bytes: Int = 0
         /// While replaying, the records being applied are already in the manifest.
         var muted = false
+        /// A rewrite replaced the manifest without syncing it or its directory entry: the
+        /// next `sync()` must sync both, or an fsync'ed append could sit in a file that a
+        /// power loss takes back to the previous manifest.
+        var rewriteUnsynced = false
     }
 
     let directory: String
@@ -141,15 +156,35 @@ final class Journal: Sendable {
     /// Appends a record (not yet durable) and returns its sequence number.
     @discardableResult
     func append(_ record: JournalRecord) throws(FSError) -> UInt64 {
+        try append([record])
+    }
+
+    /// Appends records all or nothing, in one write: if the disk is full (or any write
+    /// fails), the manifest is cut back to where it was, so no torn line hides the
+    /// records appended after it from a replay, and the caller changes nothing.
+    @discardableResult
+    func append(_ records: [JournalRecord]) throws(FSError) -> UInt64 {
         try state.withLock { state throws(FSError) -> UInt64 in
-            if state.muted { return state.lastSeq }
+            if state.muted || records.isEmpty { return state.lastSeq }
             guard state.descriptor >= 0 else { throw FSError(EIO, "journal \(directory) is not open") }
-            state.lastSeq += 1
-            let line = JournalLine(seq: state.lastSeq, record: record)
-            guard var bytes = try? Array(encoder.encode(line)) else { throw FSError(EIO, "cannot encode journal record") }
-            bytes.append(UInt8(ascii: "\n"))
-            try writeAll(state.descriptor, bytes, path: manifestPath)
-            state.appended += 1
+            var bytes: [UInt8] = []
+            var seq = state.lastSeq
+            for record in records {
+                seq += 1
+                guard let line = try? encoder.encode(JournalLine(seq: seq, record: record)) else {
+                    throw FSError(EIO, "cannot encode journal record")
+                }
+                bytes += line
+                bytes.append(UInt8(ascii: "\n"))
+            }
+            do throws(FSError) {
+                try writeAll(state.descriptor, bytes, path: manifestPath)
+            } catch {
+                _ = ftruncate(state.descriptor, off_t(state.bytes))
+                throw error
+            }
+            state.lastSeq = seq
+            state.appended += UInt64(records.count)
             state.bytes += bytes.count
             return state.lastSeq
         }
@@ -158,11 +193,22 @@ final class Journal: Sendable {
     /// Makes every record appended so far durable. Free when nothing was appended since
     /// the last completed sync (a close after an fsync, a release after its flush).
     func sync() throws(FSError) {
-        let pending: (target: UInt64, descriptor: Int32)? = state.withLock { state in
-            guard state.synced < state.appended, state.descriptor >= 0 else { return nil }
-            return (state.appended, state.descriptor)
+        let pending: (target: UInt64, descriptor: Int32, rewrite: Bool)? = state.withLock { state in
+            guard state.synced < state.appended || state.rewriteUnsynced, state.descriptor >= 0 else { return nil }
+            return (state.appended, state.descriptor, state.rewriteUnsynced)
         }
         guard let pending else { return }
+        if pending.rewrite {
+            // Under the lock: a concurrent rewrite must not swap the file in between.
+            try state.withLock { state throws(FSError) in
+                guard state.rewriteUnsynced, state.descriptor >= 0 else { return }
+                guard fdatasync(state.descriptor) == 0 else { throw FSError.posix("cannot fsync journal \(manifestPath)") }
+                syncDirectory(directory)
+                state.rewriteUnsynced = false
+                state.synced = max(state.synced, state.appended)
+            }
+            return
+        }
         if fdatasync(pending.descriptor) != 0 {
             let error = FSError.posix("cannot fsync journal \(manifestPath)")
             // A concurrent rewrite replaced (and closed) the descriptor: its new manifest,
@@ -176,7 +222,9 @@ final class Journal: Sendable {
     /// Replaces the manifest by `header`, then `prefix`, then the existing records
     /// `keep` selects (in their order), atomically: temporary file, fsync, rename, fsync
     /// of the directory. Callers hold the core's state lock, so no append interleaves.
-    func rewrite(header: JournalHeader, prefix: [JournalRecord] = [],
+    /// With `sync: false` nothing is synced now; the next `sync()` syncs the new manifest
+    /// and its directory entry (the old manifest, a superset, stays valid until then).
+    func rewrite(header: JournalHeader, prefix: [JournalRecord] = [], sync: Bool = true,
                  keep: (UInt64, JournalRecord) -> Bool = { _, _ in false }) throws(FSError) {
         try state.withLock { state throws(FSError) in
             var kept: [JournalLine] = []
@@ -205,9 +253,10 @@ final class Journal: Sendable {
                 bytes.append(UInt8(ascii: "\n"))
             }
             let temporary = manifestPath + ".tmp"
-            try writeFile(temporary, bytes, sync: true)
+            try writeFile(temporary, bytes, sync: sync)
             guard rename(temporary, manifestPath) == 0 else { throw FSError.posix("cannot replace \(manifestPath)") }
-            syncDirectory(directory)
+            if sync { syncDirectory(directory) }
+            state.rewriteUnsynced = !sync
             if state.descriptor >= 0 { close(state.descriptor) }
             state.descriptor = open(manifestPath, O_WRONLY | O_APPEND | O_CLOEXEC)
             guard state.descriptor >= 0 else { throw FSError.posix("cannot open \(manifestPath)") }
@@ -317,8 +366,9 @@ func syncDirectory(_ path: String) {
 extension JournalRecord {
     var paths: [String] {
         switch self {
-        case .file(let path, _, _, _), .symlink(let path, _), .mkdir(let path, _), .remove(let path), .chmod(let path, _): [path]
-        case .rename(let from, let to): [from, to]
+        case .file(let path, _, _, _), .symlink(let path, _), .mkdir(let path, _), .remove(let path), .chmod(let path, _),
+             .special(let path, _, _, _), .attributes(let path, _, _, _): [path]
+        case .rename(let from, let to), .link(let from, let to): [from, to]
         }
     }
 }

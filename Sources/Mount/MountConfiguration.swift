@@ -23,6 +23,16 @@ public struct BranchSpec: Sendable, Equatable {
     }
 }
 
+/// When written bytes become durable, as local filesystems define it.
+public enum Durability: String, Sendable, Codable, CaseIterable {
+    /// `close` journals the file (written to the kernel, not synced): a kill -9 of mesad
+    /// loses nothing. `fsync`/`fdatasync` syncs it: a power loss loses nothing. The default.
+    case fsync
+    /// Every `close` also syncs (one journal fdatasync, more for large files): stricter
+    /// than any local filesystem, several times slower on workloads of many small files.
+    case close
+}
+
 /// Which revision a mount shows and writes on top of.
 public enum MountTarget: Sendable, Equatable {
     /// A bookmark (nil = the repo's default); checkpoints move it.
@@ -52,10 +62,13 @@ public struct MountConfiguration: Sendable {
     public var gid: UInt32
     /// Run the background flusher (tests drive `flush()` themselves when false).
     public var backgroundFlush: Bool
+    /// What `close` promises (see `Durability`).
+    public var durability: Durability
 
     public init(org: String, repo: String, target: MountTarget = .bookmark(nil), mode: MountMode = .rw,
                 journalDirectory: String, debounce: Duration = .seconds(1), maxRetryDelay: Duration = .seconds(30),
-                maxBatchBytes: Int = 64 << 20, uid: UInt32 = getuid(), gid: UInt32 = getgid(), backgroundFlush: Bool = true) {
+                maxBatchBytes: Int = 64 << 20, uid: UInt32 = getuid(), gid: UInt32 = getgid(), backgroundFlush: Bool = true,
+                durability: Durability = .fsync) {
         self.org = org
         self.repo = repo
         self.target = target
@@ -67,6 +80,7 @@ public struct MountConfiguration: Sendable {
         self.uid = uid
         self.gid = gid
         self.backgroundFlush = backgroundFlush
+        self.durability = durability
     }
 }
 

@@ -72,6 +72,9 @@ public final class MountSession: Sendable {
         let safeName = name.filter { $0.isLetter || $0.isNumber || "-_./:".contains($0) }
         var mountOptions = "fsname=mesa:\(safeName),subtype=mesa,default_permissions"
         if options.allowOther { mountOptions += ",allow_other" }
+        // As root, device nodes and setuid bits work as on a local filesystem (libfuse
+        // would mount nodev,nosuid); other users cannot have them.
+        if getuid() == 0 { mountOptions += ",dev,suid" }
         guard let raw = cfuse_session_new_options(mountOptions, &ops, userdata) else {
             Unmanaged<AdapterContext>.fromOpaque(userdata).release()
             throw FSError(EIO, "libfuse refused to create a session (options \(mountOptions))")

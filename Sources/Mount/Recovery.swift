@@ -89,12 +89,33 @@ extension RepoFileSystem {
                 data = recorded
                 size = UInt64(info.st_size)
             }
+            // A file already there is the same file with new bytes (it may have hard
+            // links, which must keep sharing it); anything else is replaced.
+            let updated = state.withLock { state -> [UInt64]? in
+                guard let ino = state.table.nodes[parent]?.children?[name], var node = state.table.nodes[ino],
+                      node.kind == .file else { return nil }
+                var garbage: [UInt64] = []
+                if case .data(let old) = node.content, old != data { garbage.append(old) }
+                node.content = .data(data)
+                node.size = size
+                node.permissions = permissions
+                node.syncedWrites = nil
+                state.table.nodes[ino] = node
+                state.table.noteMetadata(ino)
+                state.table.touchLinks(ino)
+                return garbage
+            }
+            if let updated {
+                discard(updated)
+                return
+            }
             try replace(parent: parent, name: name, path: path) { ino, now in
                 var node = Node(ino: ino, parent: parent, name: name, kind: .file, permissions: permissions, uid: configuration.uid,
                                 gid: configuration.gid, size: size, atime: now, mtime: now, ctime: now,
                                 content: .data(data), children: nil)
-                // A referenced data file was synced before its record; a fresh one is not.
-                node.syncedWrites = inline == nil ? 0 : nil
+                // Whether a referenced data file was synced is unknown (a close does not
+                // sync it unless durability = close): the next strict compaction syncs it.
+                node.syncedWrites = nil
                 return node
             }
         case .symlink(let path, let target):
@@ -119,7 +140,7 @@ extension RepoFileSystem {
             let garbage = state.withLock { state -> [UInt64] in
                 guard let ino = state.table.nodes[parent]?.children?[name] else { return [] }
                 state.table.touch(path)
-                return state.table.detach(ino)
+                return state.table.unlinkEntry(parent: parent, name: name, ino)
             }
             discard(garbage)
         case .rename(let from, let to):
@@ -133,8 +154,49 @@ extension RepoFileSystem {
             state.withLock { state in
                 guard let ino = state.table.nodes[parent]?.children?[name] else { return }
                 state.table.nodes[ino]?.permissions = permissions
+                state.table.noteMetadata(ino)
                 state.table.touch(path)
             }
+        case .attributes(let path, let permissions, let uid, let gid):
+            let (parent, name) = try resolveParent(path)
+            state.withLock { state in
+                guard let ino = state.table.nodes[parent]?.children?[name], var node = state.table.nodes[ino] else { return }
+                if node.kind != .symlink { node.permissions = permissions }
+                node.uid = uid
+                node.gid = gid
+                state.table.nodes[ino] = node
+                state.table.noteMetadata(ino)
+                // An upload compares with the repository: only a changed exec bit uploads.
+                if node.kind == .file { state.table.touchLinks(ino) }
+            }
+        case .special(let path, let kind, let permissions, let rdev):
+            let (parent, name) = try resolveParent(path)
+            try replace(parent: parent, name: name, path: path) { ino, now in
+                var node = Node(ino: ino, parent: parent, name: name, kind: kind, permissions: permissions, uid: configuration.uid,
+                                gid: configuration.gid, size: 0, atime: now, mtime: now, ctime: now, content: .none, children: nil)
+                node.rdev = rdev
+                return node
+            }
+        case .link(let from, let to):
+            let (sourceParent, sourceName) = try resolveParent(from)
+            let (parent, name) = try resolveParent(to)
+            let garbage = try state.withLock { state throws(FSError) -> [UInt64] in
+                guard let source = state.table.nodes[sourceParent]?.children?[sourceName], var node = state.table.nodes[source],
+                      node.kind != .directory else { throw FSError.noEntry(from) }
+                var garbage: [UInt64] = []
+                if let old = state.table.nodes[parent]?.children?[name] {
+                    if old == source { return [] }
+                    garbage = state.table.unlinkEntry(parent: parent, name: name, old)
+                    node = state.table.nodes[source] ?? node
+                }
+                node.links.append(Link(parent: parent, name: name))
+                state.table.nodes[source] = node
+                state.table.nodes[parent]?.children?[name] = source
+                state.table.noteMetadata(source)
+                state.table.touch(to)
+                return garbage
+            }
+            discard(garbage)
         }
     }
 
@@ -142,9 +204,10 @@ extension RepoFileSystem {
     private func replace(parent: UInt64, name: String, path: String, make: (UInt64, Timestamp) -> Node) throws(FSError) {
         let garbage = state.withLock { state -> [UInt64] in
             var garbage: [UInt64] = []
-            if let old = state.table.nodes[parent]?.children?[name] { garbage = state.table.detach(old) }
+            if let old = state.table.nodes[parent]?.children?[name] { garbage = state.table.unlinkEntry(parent: parent, name: name, old) }
             let node = make(state.table.allocateIno(), Timestamp.now())
             state.table.insert(node)
+            state.table.noteMetadata(node.ino)
             state.table.touch(path)
             return garbage
         }

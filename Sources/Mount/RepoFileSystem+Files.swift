@@ -13,6 +13,7 @@ extension RepoFileSystem {
         switch node.kind {
         case .directory: if flags.write { throw FSError.isDirectory(pathName(ino)) }
         case .symlink: throw FSError(ELOOP, "\(pathName(ino)) is a symlink")
+        case .fifo, .socket, .charDevice, .blockDevice: throw FSError(ENXIO, "\(pathName(ino)) is a special file")
         case .file: break
         }
         let source: FileContent
@@ -29,7 +30,7 @@ extension RepoFileSystem {
                     let now = Timestamp.now()
                     state.table.nodes[ino]?.mtime = now
                     state.table.nodes[ino]?.ctime = now
-                    if let path = state.table.path(of: ino) { state.table.touch(path) }
+                    state.table.touchLinks(ino)
                 }
             }
         } else {
@@ -92,10 +93,12 @@ extension RepoFileSystem {
     /// Writes bytes at `offset` (at the end for O_APPEND handles).
     public func write(_ ino: UInt64, handle: UInt64, offset: Int64, bytes: UnsafeRawBufferPointer) throws(FSError) -> Int {
         guard !isReadOnly else { throw FSError.readOnly }
-        let (descriptor, position) = try state.withLock { state throws(FSError) -> (Int32, Int64) in
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return 0 }
+        let (descriptor, position, sizeBefore) = try state.withLock { state throws(FSError) -> (Int32, Int64, UInt64) in
             guard let file = state.files[handle] else { throw FSError.badHandle(handle) }
             guard file.writable, case .data = file.source else { throw FSError(EBADF, "file handle \(handle) is not open for writing") }
             guard var node = state.table.nodes[file.ino] else { throw FSError(ESTALE, "inode \(file.ino) is gone") }
+            let sizeBefore = node.size
             var position = offset
             if file.append {
                 // Reserve the range under the lock so concurrent appends never overlap.
@@ -103,17 +106,29 @@ extension RepoFileSystem {
                 node.size += UInt64(bytes.count)
                 state.table.nodes[file.ino] = node
             }
-            return (file.descriptor, position)
+            return (file.descriptor, position, sizeBefore)
         }
-        var written = 0
-        while written < bytes.count {
-            let count = pwrite(descriptor, bytes.baseAddress! + written, bytes.count - written, off_t(position) + off_t(written))
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw FSError.posix("write to \(pathName(ino)) failed in the journal")
+        do {
+            try writeAllOrNothing(descriptor, base, bytes.count, at: position, sizeBefore: sizeBefore)
+        } catch {
+            state.withLock { state in
+                // Bytes past the old end that did get written are cut off again, and an
+                // append gives back its reservation, unless a later append reserved after it.
+                let end = UInt64(position) + UInt64(bytes.count)
+                var keep = state.table.nodes[ino]?.size ?? sizeBefore
+                if state.files[handle]?.append == true {
+                    guard keep == end else { return }
+                    keep = UInt64(position)
+                    state.table.nodes[ino]?.size = keep
+                }
+                var info = Glibc.stat()
+                if UInt64(position) >= sizeBefore, fstat(descriptor, &info) == 0, UInt64(info.st_size) > keep {
+                    _ = ftruncate(descriptor, off_t(keep))
+                }
             }
-            written += count
+            throw FSError(error.errno, "write to \(pathName(ino)) failed in the journal: \(error.message); the file is unchanged")
         }
+        let written = bytes.count
         state.withLock { state in
             guard var node = state.table.nodes[ino] else { return }
             node.size = max(node.size, UInt64(position) + UInt64(written))
@@ -123,14 +138,41 @@ extension RepoFileSystem {
             node.ctime = now
             state.table.nodes[ino] = node
             state.files[handle]?.dirty = true
-            if let path = state.table.path(of: ino) { state.table.touch(path) }
+            state.table.touchLinks(ino)
         }
         return written
     }
 
-    /// close(2): the written bytes and every namespace record so far become durable.
+    /// Writes all `count` bytes at `position` or leaves the data file as it was: a write
+    /// that overwrites existing bytes reserves its blocks first (fallocate keeping the
+    /// size: if the disk is full, nothing was touched); a write past the end that fails
+    /// midway is cut back by the caller. Either way the caller reports the error and the
+    /// file holds exactly what it held before.
+    private func writeAllOrNothing(_ descriptor: Int32, _ base: UnsafeRawPointer, _ count: Int, at position: Int64,
+                                   sizeBefore: UInt64) throws(FSError) {
+        if position < Int64(sizeBefore), cfuse_fallocate(descriptor, cfuse_falloc_keep_size(), position, Int64(count)) != 0,
+           errno != EOPNOTSUPP {
+            throw FSError.posix("cannot reserve space")
+        }
+        var written = 0
+        while written < count {
+            let result = pwrite(descriptor, base + written, count - written, off_t(position) + off_t(written))
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw FSError.posix("cannot write")
+            }
+            written += result
+        }
+    }
+
+    /// close(2): the file is journaled, so a kill -9 of mesad loses nothing; with
+    /// `durability = close` it is also synced (see `makeDurable`).
     public func flush(_ ino: UInt64, handle: UInt64) throws(FSError) {
-        try makeDurable(handle: handle, dataOnly: false)
+        if configuration.durability == .close {
+            try makeDurable(handle: handle, dataOnly: false)
+        } else {
+            try journalClosed(handle: handle)
+        }
     }
 
     public func fsync(_ ino: UInt64, handle: UInt64, dataOnly: Bool) throws(FSError) {
@@ -148,7 +190,7 @@ extension RepoFileSystem {
         // An untouched handle needs no second journal fsync here.
         if state.withLock({ $0.files[handle]?.dirty ?? false }) {
             do {
-                try makeDurable(handle: handle, dataOnly: false)
+                try flush(ino, handle: handle)
             } catch {
                 logger.error("could not make a closed file durable", metadata: ["inode": "\(ino)", "error": "\(error)"])
             }
@@ -161,6 +203,28 @@ extension RepoFileSystem {
             return state.table.dropIfUnused(file.ino)
         }
         discard(garbage)
+    }
+
+    /// Journals the handle's file without syncing anything: its record refers to the
+    /// data file, whose bytes the kernel already holds, so only a power loss before the
+    /// next fsync (or journal compaction) can lose them, as on a local filesystem.
+    private func journalClosed(handle: UInt64) throws(FSError) {
+        let pending = state.withLock { state -> (UInt64, UInt64)? in
+            guard let file = state.files[handle], file.dirty, case .data(let id) = file.source else { return nil }
+            state.files[handle]?.dirty = false
+            return (file.ino, id)
+        }
+        guard let (ino, id) = pending else { return }
+        do {
+            try state.withLock { state throws(FSError) in
+                guard let node = state.table.nodes[ino], node.content == .data(id), let path = state.table.path(of: ino) else { return }
+                try journal.append(.file(path: path, data: id, permissions: node.permissions, inline: nil))
+            }
+        } catch {
+            state.withLock { $0.files[handle]?.dirty = true }
+            throw error
+        }
+        scheduleFlush()
     }
 
     /// Records the handle's file in the journal in a durable form and fsyncs the journal:
@@ -240,7 +304,7 @@ extension RepoFileSystem {
             state.table.nodes[ino]?.size = UInt64(info.st_size)
             state.table.nodes[ino]?.writes += 1
             state.files[handle]?.dirty = true
-            if let path = state.table.path(of: ino) { state.table.touch(path) }
+            state.table.touchLinks(ino)
         }
     }
 
@@ -281,7 +345,7 @@ extension RepoFileSystem {
             // refer to an unsynced copy of the blob, which someone else's fsync could make
             // durable: a crash would then replay a torn copy. Until then a crash replays
             // the blob, which is what the file held.
-            if let path = state.table.path(of: ino) { state.table.touch(path) }
+            state.table.touchLinks(ino)
             return .success(id)
         }
         switch committed {

@@ -1,11 +1,12 @@
 import Foundation
+import Store
 
 public let renameNoReplace: UInt32 = 1  // RENAME_NOREPLACE
 public let renameExchange: UInt32 = 2   // RENAME_EXCHANGE
 
 extension RepoFileSystem {
     /// Creates and opens a new regular file.
-    public func create(parent: UInt64, name: String, permissions: UInt32, flags: OpenFlags,
+    public func create(parent: UInt64, name: String, permissions: UInt32, flags: OpenFlags, caller: Caller? = nil,
                        mayBlock: Bool = true) throws(FSError) -> (Attributes, OpenResult) {
         guard !isReadOnly else { throw FSError.readOnly }
         try Self.checkName(name)
@@ -13,7 +14,8 @@ extension RepoFileSystem {
         let (id, descriptor) = try journal.createData()
         let created: (Attributes, OpenResult)?
         do {
-            created = try createLocked(parent: parent, name: name, permissions: permissions, flags: flags, id: id, descriptor: descriptor)
+            created = try createLocked(parent: parent, name: name, permissions: permissions, flags: flags, caller: caller,
+                                       id: id, descriptor: descriptor)
         } catch {
             close(descriptor)
             journal.removeData(id)
@@ -29,27 +31,32 @@ extension RepoFileSystem {
     }
 
     /// The in-memory half of create: nil when the name exists and O_EXCL was not given.
-    private func createLocked(parent: UInt64, name: String, permissions: UInt32, flags: OpenFlags, id: UInt64,
-                              descriptor: Int32) throws(FSError) -> (Attributes, OpenResult)? {
+    private func createLocked(parent: UInt64, name: String, permissions: UInt32, flags: OpenFlags, caller: Caller?,
+                              id: UInt64, descriptor: Int32) throws(FSError) -> (Attributes, OpenResult)? {
         let created = try state.withLock { state throws(FSError) -> (Attributes, OpenResult)? in
-            let (_, children) = try state.table.directory(parent)
+            let (parentNode, children) = try state.table.directory(parent)
             if children[name] != nil {
                 if flags.exclusive { throw FSError.exists(state.table.childPath(state.table.path(of: parent) ?? "?", name)) }
                 return nil
             }
             guard let parentPath = state.table.path(of: parent) else { throw FSError.noEntry("directory inode \(parent)") }
+            let path = state.table.childPath(parentPath, name)
+            try Self.checkStorable(path)
             let now = Timestamp.now()
+            let owner = self.owner(caller, parent: parentNode)
             var node = Node(ino: state.table.allocateIno(), parent: parent, name: name, kind: .file,
-                            permissions: permissions & 0o7777, uid: configuration.uid, gid: configuration.gid, size: 0,
+                            permissions: permissions & 0o7777, uid: owner.uid, gid: owner.gid, size: 0,
                             atime: now, mtime: now, ctime: now, content: .data(id), children: nil)
             node.lookups = 1
             node.opens = 1
-            state.table.insert(node)
-            touchParent(parent, &state, now)
-            let path = state.table.childPath(parentPath, name)
             // Empty, so recorded inline: nothing to sync but the journal. The data file
-            // comes from the pool, its directory entry already durable.
-            try journal.append(.file(path: path, data: id, permissions: node.permissions, inline: Data()))
+            // comes from the pool, its directory entry already durable. Journaled
+            // before the table changes: a full disk refuses the create and changes nothing.
+            try journal.append([.file(path: path, data: id, permissions: node.permissions, inline: Data())]
+                               + metadataRecords(node, path: path, state.table))
+            state.table.insert(node)
+            state.table.noteMetadata(node.ino)
+            touchParent(parent, &state, now)
             state.table.touch(path)
             let handle = newHandleID(&state)
             // Dirty from birth: closing an untouched new file must still record it durably.
@@ -61,49 +68,121 @@ extension RepoFileSystem {
         return created
     }
 
-    public func mkdir(parent: UInt64, name: String, permissions: UInt32, mayBlock: Bool = true) throws(FSError) -> Attributes {
+    public func mkdir(parent: UInt64, name: String, permissions: UInt32, caller: Caller? = nil,
+                      mayBlock: Bool = true) throws(FSError) -> Attributes {
         try addNode(parent: parent, name: name, kind: .directory, permissions: permissions & 0o7777, content: .none,
-                    mayBlock: mayBlock) { path in .mkdir(path: path, permissions: permissions & 0o7777) }
+                    caller: caller, mayBlock: mayBlock) { path, node in .mkdir(path: path, permissions: node.permissions) }
     }
 
-    public func symlink(parent: UInt64, name: String, target: String, mayBlock: Bool = true) throws(FSError) -> Attributes {
+    public func symlink(parent: UInt64, name: String, target: String, caller: Caller? = nil,
+                        mayBlock: Bool = true) throws(FSError) -> Attributes {
         guard !target.isEmpty, !target.utf8.contains(0) else { throw FSError.invalid("symlink target must be non-empty") }
         return try addNode(parent: parent, name: name, kind: .symlink, permissions: 0o777, content: .target(target),
-                           mayBlock: mayBlock) { path in .symlink(path: path, target: target) }
+                           caller: caller, mayBlock: mayBlock) { path, _ in .symlink(path: path, target: target) }
     }
 
-    /// Hard links cannot be versioned (git stores content, not inode identity).
-    public func link(_ ino: UInt64, parent: UInt64, name: String) throws(FSError) -> Attributes {
-        guard !isReadOnly else { throw FSError.readOnly }
-        logger.info("refused a hard link: a versioned tree stores content, not inode identity", metadata: ["name": "\(name)"])
-        throw FSError(EPERM, "hard links are not supported on a Mesa mount; copy the file instead")
+    /// mknod(2) of a FIFO, socket or device node: it lives in the mount's local layer
+    /// (journaled, never uploaded; the kernel serves its I/O). A regular file is created
+    /// empty, as mknod(S_IFREG) does.
+    public func mknod(parent: UInt64, name: String, mode: UInt32, rdev: UInt64, caller: Caller? = nil,
+                      mayBlock: Bool = true) throws(FSError) -> Attributes {
+        if mode & UInt32(S_IFMT) == UInt32(S_IFREG) {
+            let (attributes, opened) = try create(parent: parent, name: name, permissions: mode & 0o7777,
+                                                  flags: OpenFlags(write: true, exclusive: true), caller: caller, mayBlock: mayBlock)
+            defer { release(attributes.ino, handle: opened.handle) }
+            try flush(attributes.ino, handle: opened.handle)
+            return attributes
+        }
+        guard let kind = NodeKind(specialMode: mode) else { throw FSError.invalid("mknod of an unknown file type \(mode & UInt32(S_IFMT))") }
+        let device = kind == .charDevice || kind == .blockDevice ? rdev : 0
+        return try addNode(parent: parent, name: name, kind: kind, permissions: mode & 0o7777, content: .none, rdev: device,
+                           caller: caller, mayBlock: mayBlock) { path, node in
+            .special(path: path, kind: kind, permissions: node.permissions, rdev: device)
+        }
     }
 
-    private func addNode(parent: UInt64, name: String, kind: NodeKind, permissions: UInt32, content: FileContent,
-                         mayBlock: Bool, record: (String) -> JournalRecord) throws(FSError) -> Attributes {
+    /// link(2): `parent`/`name` becomes another name of `ino` (shared content, owner,
+    /// mode and times; `nlink` counts the names). The repository stores each linked path
+    /// as a file of its own with the same content (git shares the blob); the link
+    /// identity lives in the mount's local layer.
+    public func link(_ ino: UInt64, parent: UInt64, name: String, mayBlock: Bool = true) throws(FSError) -> Attributes {
         guard !isReadOnly else { throw FSError.readOnly }
         try Self.checkName(name)
         try ensureListed(parent, mayBlock: mayBlock)
         let attributes = try state.withLock { state throws(FSError) -> Attributes in
+            var node = try state.table.node(ino)
+            guard node.kind != .directory else { throw FSError(EPERM, "cannot hard-link directory \(state.table.path(of: ino) ?? "inode \(ino)")") }
+            guard let from = state.table.path(of: ino) else { throw FSError.noEntry("inode \(ino) (it was removed)") }
             let (_, children) = try state.table.directory(parent)
             guard let parentPath = state.table.path(of: parent) else { throw FSError.noEntry("directory inode \(parent)") }
             let path = state.table.childPath(parentPath, name)
             if children[name] != nil { throw FSError.exists(path) }
+            try Self.checkStorable(path)
+            guard node.links.count < 65_000 else { throw FSError(EMLINK, "'\(from)' has too many hard links") }
+            try journal.append(.link(from: from, to: path))
             let now = Timestamp.now()
-            var node = Node(ino: state.table.allocateIno(), parent: parent, name: name, kind: kind, permissions: permissions,
-                            uid: configuration.uid, gid: configuration.gid, size: 0, atime: now, mtime: now, ctime: now,
-                            content: content, children: kind == .directory ? [:] : nil)
-            if case .target(let target) = content { node.size = UInt64(target.utf8.count) }
-            if kind == .directory { node.size = 4096 }
-            node.lookups = 1
-            state.table.insert(node)
+            node.links.append(Link(parent: parent, name: name))
+            node.lookups += 1
+            node.ctime = now
+            state.table.nodes[ino] = node
+            state.table.nodes[parent]?.children?[name] = ino
+            state.table.noteMetadata(ino)
             touchParent(parent, &state, now)
-            try journal.append(record(path))
             state.table.touch(path)
             return state.table.attributes(node)
         }
         scheduleFlush()
         return attributes
+    }
+
+    private func addNode(parent: UInt64, name: String, kind: NodeKind, permissions: UInt32, content: FileContent,
+                         rdev: UInt64 = 0, caller: Caller?, mayBlock: Bool,
+                         record: (String, Node) -> JournalRecord) throws(FSError) -> Attributes {
+        guard !isReadOnly else { throw FSError.readOnly }
+        try Self.checkName(name)
+        try ensureListed(parent, mayBlock: mayBlock)
+        let attributes = try state.withLock { state throws(FSError) -> Attributes in
+            let (parentNode, children) = try state.table.directory(parent)
+            guard let parentPath = state.table.path(of: parent) else { throw FSError.noEntry("directory inode \(parent)") }
+            let path = state.table.childPath(parentPath, name)
+            if children[name] != nil { throw FSError.exists(path) }
+            try Self.checkStorable(path)
+            let now = Timestamp.now()
+            let owner = self.owner(caller, parent: parentNode)
+            var mode = permissions
+            // A directory created in a setgid directory is setgid too, as on ext4.
+            if kind == .directory && parentNode.permissions & UInt32(S_ISGID) != 0 { mode |= UInt32(S_ISGID) }
+            var node = Node(ino: state.table.allocateIno(), parent: parent, name: name, kind: kind, permissions: mode,
+                            uid: owner.uid, gid: owner.gid, size: 0, atime: now, mtime: now, ctime: now,
+                            content: content, children: kind == .directory ? [:] : nil)
+            if case .target(let target) = content { node.size = UInt64(target.utf8.count) }
+            if kind == .directory { node.size = 4096 }
+            node.rdev = rdev
+            node.lookups = 1
+            // Journaled first: a full disk refuses the call and changes nothing.
+            try journal.append([record(path, node)] + metadataRecords(node, path: path, state.table))
+            state.table.insert(node)
+            state.table.noteMetadata(node.ino)
+            touchParent(parent, &state, now)
+            state.table.touch(path)
+            return state.table.attributes(node)
+        }
+        scheduleFlush()
+        return attributes
+    }
+
+    /// Who owns a new node: the caller, with the group of a setgid parent directory.
+    private func owner(_ caller: Caller?, parent: Node) -> Caller {
+        var owner = caller ?? Caller(uid: configuration.uid, gid: configuration.gid)
+        if parent.permissions & UInt32(S_ISGID) != 0 { owner.gid = parent.gid }
+        return owner
+    }
+
+    /// Journals owner and mode of a node the repository cannot describe (see
+    /// `InodeTable.hasDefaultMetadata`), so they survive a restart.
+    private func metadataRecords(_ node: Node, path: String, _ table: InodeTable) -> [JournalRecord] {
+        guard !table.hasDefaultMetadata(node) else { return [] }
+        return [.attributes(path: path, permissions: node.permissions, uid: node.uid, gid: node.gid)]
     }
 
     public func unlink(parent: UInt64, name: String, mayBlock: Bool = true) throws(FSError) {
@@ -140,7 +219,7 @@ extension RepoFileSystem {
             let now = Timestamp.now()
             state.table.nodes[ino]?.ctime = now
             touchParent(parent, &state, now)
-            return state.table.detach(ino)
+            return state.table.unlinkEntry(parent: parent, name: name, ino)
         }
         discard(garbage)
         scheduleFlush()
@@ -205,12 +284,20 @@ extension RepoFileSystem {
                 throw FSError.isDirectory(newPath)
             }
         }
+        try Self.checkStorable(newPath)
         try journal.append(.rename(from: oldPath, to: newPath))
         var garbage: [UInt64] = []
-        if let target { garbage = state.table.detach(target) }
+        if let target { garbage = state.table.unlinkEntry(parent: newParent, name: newName, target) }
         state.table.nodes[parent]?.children?[name] = nil
-        state.table.nodes[source]?.parent = newParent
-        state.table.nodes[source]?.name = newName
+        if var node = state.table.nodes[source], !(node.parent == parent && node.name == name),
+           let index = node.links.firstIndex(of: Link(parent: parent, name: name)) {
+            // One of several hard links moves; the primary name stays.
+            node.links[index] = Link(parent: newParent, name: newName)
+            state.table.nodes[source] = node
+        } else {
+            state.table.nodes[source]?.parent = newParent
+            state.table.nodes[source]?.name = newName
+        }
         state.table.nodes[newParent]?.children?[newName] = source
         let now = Timestamp.now()
         state.table.nodes[source]?.ctime = now
@@ -245,7 +332,7 @@ extension RepoFileSystem {
                 state.table.nodes[ino]?.writes += 1
                 state.table.nodes[ino]?.mtime = now
                 state.table.nodes[ino]?.ctime = now
-                if let path = state.table.path(of: ino) { state.table.touch(path) }
+                state.table.touchLinks(ino)
             }
             // Inline when small (truncate to 0 costs nothing), else after fdatasync: a
             // reference to an unsynced data file must never reach the manifest.
@@ -254,22 +341,26 @@ extension RepoFileSystem {
         var versioned = changes.size != nil
         let attributes = try state.withLock { state throws(FSError) -> Attributes in
             var node = try state.table.node(ino)
+            let before = node
             let now = Timestamp.now()
-            if let permissions = changes.permissions, node.kind != .symlink {
-                let newPermissions = permissions & 0o7777
-                if node.kind == .file, (newPermissions & 0o100) != (node.permissions & 0o100), let path = state.table.path(of: ino) {
-                    try journal.append(.chmod(path: path, permissions: newPermissions))
-                    state.table.touch(path)
-                    versioned = true
-                }
-                node.permissions = newPermissions
-            }
+            if let permissions = changes.permissions, node.kind != .symlink { node.permissions = permissions & 0o7777 }
             if let uid = changes.uid { node.uid = uid }
             if let gid = changes.gid { node.gid = gid }
+            if (node.permissions, node.uid, node.gid) != (before.permissions, before.uid, before.gid),
+               let path = state.table.path(of: ino) {
+                // Owner and every mode bit are journaled (the local layer keeps them);
+                // only a file's executable bit is versioned, so only it needs an upload.
+                try journal.append(.attributes(path: path, permissions: node.permissions, uid: node.uid, gid: node.gid))
+                if node.kind == .file, (node.permissions & 0o100) != (before.permissions & 0o100) {
+                    state.table.touchLinks(ino)
+                    versioned = true
+                }
+            }
             if let atime = changes.atime { node.atime = atime }
             if let mtime = changes.mtime { node.mtime = mtime }
             node.ctime = now
             state.table.nodes[ino] = node
+            state.table.noteMetadata(ino)
             return state.table.attributes(node)
         }
         if versioned { scheduleFlush() }
@@ -281,11 +372,26 @@ extension RepoFileSystem {
         state.table.nodes[parent]?.ctime = now
     }
 
-    /// Names the store can hold: no '/', NUL, '.', '..' or '.git'.
+    /// A directory entry's name: not empty, '.' or '..', no '/' or NUL, at most 255 bytes.
     static func checkName(_ name: String) throws(FSError) {
         if name.isEmpty || name == "." || name == ".." || name.contains("/") || name.utf8.contains(0) {
-            throw FSError.invalid("invalid file name '\(name)'")
+            throw FSError.invalid("invalid file name '\(name.prefix(100))'")
         }
-        if name.utf8.count > 255 { throw FSError(ENAMETOOLONG, "file name longer than 255 bytes") }
+        if name.utf8.count > Validation.maxSegmentBytes {
+            throw FSError(ENAMETOOLONG, "file name longer than \(Validation.maxSegmentBytes) bytes")
+        }
+    }
+
+    /// A new path must be one the repository can hold, by the store's own rules
+    /// (`Validation.pathProblem`), or an upload would fail on it later. Local-only paths
+    /// (inside a `.git` directory) never reach the store and need only fit the length.
+    static func checkStorable(_ path: String) throws(FSError) {
+        if path.utf8.count > Validation.maxPathBytes {
+            throw FSError(ENAMETOOLONG, "path longer than \(Validation.maxPathBytes) bytes: a repository cannot hold it")
+        }
+        if isLocalOnly(path) { return }
+        if let problem = Validation.pathProblem(path) {
+            throw FSError.invalid("'\(path.prefix(200))' cannot be stored in a repository: \(problem)")
+        }
     }
 }

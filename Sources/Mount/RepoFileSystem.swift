@@ -109,8 +109,10 @@ public final class RepoFileSystem: Sendable {
         let root = Node(ino: InodeTable.rootIno, parent: InodeTable.rootIno, name: "", kind: .directory, permissions: 0o755,
                         uid: configuration.uid, gid: configuration.gid, size: 4096, atime: header.baseTime,
                         mtime: header.baseTime, ctime: header.baseTime, content: .none, children: nil)
-        state = Mutex(CoreState(table: InodeTable(root: root), readChange: version.working ?? version.base,
-                                baseTime: header.baseTime))
+        var table = InodeTable(root: root)
+        table.defaultUID = configuration.uid
+        table.defaultGID = configuration.gid
+        state = Mutex(CoreState(table: table, readChange: version.working ?? version.base, baseTime: header.baseTime))
         // Keep every record of a previous run until it is uploaded.
         try journal.rewrite(header: header, keep: { _, _ in true })
         var lost: [String] = []

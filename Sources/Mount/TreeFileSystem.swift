@@ -180,19 +180,27 @@ public final class TreeFileSystem: FileSystemCore {
         return try fs.readlink(local, mayBlock: mayBlock)
     }
 
-    public func mkdir(parent: UInt64, name: String, permissions: UInt32, mayBlock: Bool) throws(FSError) -> Attributes {
+    public func mkdir(parent: UInt64, name: String, permissions: UInt32, caller: Caller? = nil, mayBlock: Bool) throws(FSError) -> Attributes {
         let (fs, slot, local) = try repo(parent, "mkdir")
-        return Self.mapped(try fs.mkdir(parent: local, name: name, permissions: permissions, mayBlock: mayBlock), slot)
+        return Self.mapped(try fs.mkdir(parent: local, name: name, permissions: permissions, caller: caller, mayBlock: mayBlock), slot)
     }
 
-    public func symlink(parent: UInt64, name: String, target: String, mayBlock: Bool) throws(FSError) -> Attributes {
+    public func symlink(parent: UInt64, name: String, target: String, caller: Caller? = nil, mayBlock: Bool) throws(FSError) -> Attributes {
         let (fs, slot, local) = try repo(parent, "symlink")
-        return Self.mapped(try fs.symlink(parent: local, name: name, target: target, mayBlock: mayBlock), slot)
+        return Self.mapped(try fs.symlink(parent: local, name: name, target: target, caller: caller, mayBlock: mayBlock), slot)
     }
 
-    public func link(_ ino: UInt64, parent: UInt64, name: String) throws(FSError) -> Attributes {
+    public func mknod(parent: UInt64, name: String, mode: UInt32, rdev: UInt64, caller: Caller? = nil,
+                      mayBlock: Bool) throws(FSError) -> Attributes {
+        let (fs, slot, local) = try repo(parent, "mknod")
+        return Self.mapped(try fs.mknod(parent: local, name: name, mode: mode, rdev: rdev, caller: caller, mayBlock: mayBlock), slot)
+    }
+
+    public func link(_ ino: UInt64, parent: UInt64, name: String, mayBlock: Bool) throws(FSError) -> Attributes {
         let (fs, slot, local) = try repo(parent, "link")
-        return Self.mapped(try fs.link(ino & Self.localMask, parent: local, name: name), slot)
+        // A link across repositories would be a link across filesystems.
+        guard ino >> Self.shift == slot else { throw FSError(EXDEV, "cannot hard-link across repositories") }
+        return Self.mapped(try fs.link(ino & Self.localMask, parent: local, name: name, mayBlock: mayBlock), slot)
     }
 
     public func unlink(parent: UInt64, name: String, mayBlock: Bool) throws(FSError) {
@@ -212,10 +220,11 @@ public final class TreeFileSystem: FileSystemCore {
         try fs.rename(parent: local, name: name, newParent: newLocal, newName: newName, flags: flags, mayBlock: mayBlock)
     }
 
-    public func create(parent: UInt64, name: String, permissions: UInt32, flags: OpenFlags,
+    public func create(parent: UInt64, name: String, permissions: UInt32, flags: OpenFlags, caller: Caller? = nil,
                        mayBlock: Bool) throws(FSError) -> (Attributes, OpenResult) {
         let (fs, slot, local) = try repo(parent, "create")
-        let (attributes, opened) = try fs.create(parent: local, name: name, permissions: permissions, flags: flags, mayBlock: mayBlock)
+        let (attributes, opened) = try fs.create(parent: local, name: name, permissions: permissions, flags: flags,
+                                                 caller: caller, mayBlock: mayBlock)
         return (Self.mapped(attributes, slot), OpenResult(handle: Self.global(slot, opened.handle), keepCache: opened.keepCache))
     }
 

@@ -239,7 +239,7 @@ extension RepoFileSystem {
             node.linked && node.name.lowercased() == ".git" && state.table.path(of: node.ino) != nil
         }
         if localOnly || !Self.unversionedRecords(state.table, withFiles: true).isEmpty {
-            return "it holds what the store cannot (a .git tree or empty directories)"
+            return "it holds what the store cannot (a .git tree, empty directories, special files, hard links or owners and modes)"
         }
         return nil
     }
@@ -284,6 +284,7 @@ extension RepoFileSystem {
         }
         table.touched = [:]
         table.localDirectories = []
+        table.localLayer = []
         var garbage: [UInt64] = []
         for ino in Array(table.nodes.keys) { garbage += table.dropIfUnused(ino) }
         return (garbage, known)

@@ -97,31 +97,35 @@ public enum Validation {
         guard !path.utf8.contains(0) else {
             throw StoreError.invalid("invalid path: it contains a NUL byte")
         }
-        guard path.utf8.count <= 4096 else {
-            throw StoreError.invalid("invalid path: longer than 4096 bytes")
+        if let problem = pathProblem(path) {
+            throw StoreError.invalid("invalid path '\(path.prefix(200))': \(problem)")
         }
-        let segments = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        for segment in segments {
-            if segment.isEmpty {
-                throw StoreError.invalid("invalid path '\(path.prefix(200))': empty segment (double or trailing '/')")
-            }
-            if segment == "." || segment == ".." {
-                throw StoreError.invalid("invalid path '\(path.prefix(200))': '.' and '..' segments are not allowed")
-            }
-            if isDotGit(segment) {
-                throw StoreError.invalid("invalid path '\(path.prefix(200))': '.git' (or a name git treats as '.git') is reserved by git and cannot be stored")
-            }
-            if segment.utf8.count > 255 {
-                throw StoreError.invalid("invalid path '\(path.prefix(200))': a segment is longer than 255 bytes")
-            }
+        return path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+    }
+
+    /// Longest path and path segment a repository holds, in UTF-8 bytes.
+    public static let maxPathBytes = 4096
+    public static let maxSegmentBytes = 255
+
+    /// Why the store cannot hold `path` (relative, no leading '/'), or nil if it can. The
+    /// one copy of these rules: the store refuses such paths and the mount refuses to
+    /// create them, so nothing written through a mount can block its uploads.
+    public static func pathProblem(_ path: String) -> String? {
+        if path.utf8.contains(0) { return "it contains a NUL byte" }
+        if path.utf8.count > maxPathBytes { return "longer than \(maxPathBytes) bytes" }
+        for segment in path.split(separator: "/", omittingEmptySubsequences: false) {
+            if segment.isEmpty { return "empty segment (double or trailing '/')" }
+            if segment == "." || segment == ".." { return "'.' and '..' segments are not allowed" }
+            if isDotGit(String(segment)) { return "'.git' (or a name git treats as '.git') is reserved by git and cannot be stored" }
+            if segment.utf8.count > maxSegmentBytes { return "a segment is longer than \(maxSegmentBytes) bytes" }
         }
-        return segments
+        return nil
     }
 
     /// What git itself refuses as `.git` (fsck `hasDotgit`, checkout's `verify_path`):
     /// any case, HFS+ ignorable code points inside (`.g\u{200C}it`), and NTFS spellings
     /// (`.git.`, `.git `, `git~1`, `.git:stream`).
-    static func isDotGit(_ segment: String) -> Bool {
+    public static func isDotGit(_ segment: String) -> Bool {
         let ignorable: (Unicode.Scalar) -> Bool = { scalar in
             switch scalar.value {
             case 0x200C...0x200F, 0x202A...0x202E, 0x206A...0x206F, 0xFEFF: true

@@ -95,7 +95,8 @@ import Testing
         expectErrno(ENOTDIR) { try fs.rmdir(parent: root, name: "f") }
         expectErrno(ENOTDIR) { try fs.lookup(parent: f, name: "x") }
         expectErrno(ENOTDIR) { try fs.rename(parent: root, name: "d", newParent: root, newName: "f") }
-        expectErrno(EPERM) { try fs.link(f, parent: root, name: "hard") }
+        expectErrno(EPERM) { try fs.link(try fs.ino("d"), parent: root, name: "hard") }
+        expectErrno(EEXIST) { try fs.link(f, parent: root, name: "d") }
         expectErrno(EINVAL) { try fs.mkdir(parent: root, name: "a/b", permissions: 0o755) }
     }
 

@@ -2,8 +2,9 @@ import Foundation
 @testable import Mount
 import Testing
 
-/// What a durable close writes, and that a replay from disk alone (no in-memory state:
-/// the mount is dropped without flush, as by kill -9) restores exactly that.
+/// What a durable close (`durability = close`) writes, and that a replay from disk alone
+/// (no in-memory state: the mount is dropped without flush, as by kill -9) restores
+/// exactly that.
 @Suite struct DurableCloseTests {
     /// The journal's `.file` records, in order, read from the manifest on disk.
     static func fileRecords(_ fx: MountFixture) throws -> [(path: String, data: UInt64, inline: Data?)] {
@@ -21,7 +22,7 @@ import Testing
 
     @Test func emptyCreatedFileIsJournaledInlineAndSurvivesReplay() throws {
         let fx = try MountFixture()
-        var fs: RepoFileSystem? = try fx.mount()
+        var fs: RepoFileSystem? = try fx.mount(durability: .close)
         let (attributes, opened) = try #require(fs).create(parent: InodeTable.rootIno, name: "touched", permissions: 0o644,
                                                            flags: OpenFlags(write: true))
         try fs?.flush(attributes.ino, handle: opened.handle)
@@ -34,7 +35,7 @@ import Testing
         let data = try #require(records.last?.data)
         fs = nil
         unlink(fx.journalDirectory + "/data/\(data)")
-        let recovered = try fx.mount()
+        let recovered = try fx.mount(durability: .close)
         #expect(recovered.replayLosses.isEmpty)
         #expect(try recovered.list(InodeTable.rootIno) == ["touched"])
         #expect(try recovered.getattr(try recovered.ino("touched")).size == 0)
@@ -44,7 +45,7 @@ import Testing
 
     @Test func smallFilesReplayWithTheExactInlineBytesAndLargerOnesFromTheirSyncedDataFile() throws {
         let fx = try MountFixture()
-        var fs: RepoFileSystem? = try fx.mount()
+        var fs: RepoFileSystem? = try fx.mount(durability: .close)
         let small = (0..<Journal.inlineLimit).map { UInt8(truncatingIfNeeded: $0 * 7 + 3) }
         let large = (0...Journal.inlineLimit).map { UInt8(truncatingIfNeeded: $0 * 13 + 1) }
         for (name, bytes) in [("small.bin", small), ("large.bin", large)] {
@@ -62,7 +63,7 @@ import Testing
         fs = nil
         // The small file's data file was never synced: a power cut may leave anything there.
         try Data("garbage".utf8).write(to: URL(fileURLWithPath: fx.journalDirectory + "/data/\(smallRecord.data)"))
-        let recovered = try fx.mount()
+        let recovered = try fx.mount(durability: .close)
         func read(_ name: String) throws -> [UInt8] {
             let ino = try recovered.ino(name)
             let handle = try recovered.open(ino, flags: OpenFlags()).handle
@@ -76,14 +77,14 @@ import Testing
         #expect(try read("large.bin") == large)
         // A second crash replays the same bytes again.
         _ = consume recovered
-        let again = try fx.mount()
+        let again = try fx.mount(durability: .close)
         #expect(try again.getattr(try again.ino("small.bin")).size == UInt64(small.count))
     }
 
     @Test func aClosedFileWhoseDataFileIsMissingIsReportedNotEmptied() throws {
         let fx = try MountFixture()
         try fx.seed(["big": "old content"])
-        var fs: RepoFileSystem? = try fx.mount()
+        var fs: RepoFileSystem? = try fx.mount(durability: .close)
         let large = String(repeating: "x", count: Journal.inlineLimit + 100)
         try fs?.writeText("big", large)
         try fs?.writeText("gone", large)
@@ -92,7 +93,7 @@ import Testing
         #expect(big.inline == nil)
         fs = nil
         unlink(fx.journalDirectory + "/data/\(big.data)")  // e.g. a damaged journal disk
-        let recovered = try fx.mount()
+        let recovered = try fx.mount(durability: .close)
         #expect(recovered.replayLosses == ["big"])
         #expect(recovered.status().lastError?.contains("'big'") == true)
         #expect(try recovered.readText("big") == "old content", "the file keeps its previous state, it is not emptied")
@@ -101,13 +102,13 @@ import Testing
 
     @Test func poolFilesUnusedAtACrashAreReclaimedAndNeverShowUp() throws {
         let fx = try MountFixture()
-        var fs: RepoFileSystem? = try fx.mount()
+        var fs: RepoFileSystem? = try fx.mount(durability: .close)
         try fs?.writeText("f", "one file")
         let pooled = try #require(fs?.journal.pooledData)
         #expect(pooled.count == Journal.poolBatch - 1)
         #expect(try Self.dataFiles(fx).isSuperset(of: pooled), "the pool's files exist, their directory entries synced")
         fs = nil
-        let recovered = try fx.mount()
+        let recovered = try fx.mount(durability: .close)
         #expect(try recovered.list(InodeTable.rootIno) == ["f"])
         #expect(try recovered.readText("f") == "one file")
         let left = try Self.dataFiles(fx)
@@ -119,7 +120,7 @@ import Testing
 
     @Test func truncatingAWrittenFileToZeroIsDurableWithoutItsDataFile() throws {
         let fx = try MountFixture()
-        var fs: RepoFileSystem? = try fx.mount()
+        var fs: RepoFileSystem? = try fx.mount(durability: .close)
         let large = String(repeating: "y", count: Journal.inlineLimit * 2)
         try fs?.writeText("t", large)
         let ino = try #require(fs).ino("t")
@@ -128,7 +129,7 @@ import Testing
         fs?.release(ino, handle: handle)
         #expect(try Self.fileRecords(fx).last?.inline == Data())
         fs = nil
-        let recovered = try fx.mount()
+        let recovered = try fx.mount(durability: .close)
         #expect(try recovered.getattr(try recovered.ino("t")).size == 0, "the truncation was promised at close")
     }
 
@@ -137,7 +138,7 @@ import Testing
     /// data file, synced.
     @Test func compactionKeepsLocalOnlyFilesDurable() throws {
         let fx = try MountFixture()
-        var fs: RepoFileSystem? = try fx.mount()
+        var fs: RepoFileSystem? = try fx.mount(durability: .close)
         try fs?.mkdirPath(".git")
         let large = String(repeating: "p", count: Journal.inlineLimit * 3)
         try fs?.writeText(".git/HEAD", "ref: refs/heads/main")
@@ -151,7 +152,7 @@ import Testing
         #expect(try #require(records.first { $0.path == ".git/pack" }).inline == nil)
         fs = nil
         try Data("torn".utf8).write(to: URL(fileURLWithPath: fx.journalDirectory + "/data/\(head.data)"))
-        let recovered = try fx.mount()
+        let recovered = try fx.mount(durability: .close)
         #expect(try recovered.readText(".git/HEAD") == "ref: refs/heads/main")
         #expect(try recovered.readText(".git/pack") == large)
         #expect(try recovered.readText("tracked") == "t")

@@ -45,10 +45,10 @@ final class MountFixture: @unchecked Sendable {
     }
 
     func mount(_ target: MountTarget = .bookmark(nil), mode: MountMode = .rw, backend: (any Backend)? = nil,
-               journal: String? = nil) throws -> RepoFileSystem {
+               journal: String? = nil, durability: Durability = .fsync) throws -> RepoFileSystem {
         let configuration = MountConfiguration(org: org, repo: repo, target: target, mode: mode,
                                                journalDirectory: journal ?? journalDirectory, debounce: .milliseconds(50),
-                                               maxRetryDelay: .milliseconds(200), backgroundFlush: false)
+                                               maxRetryDelay: .milliseconds(200), backgroundFlush: false, durability: durability)
         return try RepoFileSystem(configuration: configuration, backend: backend ?? self.backend, cache: cache)
     }
 

@@ -19,6 +19,10 @@ unsigned int cfuse_version(void);
 /* Linux calls glibc only declares under _GNU_SOURCE, which Swift's Glibc module
    does not define. */
 int cfuse_fallocate(int fd, int mode, long long offset, long long length);
+/* FALLOC_FL_KEEP_SIZE: reserve blocks without changing the file's size. */
+int cfuse_falloc_keep_size(void);
+/* The uid and gid of the process behind a request (fuse_req_ctx). */
+void cfuse_req_caller(fuse_req_t req, unsigned int *uid, unsigned int *gid);
 long long cfuse_copy_file_range(int in_fd, int out_fd, unsigned long long length);
 
 /* A session from a comma-separated -o option string (the args are copied). */
