@@ -6,21 +6,35 @@ import Store
 public struct LocalBackend: Backend {
     public let store: Store
     public let principal: Principal
+    /// Set for a long-lived backend (mesad's): every call authenticates the key again.
+    private let recheckedSecret: String?
 
     public init(store: Store, principal: Principal) {
         self.store = store
         self.principal = principal
+        recheckedSecret = nil
     }
 
     /// Authenticates `secret` against the store and returns a backend acting as its key.
-    public init(store: Store, secret: String) throws(MesaError) {
-        let principal = try mesaErrors { try store.authenticate(secret: secret) }
-        self.init(store: store, principal: principal)
+    /// With `recheck`, every later call authenticates it again, so a key revoked or
+    /// expired after this backend was made (a mount lives for hours) stops working at
+    /// once, with KEY_REVOKED / KEY_EXPIRED — as every call to mesa-server does.
+    public init(store: Store, secret: String, recheck: Bool = false) throws(MesaError) {
+        principal = try mesaErrors { try store.authenticate(secret: secret) }
+        self.store = store
+        recheckedSecret = recheck ? secret : nil
+    }
+
+    /// The principal a call is authorized as (see `init(store:secret:recheck:)`).
+    private func caller() throws -> Principal {
+        guard let secret = recheckedSecret else { return principal }
+        return try store.authenticate(secret: secret)
     }
 
     public func whoami() throws -> Identity {
-        Identity(org: principal.org, keyID: principal.keyID, keyName: principal.keyName, scopes: principal.scopes,
-                 repoIDs: principal.repoIDs.map { $0.sorted() })
+        let principal = try mesaErrors { try caller() }
+        return Identity(org: principal.org, keyID: principal.keyID, keyName: principal.keyName, scopes: principal.scopes,
+                        repoIDs: principal.repoIDs.map { $0.sorted() })
     }
 
     // MARK: Repos
@@ -32,7 +46,7 @@ public struct LocalBackend: Backend {
     /// Repos the key can see, optionally only those whose tags match `filter`.
     public func listRepos(org: String, filter: TagFilter?, cursor: String?, limit: Int?) throws -> Page<Repo> {
         try mesaErrors {
-            try store.authorize(principal, .read, org: org)
+            try store.authorize(try caller(), .read, org: org)
             return try store.listRepos(org: org, cursor: cursor, limit: limit, only: principal.repoIDs, filter: filter)
         }
     }
@@ -40,7 +54,7 @@ public struct LocalBackend: Backend {
     /// The org record and how many repos it holds.
     public func org(_ slug: String) throws -> (org: Org, repoCount: Int) {
         try mesaErrors {
-            try store.authorize(principal, .read, org: slug)
+            try store.authorize(try caller(), .read, org: slug)
             return (try store.org(slug), try store.repoCount(org: slug))
         }
     }
@@ -55,7 +69,7 @@ public struct LocalBackend: Backend {
 
     public func createRepo(org: String, name: String, defaultBookmark: String?, tags: [String: String]) throws -> Repo {
         try mesaErrors {
-            try store.authorize(principal, .createRepo, org: org)
+            try store.authorize(try caller(), .createRepo, org: org)
             return try store.createRepo(org: org, name: name, defaultBookmark: defaultBookmark ?? "main", tags: tags)
         }
     }
@@ -74,7 +88,7 @@ public struct LocalBackend: Backend {
     /// ever touches its own repos and learns nothing about others.
     public func updateRepoTags(org: String, repoIDs: [String], key: String, value: String?) throws -> Int {
         try mesaErrors {
-            try store.authorize(principal, .write, org: org)
+            try store.authorize(try caller(), .write, org: org)
             let visible = principal.repoIDs.map { allowed in repoIDs.filter(allowed.contains) } ?? repoIDs
             return try store.updateRepoTags(org: org, repoIDs: visible, key: key, value: value)
         }
@@ -91,7 +105,7 @@ public struct LocalBackend: Backend {
 
     public func createKey(org: String, _ request: KeyRequest) throws -> CreatedAPIKey {
         try mesaErrors {
-            try store.authorize(principal, .createKey, org: org)
+            try store.authorize(try caller(), .createKey, org: org)
             return try store.createAPIKey(org: org, name: request.name, scopes: request.scopes, repoIDs: request.repoIDs,
                                           expiresInSeconds: request.expiresInSeconds, tags: request.tags, creator: principal)
         }
@@ -105,7 +119,7 @@ public struct LocalBackend: Backend {
     public func listKeys(org: String, status: KeyStatus?, query: String?, scope: Scope?, repoID: String?,
                          cursor: String?, limit: Int?) throws -> Page<APIKey> {
         try mesaErrors {
-            try store.authorize(principal, .admin, org: org)
+            try store.authorize(try caller(), .admin, org: org)
             return try store.listAPIKeys(org: org, status: status, query: query, scope: scope, repoID: repoID,
                                          cursor: cursor, limit: limit)
         }
@@ -114,14 +128,14 @@ public struct LocalBackend: Backend {
     /// Patches a key's tags (nil removes one); returns the resulting tags.
     public func updateKeyTags(org: String, id: String, tags: [String: String?]) throws -> [String: String] {
         try mesaErrors {
-            try store.authorize(principal, .admin, org: org)
+            try store.authorize(try caller(), .admin, org: org)
             return try store.updateAPIKeyTags(org: org, id: id, tags: tags)
         }
     }
 
     public func revokeKey(org: String, id: String) throws {
         try mesaErrors {
-            try store.authorize(principal, .admin, org: org)
+            try store.authorize(try caller(), .admin, org: org)
             try store.revokeAPIKey(org: org, id: id)
         }
     }
@@ -268,9 +282,9 @@ public struct LocalBackend: Backend {
     /// Looks the repo up and checks the principal may act on it. Repos outside the
     /// key's scope look exactly like missing ones.
     private func authorizedRepo(_ org: String, _ name: String, _ action: Action) throws -> Repo {
-        try store.authorize(principal, .read, org: org)
+        try store.authorize(try caller(), .read, org: org)
         let repo = try store.repo(org: org, name: name)
-        try store.authorize(principal, action, org: org, repoID: repo.id)
+        try store.authorize(try caller(), action, org: org, repoID: repo.id)
         return repo
     }
 

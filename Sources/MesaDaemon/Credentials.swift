@@ -46,7 +46,7 @@ public struct OrgBackends: Sendable {
     public func backend(for org: String?) throws(MesaError) -> (String, any Backend) {
         let (name, backend) = try configuredBackend(for: org)
         if let store, let secret = secrets[name] {
-            return (name, try LocalBackend(store: store, secret: secret))
+            return (name, try LocalBackend(store: store, secret: secret, recheck: true))
         }
         return (name, backend)
     }
@@ -89,7 +89,7 @@ public enum CredentialResolver {
                 throw ConfigError("no API key for organization '\(org.name)': set MESA_ORGS=\(org.name):<key>, or api-key in [organizations.\(org.name)]")
             }
             do {
-                let backend = try LocalBackend(store: store, secret: secret)
+                let backend = try LocalBackend(store: store, secret: secret, recheck: true)
                 guard backend.principal.org.slug.lowercased() == org.name.lowercased() else {
                     throw ConfigError("the key configured for organization '\(org.name)' belongs to organization '\(backend.principal.org.slug)'")
                 }

@@ -82,6 +82,8 @@ extension MountManager {
         for mount in repoMounts() where !lost.contains(mount.id) {
             if follower.withLock({ $0.stopping }) { break }
             let metadata: Logger.Metadata = ["mount": "\(mount.path)", "repo": "\(mount.fs.org)/\(mount.fs.repo)"]
+            // A key revoked or expired meanwhile stops the mount even while it is idle.
+            mount.fs.recheckKey()
             do {
                 switch try mount.fs.followBookmark() {
                 case .pinned, .unchanged:

@@ -6,10 +6,20 @@ import MesaAPI
 public struct FSError: Error, Sendable, Equatable, CustomStringConvertible {
     public let errno: Int32
     public let message: String
+    /// The backend's error behind this one, so RPC callers get its code (KEY_REVOKED…)
+    /// rather than a generic one derived from the errno.
+    public let cause: MesaError?
 
     public init(_ errno: Int32, _ message: String) {
         self.errno = errno
         self.message = message
+        cause = nil
+    }
+
+    private init(_ errno: Int32, _ message: String, cause: MesaError) {
+        self.errno = errno
+        self.message = message
+        self.cause = cause
     }
 
     public var description: String { "\(message) (errno \(errno))" }
@@ -39,9 +49,9 @@ public struct FSError: Error, Sendable, Equatable, CustomStringConvertible {
     /// an outage EIO (the kernel has no better word for "try again later").
     init(_ error: MesaError) {
         switch error.code {
-        case .notFound: self.init(ENOENT, error.message)
-        case .unavailable: self.init(EIO, "backend unavailable: \(error.message)")
-        default: self.init(error.errno ?? EIO, error.message)
+        case .notFound: self.init(ENOENT, error.message, cause: error)
+        case .unavailable: self.init(EIO, "backend unavailable: \(error.message)", cause: error)
+        default: self.init(error.errno ?? EIO, error.message, cause: error)
         }
     }
 
@@ -60,7 +70,8 @@ func fsErrors<T>(_ body: () throws -> T) throws(FSError) -> T {
 extension FSError {
     /// The same failure as the RPC layer reports it.
     public var mesaError: MesaError {
-        switch errno {
+        if let cause { return cause }
+        return switch errno {
         case ENOENT: MesaError(.notFound, message, errno: errno)
         case EEXIST: MesaError(.alreadyExists, message, errno: errno)
         case EROFS: MesaError(.readOnly, message, errno: errno)

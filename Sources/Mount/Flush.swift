@@ -33,6 +33,7 @@ extension RepoFileSystem {
                 versions.withLock { $0.lastError = nil; $0.lastFlush = Date() }
             } catch {
                 versions.withLock { $0.lastError = error.message }
+                noteBackendFailure(error)
                 throw error
             }
         }
@@ -49,6 +50,7 @@ extension RepoFileSystem {
             } catch {
                 let failure = MesaError.from(error)
                 versions.withLock { $0.lastError = failure.message }
+                noteBackendFailure(failure)
                 logger.warning("upload failed; will retry", metadata: ["repo": "\(org)/\(repo)", "error": "\(failure.message)"])
                 return .failed
             }

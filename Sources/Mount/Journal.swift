@@ -152,6 +152,7 @@ final class Journal: Sendable {
     var lastSeq: UInt64 { state.withLock { $0.lastSeq } }
 
     func setMuted(_ muted: Bool) { state.withLock { $0.muted = muted } }
+    var isMuted: Bool { state.withLock { $0.muted } }
 
     /// Appends a record (not yet durable) and returns its sequence number.
     @discardableResult

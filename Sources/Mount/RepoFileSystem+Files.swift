@@ -6,6 +6,7 @@ extension RepoFileSystem {
     /// first unless the open truncates); reading handles of unmodified files read the
     /// cached blob, and only those may keep the kernel's page cache.
     public func open(_ ino: UInt64, flags: OpenFlags, mayBlock: Bool = true) throws(FSError) -> OpenResult {
+        try guardKey(mayBlock: mayBlock)
         if flags.write || flags.truncate {
             guard !isReadOnly else { throw FSError.readOnly }
         }
@@ -67,6 +68,7 @@ extension RepoFileSystem {
     /// Where to read `size` bytes at `offset`: the handle's descriptor, reopened on the
     /// node's current content if another handle has modified the file since.
     public func read(_ ino: UInt64, handle: UInt64, offset: Int64, size: Int, mayBlock: Bool = true) throws(FSError) -> ReadSource {
+        try guardKeyCached()
         for _ in 0..<3 {
             let answer = try state.withLock { state throws(FSError) -> (ReadSource?, FileContent) in
                 guard let file = state.files[handle] else { throw FSError.badHandle(handle) }
@@ -92,6 +94,7 @@ extension RepoFileSystem {
 
     /// Writes bytes at `offset` (at the end for O_APPEND handles).
     public func write(_ ino: UInt64, handle: UInt64, offset: Int64, bytes: UnsafeRawBufferPointer) throws(FSError) -> Int {
+        try guardKeyCached()
         guard !isReadOnly else { throw FSError.readOnly }
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return 0 }
         let (descriptor, position, sizeBefore) = try state.withLock { state throws(FSError) -> (Int32, Int64, UInt64) in

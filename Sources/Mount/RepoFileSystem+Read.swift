@@ -3,6 +3,7 @@ import Foundation
 extension RepoFileSystem {
     /// Looks `name` up in `parent`; a hit counts as one kernel reference (see `forget`).
     public func lookup(parent: UInt64, name: String, mayBlock: Bool = true) throws(FSError) -> Attributes {
+        try guardKey(mayBlock: mayBlock)
         try ensureListed(parent, mayBlock: mayBlock)
         return try state.withLock { state throws(FSError) -> Attributes in
             let (_, children) = try state.table.directory(parent)
@@ -32,13 +33,15 @@ extension RepoFileSystem {
     }
 
     public func getattr(_ ino: UInt64) throws(FSError) -> Attributes {
-        try state.withLock { state throws(FSError) in state.table.attributes(try state.table.node(ino)) }
+        try guardKeyCached()
+        return try state.withLock { state throws(FSError) in state.table.attributes(try state.table.node(ino)) }
     }
 
     // MARK: Directories
 
     /// Opens a directory: its entries are fixed for the handle's life.
     public func opendir(_ ino: UInt64, mayBlock: Bool = true) throws(FSError) -> UInt64 {
+        try guardKey(mayBlock: mayBlock)
         try ensureListed(ino, mayBlock: mayBlock)
         return try state.withLock { state throws(FSError) -> UInt64 in
             let (node, children) = try state.table.directory(ino)
@@ -80,6 +83,7 @@ extension RepoFileSystem {
     // MARK: Symlinks and stats
 
     public func readlink(_ ino: UInt64, mayBlock: Bool = true) throws(FSError) -> String {
+        try guardKey(mayBlock: mayBlock)
         let content = try state.withLock { state throws(FSError) -> FileContent in
             let node = try state.table.node(ino)
             guard node.kind == .symlink else { throw FSError.invalid("inode \(ino) is not a symlink") }

@@ -8,6 +8,7 @@ extension RepoFileSystem {
     /// Creates and opens a new regular file.
     public func create(parent: UInt64, name: String, permissions: UInt32, flags: OpenFlags, caller: Caller? = nil,
                        mayBlock: Bool = true) throws(FSError) -> (Attributes, OpenResult) {
+        try guardKey(mayBlock: mayBlock)
         guard !isReadOnly else { throw FSError.readOnly }
         try Self.checkName(name)
         try ensureListed(parent, mayBlock: mayBlock)
@@ -106,6 +107,7 @@ extension RepoFileSystem {
     /// as a file of its own with the same content (git shares the blob); the link
     /// identity lives in the mount's local layer.
     public func link(_ ino: UInt64, parent: UInt64, name: String, mayBlock: Bool = true) throws(FSError) -> Attributes {
+        try guardKey(mayBlock: mayBlock)
         guard !isReadOnly else { throw FSError.readOnly }
         try Self.checkName(name)
         try ensureListed(parent, mayBlock: mayBlock)
@@ -138,6 +140,7 @@ extension RepoFileSystem {
     private func addNode(parent: UInt64, name: String, kind: NodeKind, permissions: UInt32, content: FileContent,
                          rdev: UInt64 = 0, caller: Caller?, mayBlock: Bool,
                          record: (String, Node) -> JournalRecord) throws(FSError) -> Attributes {
+        try guardKey(mayBlock: mayBlock)
         guard !isReadOnly else { throw FSError.readOnly }
         try Self.checkName(name)
         try ensureListed(parent, mayBlock: mayBlock)
@@ -194,6 +197,7 @@ extension RepoFileSystem {
     }
 
     private func remove(parent: UInt64, name: String, directory: Bool, mayBlock: Bool) throws(FSError) {
+        try guardKey(mayBlock: mayBlock)
         guard !isReadOnly else { throw FSError.readOnly }
         try ensureListed(parent, mayBlock: mayBlock)
         if directory {
@@ -230,6 +234,7 @@ extension RepoFileSystem {
     /// every file under the new path.
     public func rename(parent: UInt64, name: String, newParent: UInt64, newName: String, flags: UInt32 = 0,
                        mayBlock: Bool = true) throws(FSError) {
+        try guardKey(mayBlock: mayBlock)
         guard !isReadOnly else { throw FSError.readOnly }
         if flags & renameExchange != 0 {
             throw FSError.invalid("RENAME_EXCHANGE is not supported on a Mesa mount")
@@ -313,6 +318,7 @@ extension RepoFileSystem {
     /// permission bits, owners and times are kept for the life of the mount.
     public func setattr(_ ino: UInt64, _ changes: AttributeChanges, handle: UInt64? = nil,
                         mayBlock: Bool = true) throws(FSError) -> Attributes {
+        try guardKey(mayBlock: mayBlock)
         guard !isReadOnly else { throw FSError.readOnly }
         if try state.withLock({ state throws(FSError) in try state.table.node(ino).detachedByReset }) {
             throw FSError(ESTALE, "inode \(ino) changed revision; look it up again")

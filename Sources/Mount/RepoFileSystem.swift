@@ -77,6 +77,8 @@ public final class RepoFileSystem: Sendable {
     /// Paths whose closed content the last replay could not restore (data file missing).
     public var replayLosses: [String] { losses.withLock { $0 } }
     private let losses = Mutex<[String]>([])
+    /// When the backend last confirmed the mount's key, and its refusal if any.
+    let keyCheck = Mutex(KeyCheck())
 
     public var org: String { configuration.org }
     public var repo: String { configuration.repo }
