@@ -192,7 +192,7 @@ warmread() {
     echo "$best"
 }
 
-echo "agent-day benchmark ($(nproc) cores, $(uname -r)); tree: $nfiles files, $mbytes MB; build: libiberty (binutils 2.40), make -j$jobs"
+echo "agent-day benchmark ($(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)); tree: $nfiles files, $mbytes MB; build: libiberty (binutils 2.40), make -j$jobs"
 echo "native: $work/native   mount: $repo (mesad pid $pid)"
 
 day native "$work/native"
