@@ -13,7 +13,10 @@
 # tarball once under .build/agent-day/ (needs `apt-get download binutils-source`); later
 # runs reuse it. Stops everything it started by pid; lazy unmount on every path.
 #
-# Usage: bash bench/agent-day.sh [--checkpoint] [--no-build]
+# Usage: bash bench/agent-day.sh [--rounds N] [--checkpoint] [--no-build]
+#   --rounds N    run the day (native, then mount) and the microbenchmarks N times (default
+#                 1) and print medians: on a shared machine one native figure can be off
+#                 by 10x (another job's disk traffic).
 #   --checkpoint  also time `mesa-client checkpoint` of the freshly untarred tree (its
 #                 upload), printed separately and not part of the total. Without it the
 #                 upload happens in the background during the next phases, as it would for
@@ -22,9 +25,12 @@
 #                 every checkout built at the same path, so `swift build` may wait long).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-checkpoint=0 build=1
-for arg in "$@"; do
+checkpoint=0 build=1 rounds=1
+while (( $# )); do
+    arg=$1; shift
     case $arg in
+        --rounds) rounds=${1:-}; shift || true
+            [[ $rounds =~ ^[1-9][0-9]?$ ]] || { echo "agent-day.sh: --rounds takes a number from 1 to 99" >&2; exit 2; } ;;
         --checkpoint) checkpoint=1 ;;
         --no-build) build=0 ;;
         -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 0 ;;
@@ -131,8 +137,8 @@ phase() {
     local t0 c0 out rc=0
     c0=$(cpu); t0=$(now)
     out=$(timeout 1800 bash -c "$*" 2>&1) || rc=$?
-    T[$side,$name]=$(secs "$t0" "$(now)")
-    T[$side,$name,cpu]=$(secs "$c0" "$(cpu)")
+    T[$side,$name]+="$(secs "$t0" "$(now)") "
+    T[$side,$name,cpu]+="$(secs "$c0" "$(cpu)") "
     if (( rc != 0 )); then
         echo "agent-day.sh: phase '$name' failed on $side (exit $rc):" >&2
         tail -20 <<<"$out" >&2
@@ -149,7 +155,7 @@ day() {
     if [[ $side == mount && $checkpoint == 1 ]]; then
         local t0; t0=$(now)
         "$bin/mesa-client" checkpoint --mount local/bench -m "untarred tree" >/dev/null
-        T[mount,checkpoint]=$(secs "$t0" "$(now)")
+        T[mount,checkpoint]+="$(secs "$t0" "$(now)") "
     fi
     cd "$root/tree"
     phase "$side" git-commit "git init -q && git add -A && git commit -q -m import"
@@ -195,53 +201,66 @@ warmread() {
 echo "agent-day benchmark ($(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)); tree: $nfiles files, $mbytes MB; build: libiberty (binutils 2.40), make -j$jobs"
 echo "native: $work/native   mount: $repo (mesad pid $pid)"
 
-day native "$work/native"
-sync
-hwm0=$(kib VmHWM)
-day mount "$repo"
-drain=$(settle)
+hwm0=""
+for round in $(seq "$rounds"); do
+    (( rounds > 1 )) && echo "round $round of $rounds..."
+    day native "$work/native"
+    sync
+    [[ -n $hwm0 ]] || hwm0=$(kib VmHWM)
+    day mount "$repo"
+    T[mount,drain]+="$(settle) "
+done
 hwm_day=$(kib VmHWM)
 rss_day=$(kib VmRSS)
 
-for op in create unlink; do
-    T[native,$op]=$(meta "$work/native" $op)
-    T[mount,$op]=$(meta "$repo" $op)
+for round in $(seq "$rounds"); do
+    for op in create unlink; do
+        T[native,$op]+="$(meta "$work/native" $op) "
+        T[mount,$op]+="$(meta "$repo" $op) "
+    done
 done
 dd if=/dev/urandom of="$work/native/big" bs=1M count=1024 status=none
 cp "$work/native/big" "$repo/big"
 settle >/dev/null
-read_native=$(warmread "$work/native/big")
-read_mount=$(warmread "$repo/big")
+for round in $(seq "$rounds"); do
+    T[native,read]+="$(warmread "$work/native/big") "
+    T[mount,read]+="$(warmread "$repo/big") "
+done
 hwm_all=$(kib VmHWM)
 rm -f "$repo/big" "$work/native/big"
 settle >/dev/null
 rss_end=$(kib VmRSS)
 
-python3 - "$(declare -p T)" "${phases[*]}" "$read_mount" "$read_native" "$drain" \
+python3 - "$(declare -p T)" "${phases[*]}" "$rounds" \
     "$hwm0" "$hwm_day" "$rss_day" "$hwm_all" "$rss_end" <<'PY'
-import re, sys
-decl, phases = sys.argv[1], sys.argv[2].split()
-rm, rn, drain = float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
-hwm0, hwm_day, rss_day, hwm_all, rss_end = (int(x) / 1024 for x in sys.argv[6:11])
-T = {k: float(v) for k, v in re.findall(r'\[([^\]]+)\]="([^"]*)"', decl)}
+import re, statistics, sys
+decl, phases, rounds = sys.argv[1], sys.argv[2].split(), int(sys.argv[3])
+hwm0, hwm_day, rss_day, hwm_all, rss_end = (int(x) / 1024 for x in sys.argv[4:9])
+# Each entry holds one figure per round; the table shows medians (totals: the median of
+# the per-round totals).
+R = {k: [float(x) for x in v.split()] for k, v in re.findall(r'\[([^\]]+)\]="([^"]*)"', decl)}
+T = {k: statistics.median(v) for k, v in R.items()}
+if rounds > 1:
+    print(f"\nmedians of {rounds} rounds")
 def verdict(ok): return "ok" if ok else "MISSED"
 print(f"\n{'phase':<14} {'mount s':>10} {'native s':>10} {'ratio':>8}   {'target':<15} mesad CPU s")
-tm = tn = 0.0
 for p in phases:
     m, n = T[f"mount,{p}"], T[f"native,{p}"]
-    tm += m; tn += n
     limit = 3.0
     print(f"{p:<14} {m:>10.3f} {n:>10.3f} {m / n:>7.2f}x   {'<= %.1fx ' % limit + verdict(m / n <= limit):<15} {T[f'mount,{p},cpu']:>7.2f}")
-cm = sum(T[f"mount,{p},cpu"] for p in phases)
+tm = statistics.median(sum(R[f"mount,{p}"][r] for p in phases) for r in range(rounds))
+tn = statistics.median(sum(R[f"native,{p}"][r] for p in phases) for r in range(rounds))
+cm = statistics.median(sum(R[f"mount,{p},cpu"][r] for p in phases) for r in range(rounds))
 print(f"{'TOTAL':<14} {tm:>10.3f} {tn:>10.3f} {tm / tn:>7.2f}x   {'<= 1.5x ' + verdict(tm / tn <= 1.5):<15} {cm:>7.2f}")
 print(f"\n{'microbenchmark':<24} {'mount':>10} {'native':>10} {'ratio':>8}   target")
 for op in ("create", "unlink"):
     m, n = T[f"mount,{op}"], T[f"native,{op}"]
     print(f"{op + ' 10,000 files (s)':<24} {m:>10.3f} {n:>10.3f} {m / n:>7.2f}x   <= 3.0x {verdict(m / n <= 3)}")
+rm, rn = T["mount,read"], T["native,read"]
 print(f"{'warm read 1 GiB (MB/s)':<24} {rm:>10.0f} {rn:>10.0f} {rm / rn:>7.2f}x   >= 0.9x {verdict(rm / rn >= 0.9)}")
 if "mount,checkpoint" in T:
     print(f"\ncheckpoint of the untarred tree (upload): {T['mount,checkpoint']:.3f} s (not in the total)")
-print(f"uploads still pending after the mount's last phase drained in {drain:.1f} s (not in the total)")
+print(f"uploads still pending after the mount's last phase drained in {T['mount,drain']:.1f} s (not in the total)")
 print(f"\nmesad RSS (target <= 150 MiB during and after):")
 print(f"  peak before the mount's day (idle daemon)    {hwm0:7.1f} MiB")
 print(f"  peak during the agent's day (VmHWM)          {hwm_day:7.1f} MiB   {verdict(hwm_day <= 150)}")
