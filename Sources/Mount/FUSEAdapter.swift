@@ -26,9 +26,10 @@ final class AdapterContext: Sendable {
         // every entry the kernel knows: cache for a day. A read-write mount is changed
         // through the kernel or by this daemon (edit, follow), which invalidates what it
         // changes underneath, so the timeout only bounds what a missed invalidation
-        // costs; 10 s keeps a warm `git status`-like walk of a large tree in the kernel.
-        entryTimeout = fs.isReadOnly ? 86_400 : 10
-        attrTimeout = fs.isReadOnly ? 86_400 : 10
+        // costs; an hour keeps `git status` after a long build in the kernel (with 10 s,
+        // every lstat of it was a round trip again).
+        entryTimeout = fs.isReadOnly ? 86_400 : 3_600
+        attrTimeout = fs.isReadOnly ? 86_400 : 3_600
     }
 
     static func from(_ req: fuse_req_t) -> AdapterContext {

@@ -29,7 +29,7 @@ extension RepoFileSystem {
     func flushUnlocked() throws(MesaError) {
         for _ in 0..<16 {
             do {
-                guard try flushRound() else { break }
+                guard try flushRound(compactAlways: true) else { break }
                 versions.withLock { $0.lastError = nil; $0.lastFlush = Date() }
             } catch {
                 versions.withLock { $0.lastError = error.message }
@@ -43,7 +43,7 @@ extension RepoFileSystem {
     func backgroundRound() -> Flusher.Outcome {
         flushLock.withLock { _ in
             do {
-                let worked = try flushRound()
+                let worked = try flushRound(compactAlways: false)
                 if worked { versions.withLock { $0.lastError = nil; $0.lastFlush = Date() } }
                 let pending = state.withLock { state in state.table.touched.keys.contains { !isLocalOnly($0) } }
                 return pending ? .more : .idle
@@ -60,7 +60,13 @@ extension RepoFileSystem {
     /// One upload: snapshot the changed paths, compare with the working change, send
     /// the differences, forget the paths nobody changed meanwhile, compact the journal.
     /// Returns whether anything was pending.
-    private func flushRound() throws(MesaError) -> Bool {
+    ///
+    /// The journal is compacted after an explicit flush (checkpoint, unmount), and after
+    /// a background round only once it has doubled since the last compaction: replaying
+    /// an uploaded record is harmless, while rewriting the manifest re-reads every record
+    /// under the core's lock, which during `git add` of thousands of files (a local-only
+    /// `.git` record each) cost more than the uploads.
+    private func flushRound(compactAlways: Bool) throws(MesaError) -> Bool {
         let (items, seq, localOnly) = state.withLock { state -> ([FlushItem], UInt64, [String: UInt64]) in
             var items: [FlushItem] = []
             var localOnly: [String: UInt64] = [:]
@@ -85,10 +91,15 @@ extension RepoFileSystem {
         try state.withLock { state throws(MesaError) in
             for item in items where state.table.touched[item.path] == item.version { state.table.touched[item.path] = nil }
             for (path, version) in localOnly where state.table.touched[path] == version { state.table.touched[path] = nil }
-            try compact(&state, uploadedThrough: seq)
+            if compactAlways || journal.manifestBytes > max(Self.compactionFloor, 2 * journal.compactedBytes) {
+                try compact(&state, uploadedThrough: seq)
+            }
         }
         return true
     }
+
+    /// Below this size a background round never compacts the manifest.
+    static let compactionFloor = 1 << 20
 
     private static func localState(_ table: InodeTable, _ path: String) -> LocalState {
         guard let ino = lookupPath(table, path), let node = table.nodes[ino] else { return .absent }

@@ -37,8 +37,13 @@ final class Flusher: Sendable {
 
     /// Something changed: upload after the mount has been quiet for `debounce`.
     func notify() {
-        state.withLock { $0.lastActivity = .now }
-        wakeup.signal()
+        // Only an idle flusher needs waking: a waiting one wakes at its deadline, sees the
+        // newer activity and waits on. (A wakeup per FUSE request cost a context switch each.)
+        let idle = state.withLock { state in
+            defer { state.lastActivity = .now }
+            return state.lastActivity == nil
+        }
+        if idle { wakeup.signal() }
     }
 
     /// Stops the thread and waits for it (a running round completes first).

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Synchronization
 
@@ -79,6 +80,9 @@ final class Journal: Sendable {
         var nextData: UInt64 = 1
         /// Empty data files whose directory entries are already durable.
         var pool: [UInt64] = []
+        var compactedBytes: Int = 0
+        /// A background refill of the pool is under way.
+        var refilling = false
         var bytes: Int = 0
         /// While replaying, the records being applied are already in the manifest.
         var muted = false
@@ -92,6 +96,8 @@ final class Journal: Sendable {
     var manifestPath: String { directory + "/manifest" }
     var dataDirectory: String { directory + "/data" }
     private let state = Mutex(State())
+    /// Background refills under way (`waitForRefills`).
+    private let refills = DispatchGroup()
     /// Held while the pool is refilled, so one creator refills and the others wait.
     private let refillLock = Mutex(())
     /// Files up to this size are journaled inline at close instead of syncing their data file.
@@ -105,6 +111,7 @@ final class Journal: Sendable {
 
     /// Held (flock) for the journal's life: two mounts on one journal would corrupt it.
     private let lockDescriptor: Int32
+    private let lockReleased = Mutex(false)
 
     init(directory: String) throws(FSError) {
         self.directory = directory
@@ -124,7 +131,15 @@ final class Journal: Sendable {
 
     deinit {
         state.withLock { state in if state.descriptor >= 0 { close(state.descriptor) } }
-        close(lockDescriptor)
+        releaseLock()
+    }
+
+    /// Lets another mount open this journal. The mount calls it when it goes away (after
+    /// its background work stopped), since a refill thread may hold the journal object
+    /// a moment longer than the mount.
+    func releaseLock() {
+        let first = lockReleased.withLock { released in defer { released = true }; return !released }
+        if first { close(lockDescriptor) }
     }
 
     /// Reads an existing journal: nil when there is none (a fresh mount). A torn last
@@ -264,6 +279,7 @@ final class Journal: Sendable {
             state.lastSeq = seq
             state.synced = state.appended  // every record is in the new, fsynced manifest
             state.bytes = bytes.count
+            state.compactedBytes = bytes.count
         }
     }
 
@@ -282,28 +298,60 @@ final class Journal: Sendable {
     }
 
     private func takeFromPool() throws(FSError) -> UInt64 {
-        if let id = state.withLock({ $0.pool.popLast() }) { return id }
-        return try refillLock.withLock { _ throws(FSError) -> UInt64 in
-            if let id = state.withLock({ $0.pool.popLast() }) { return id }  // another thread refilled
-            let ids = state.withLock { state -> [UInt64] in
-                defer { state.nextData += UInt64(Self.poolBatch) }
-                return (0..<UInt64(Self.poolBatch)).map { state.nextData + $0 }
-            }
-            for id in ids {
-                let fd = open(dataPath(id), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-                guard fd >= 0 else { throw FSError.posix("cannot create journal data file \(dataPath(id))") }
-                close(fd)
-            }
-            // One directory fsync makes all the new entries durable. Unused pool files
-            // are never referenced by a record; the next start's garbage collection
-            // deletes them.
-            syncDirectory(dataDirectory)
-            return state.withLock { state in
-                state.pool.append(contentsOf: ids.dropFirst().reversed())
-                return ids[0]
+        let (taken, low) = state.withLock { state -> (UInt64?, Bool) in
+            let id = state.pool.popLast()
+            defer { if state.pool.count < Self.poolBatch { state.refilling = true } }
+            return (id, state.pool.count < Self.poolBatch && !state.refilling)
+        }
+        if low {
+            // Refill ahead, off the caller's thread: creating files is an inode allocation
+            // each, and a create through the mount should not wait for 64 of them.
+            refills.enter()
+            DispatchQueue.global().async { [weak self] in
+                guard let self else { return }
+                defer {
+                    self.state.withLock { $0.refilling = false }
+                    self.refills.leave()
+                }
+                try? self.refillLock.withLock { _ throws(FSError) in
+                    if self.state.withLock({ $0.pool.count }) < Self.poolBatch { try self.refill(keepFirst: false) }
+                }
             }
         }
+        if let taken { return taken }
+        return try refillLock.withLock { _ throws(FSError) -> UInt64 in
+            if let id = state.withLock({ $0.pool.popLast() }) { return id }  // another thread refilled
+            guard let id = try refill(keepFirst: true) else { throw FSError(EIO, "journal data pool is empty") }
+            return id
+        }
     }
+
+    /// Creates `poolBatch` empty data files (callers hold `refillLock`) and adds them to
+    /// the pool, except the first when `keepFirst` (returned to the caller).
+    @discardableResult
+    private func refill(keepFirst: Bool) throws(FSError) -> UInt64? {
+        let ids = state.withLock { state -> [UInt64] in
+            defer { state.nextData += UInt64(Self.poolBatch) }
+            return (0..<UInt64(Self.poolBatch)).map { state.nextData + $0 }
+        }
+        for id in ids {
+            let fd = open(dataPath(id), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw FSError.posix("cannot create journal data file \(dataPath(id))") }
+            close(fd)
+        }
+        // One directory fsync makes all the new entries durable. Unused pool files
+        // are never referenced by a record; the next start's garbage collection
+        // deletes them.
+        syncDirectory(dataDirectory)
+        return state.withLock { state in
+            state.pool.insert(contentsOf: (keepFirst ? ids.dropFirst() : ids[...]).reversed(), at: 0)
+            return keepFirst ? ids[0] : nil
+        }
+    }
+
+    /// Waits for a background refill to finish, so that the journal (and its lock) goes
+    /// away with the mount: a mount of the same journal right after must not find it busy.
+    func waitForRefills() { refills.wait() }
 
     /// Data files handed out by the pool but not used yet (garbage collection keeps them).
     var pooledData: Set<UInt64> { state.withLock { Set($0.pool) } }
@@ -344,17 +392,34 @@ final class Journal: Sendable {
         return fd
     }
 
-    func removeData(_ id: UInt64) { unlink(dataPath(id)) }
+    /// A data file no node uses any more: emptied and put back in the pool (up to
+    /// `maxPool` files), else deleted. Reusing it spares a filesystem an inode
+    /// allocation and a deletion per file: on ext4 without a journal, allocating an
+    /// inode near many recently deleted ones scans past each of them, and that scan
+    /// was most of a create's cost after an `rm -rf`.
+    func removeData(_ id: UInt64) {
+        let keep = state.withLock { $0.pool.count < Self.maxPool }
+        guard keep, truncate(dataPath(id), 0) == 0 else {
+            unlink(dataPath(id))
+            return
+        }
+        state.withLock { $0.pool.append(id) }
+    }
+
+    static let maxPool = 16_384
 
     /// Deletes data files nothing refers to (left by a crash or by compaction, and pool
     /// files a previous run never used).
     func collectGarbage(keeping live: Set<UInt64>) {
+        let pooled = pooledData
         for name in (try? FileManager.default.contentsOfDirectory(atPath: dataDirectory)) ?? [] {
-            if let id = UInt64(name), !live.contains(id), !pooledData.contains(id) { unlink(dataDirectory + "/" + name) }
+            if let id = UInt64(name), !live.contains(id), !pooled.contains(id) { unlink(dataDirectory + "/" + name) }
         }
     }
 
     var manifestBytes: Int { state.withLock { $0.bytes } }
+    /// The manifest's size right after the last rewrite.
+    var compactedBytes: Int { state.withLock { $0.compactedBytes } }
 }
 
 func syncDirectory(_ path: String) {

@@ -152,6 +152,8 @@ public final class RepoFileSystem: Sendable {
 
     deinit {
         flusher.withLock { $0?.stop() }
+        journal.waitForRefills()
+        journal.releaseLock()
         state.withLock { state in
             for handle in state.files.values {
                 close(handle.descriptor)
@@ -363,8 +365,13 @@ public final class RepoFileSystem: Sendable {
         return try cache.store(oid, bytes: bytes)
     }
 
-    /// Deletes data files that no node uses any more.
+    /// Gives back data files that no node uses any more (the pool hands them out again,
+    /// same id, new content). Not while the journal replays: a replay meets the records
+    /// of a data file's old owner (its `.file` and then its `.remove`) before those of
+    /// its new owner, and emptying it at the `.remove` would lose the new owner's bytes;
+    /// the garbage collection after replay frees what is left.
     func discard(_ dataFiles: [UInt64]) {
+        guard !journal.isMuted else { return }
         for id in dataFiles { journal.removeData(id) }
     }
 

@@ -111,6 +111,7 @@ import Testing
         let recovered = try fx.mount(durability: .close)
         #expect(try recovered.list(InodeTable.rootIno) == ["f"])
         #expect(try recovered.readText("f") == "one file")
+        recovered.journal.waitForRefills()
         let left = try Self.dataFiles(fx)
         #expect(left.isDisjoint(with: pooled), "the previous run's unused pool files are deleted")
         #expect(left.subtracting(recovered.journal.pooledData).count <= 2, "only data the records or nodes use is kept: \(left)")
