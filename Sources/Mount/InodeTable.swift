@@ -71,6 +71,9 @@ struct InodeTable: Sendable {
     /// the only places where content the store cannot hold (empty directories,
     /// `.git` trees) can live, so journal compaction only walks below these.
     var localDirectories: Set<UInt64> = []
+    /// Directories (repository ones included) where a local-only file was seen by a
+    /// flush round: journal compaction re-records their local-only children.
+    var ephemeralParents: Set<UInt64> = []
 
     init(root: Node) { nodes[root.ino] = root }
 
@@ -131,6 +134,7 @@ struct InodeTable: Sendable {
         guard let node = nodes[ino], !node.linked, node.lookups == 0, node.opens == 0, ino != Self.rootIno else { return [] }
         nodes[ino] = nil
         localDirectories.remove(ino)
+        ephemeralParents.remove(ino)
         var garbage: [UInt64] = []
         if case .data(let id) = node.content { garbage.append(id) }
         for child in (node.children ?? [:]).values {

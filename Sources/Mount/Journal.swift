@@ -322,11 +322,3 @@ extension JournalRecord {
         }
     }
 }
-
-/// Paths kept on this machine only: the store cannot hold a `.git` segment, and a
-/// repository's own `.git` directory (from `git init` inside the mount) is the
-/// agent's scratch state, not content. They are journaled (they survive a daemon
-/// restart) but never uploaded.
-func isLocalOnly(_ path: String) -> Bool {
-    path.split(separator: "/").contains { $0.lowercased() == ".git" }
-}

@@ -1,4 +1,5 @@
 import Foundation
+import MesaIgnore
 
 public let renameNoReplace: UInt32 = 1  // RENAME_NOREPLACE
 public let renameExchange: UInt32 = 2   // RENAME_EXCHANGE
@@ -218,7 +219,7 @@ extension RepoFileSystem {
         touchParent(newParent, &state, now)
         state.table.touch(oldPath)
         state.table.touchSubtree(source, path: newPath)
-        if sourceNode.kind == .directory && isLocalOnly(newPath) { state.table.localDirectories.insert(source) }
+        if sourceNode.kind == .directory && Self.isLocalOnly(newPath, isDirectory: true, rules: cachedIgnoreRules) { state.table.localDirectories.insert(source) }
         return (nil, garbage)
     }
 
