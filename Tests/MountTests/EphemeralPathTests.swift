@@ -95,3 +95,26 @@ import Testing
         #expect(fs.status().workingChange == nil, "no upload traffic for ephemeral paths")
     }
 }
+
+@Suite(.enabled(if: fuseAvailable, "needs /dev/fuse"), .timeLimit(.minutes(2)))
+struct EphemeralRealMountTests {
+    @Test func nodeModulesWrittenThroughTheKernelNeverReachesTheStore() throws {
+        let fx = try MountFixture()
+        try fx.seed(["package.json": "{}\n"])
+        let fs = try fx.mount()
+        try fx.withMount(fs) { path in
+            try mustRun("""
+                mkdir -p node_modules/left-pad && echo 'module.exports = 1' > node_modules/left-pad/index.js \
+                && echo 'console.log(1)' > app.js && printf 'logs/\\n' > .mesaignore && mkdir logs && echo l > logs/a.log \
+                && mkdir -p src/__pycache__ && echo c > src/__pycache__/m.pyc && echo 'print(1)' > src/m.py
+                """, in: path)
+            #expect(try String(contentsOfFile: path + "/node_modules/left-pad/index.js", encoding: .utf8) == "module.exports = 1\n")
+            #expect(Set(fs.status().dirtyPaths).isDisjoint(with: ["node_modules/left-pad/index.js", "logs/a.log", "src/__pycache__/m.pyc"]))
+        }
+        try fs.flush()
+        let working = try #require(fs.status().workingChange)
+        #expect(try fx.tree(at: .change(working)) == [
+            "package.json": "{}\n", "app.js": "console.log(1)\n", ".mesaignore": "logs/\n", "src/m.py": "print(1)\n",
+        ])
+    }
+}
