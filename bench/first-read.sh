@@ -61,8 +61,10 @@ for mode in off layout content; do
             [[ $(secs "$t1" "$(now)" | cut -d. -f1) -ge 120 ]] && break
         done
         done_after=$(secs "$t0" "$(now)")
+        rss=$(awk '/VmHWM/ {print int($2 / 1024)}' /proc/$pid/status)
         stop
     done
     median=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
-    printf '%-8s first read %6.3f s (runs: %s); prefetch finished %s s after start\n' "$mode" "$median" "${times[*]}" "$done_after"
+    printf '%-8s first read %6.3f s (runs: %s); prefetch finished %s s after start; mesad peak RSS %s MiB\n' \
+        "$mode" "$median" "${times[*]}" "$done_after" "$rss"
 done

@@ -38,7 +38,8 @@ enum Wildmatch {
                         if p[pi] == slash && dowild(p, pi + 1, t, ti, pathname: pathname) == .match { return .match }
                         matchSlash = true
                     } else {
-                        matchSlash = !pathname ? true : false
+                        // `**` not between slashes is a plain `*` (git: "WM_PATHNAME is set").
+                        matchSlash = false
                     }
                 } else {
                     matchSlash = !pathname

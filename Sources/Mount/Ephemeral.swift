@@ -34,6 +34,13 @@ extension RepoFileSystem {
         return rules.isIgnored(path, isDirectory: isDirectory ?? false)
     }
 
+    /// Ephemeral by the rules (not merely local-only like a `.git` tree): such files
+    /// skip the journal sync at close.
+    static func isEphemeral(_ path: String, rules: IgnoreRules) -> Bool {
+        guard path != ignoreFileName, !path.split(separator: "/").contains(where: { $0.lowercased() == ".git" }) else { return false }
+        return rules.isIgnored(path, isDirectory: false)
+    }
+
     /// For keeping journal records: a path that is local-only as a file or as a
     /// directory. Keeping one record too many is harmless (replay is idempotent).
     static func mayBeLocalOnly(_ path: String, rules: IgnoreRules) -> Bool {

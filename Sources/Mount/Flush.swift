@@ -63,6 +63,8 @@ extension RepoFileSystem {
     /// the differences, forget the paths nobody changed meanwhile, compact the journal.
     /// Returns whether anything was pending.
     private func flushRound() throws(MesaError) -> Bool {
+        // Nothing changed: no rules to read (a backend call for an unlisted root).
+        if state.withLock({ $0.table.touched.isEmpty }) { return false }
         let rules = ignoreRules(mayBlock: true)
         let previousRules = ignore.withLock { ignore in defer { ignore.flushedRules = rules }; return ignore.flushedRules }
         let (items, seq, localOnly) = state.withLock { state -> ([FlushItem], UInt64, [String: UInt64]) in

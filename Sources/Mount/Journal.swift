@@ -55,7 +55,10 @@ private struct JournalLine: Codable {
 ///   journal fsync alone makes them durable (an empty `touch`ed file costs one fsync).
 /// - Larger files: fdatasync of the data file, then the record, then the journal fsync.
 /// Invariant: a `.file` record without `inline` is only appended (or rewritten) after
-/// its data file was fdatasynced (`durableContent`), so replay may trust it.
+/// its data file was fdatasynced (`durableContent`), so replay may trust it. The one
+/// exception: the close of an ephemeral (`.mesaignore`) file appends its record without
+/// any sync (`closeEphemeral`): after a power loss (not a daemon crash) such a file may
+/// replay torn; its content is regenerable by definition.
 final class Journal: Sendable {
     private struct State {
         var descriptor: Int32 = -1
@@ -305,6 +308,9 @@ final class Journal: Sendable {
     }
 
     var manifestBytes: Int { state.withLock { $0.bytes } }
+
+    /// Whether records were appended since the last sync (tests of what a close syncs).
+    var hasUnsyncedRecords: Bool { state.withLock { $0.synced < $0.appended } }
 }
 
 func syncDirectory(_ path: String) {

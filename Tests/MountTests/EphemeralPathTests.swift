@@ -82,6 +82,23 @@ import Testing
         #expect(fs.status().pendingUploads == 0)
     }
 
+    @Test func closingAnEphemeralFileSyncsNothingButADurableCloseStillDoes() throws {
+        let fx = try MountFixture()
+        var fs: RepoFileSystem? = try fx.mount()
+        try fs?.mkdirPath("node_modules")
+        try fs?.fsyncdir()
+        try fs?.writeText("node_modules/big.js", String(repeating: "n", count: 10_000))
+        try fs?.writeText("node_modules/small.js", "s")
+        #expect(fs?.journal.hasUnsyncedRecords == true, "the ephemeral closes appended records without a sync")
+        try fs?.writeText("notes.md", "durable")
+        #expect(fs?.journal.hasUnsyncedRecords == false, "a normal close syncs the journal")
+        fs = nil  // a daemon crash: the page cache still holds what was appended
+        let recovered = try fx.mount()
+        #expect(try recovered.readText("node_modules/big.js") == String(repeating: "n", count: 10_000))
+        #expect(try recovered.readText("node_modules/small.js") == "s")
+        #expect(try recovered.readText("notes.md") == "durable")
+    }
+
     @Test func removingAnIgnoredDirectoryUploadsNothing() throws {
         let fx = try MountFixture()
         try fx.seed(["keep": "k"])
