@@ -3,7 +3,7 @@
 # mounts the daemon tree and reads one file (cold blob cache), as bench/mount.sh's
 # "time to first read" row, repeated RUNS times per mode; prints the median and the
 # time the background prefetch then took to finish. Needs root and /dev/fuse.
-# Usage: bash bench/first-read.sh [FILES=100000] [RUNS=5]
+# Usage: [MODES="off layout content"] bash bench/first-read.sh [FILES=100000] [RUNS=5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 files=${1:-100000}
@@ -46,7 +46,7 @@ PY
 stop
 
 echo "time to first read, $files files, median of $runs ($(nproc) cores, $(uname -r))"
-for mode in off layout content; do
+for mode in ${MODES:-off layout content}; do
     times=()
     for _ in $(seq "$runs"); do
         rm -rf "$HOME/.local/share/mesa/cache" "$HOME/.local/share/mesa/journal"

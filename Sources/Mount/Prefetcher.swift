@@ -72,7 +72,12 @@ final class Prefetcher: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         for index in 0..<concurrency {
-            let thread = Thread { [self] in self.work(generation: generation) }
+            let thread = Thread { [self] in
+                // Background work at the lowest CPU priority (Linux nice is per
+                // thread): on a busy machine the prefetch takes what FUSE requests leave.
+                _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)  // who 0: this thread
+                self.work(generation: generation)
+            }
             thread.name = "mesa-prefetch-\(index)"
             thread.stackSize = 1 << 20
             workers.append(thread)
