@@ -42,7 +42,10 @@ let package = Package(
         .target(name: "RPC", dependencies: [.product(name: "Logging", package: "swift-log")]),
         // The typed Mesa method catalogue: one type per JSON-RPC method.
         .target(name: "MesaProtocol", dependencies: ["RPC"]),
-        .target(name: "Mount", dependencies: ["CFuse", "MesaAPI", "Store", .product(name: "Logging", package: "swift-log")],
+        // gitignore-syntax matching of ephemeral paths (`.mesaignore`): no dependencies,
+        // so the mesa CLI can print the default rules without linking the mount core.
+        .target(name: "MesaIgnore"),
+        .target(name: "Mount", dependencies: ["CFuse", "MesaAPI", "Store", "MesaIgnore", .product(name: "Logging", package: "swift-log")],
                 exclude: ["README.md"]),
         .target(
             name: "Client",
@@ -75,7 +78,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "mesa",
-            dependencies: ["Client", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Client", "MesaIgnore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "mesa-server",
@@ -89,7 +92,7 @@ let package = Package(
         .testTarget(name: "RPCTests", dependencies: ["RPC"]),
         // Hook payloads, settings.json merging, the MCP server: no daemon, quick to build.
         .testTarget(name: "ClientTests", dependencies: ["Client", "MesaMCP", "RPC"]),
-        .testTarget(name: "MountTests", dependencies: ["Mount", "MesaAPI", "Store"]),
+        .testTarget(name: "MountTests", dependencies: ["Mount", "MesaIgnore", "MesaAPI", "Store"]),
         .testTarget(
             name: "APIServerTests",
             dependencies: ["APIServer", "MesaAPI", "Store", .product(name: "HummingbirdTesting", package: "hummingbird")]

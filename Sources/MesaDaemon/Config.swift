@@ -45,6 +45,8 @@ public struct DaemonConfig: Sendable {
     public var organizations: [OrgConfig]
     public var cacheDirectory: String
     public var cacheMaxBytes: Int
+    /// What each mount fetches in the background when it opens (`[cache] prefetch`).
+    public var prefetch: PrefetchMode
     public var logLevel: String?
     public var logFile: String?
     public var maxFrameBytes: Int
@@ -73,6 +75,10 @@ public struct DaemonConfig: Sendable {
         organizations = []
         cacheDirectory = paths.defaultCacheDirectory
         cacheMaxBytes = 10 << 30
+        // Directory listings only: a few small metadata calls per directory, and a
+        // visit to any directory is then answered from memory; content could fill
+        // the cache with files nobody reads.
+        prefetch = .layout
         maxFrameBytes = 64 << 20
         flushDebounceMilliseconds = 1000
         followIntervalMilliseconds = 2000
@@ -126,6 +132,7 @@ public struct DaemonConfig: Sendable {
             let cache = try table(cache, "cache", source)
             if let value = cache["path"] { cacheDirectory = paths.expand(try string(value, "cache.path", source)) }
             if let value = cache["max-size"] { cacheMaxBytes = try Self.byteSize(value, "cache.max-size", source) }
+            if let value = cache["prefetch"] { prefetch = try Self.prefetchMode(try string(value, "cache.prefetch", source), "\(source): cache.prefetch") }
         }
         if let daemon = root["daemon"] {
             let daemon = try table(daemon, "daemon", source)
@@ -185,6 +192,13 @@ public struct DaemonConfig: Sendable {
         upsert(config)
     }
 
+    static func prefetchMode(_ text: String, _ name: String) throws -> PrefetchMode {
+        guard let mode = PrefetchMode(rawValue: text) else {
+            throw ConfigError("\(name) must be \"layout\", \"content\" or \"off\", not \"\(text.prefix(40))\"")
+        }
+        return mode
+    }
+
     // MARK: Environment
 
     mutating func apply(environment: [String: String]) throws {
@@ -193,6 +207,9 @@ public struct DaemonConfig: Sendable {
         if let value = environment["MESA_CACHE_PATH"], !value.isEmpty { cacheDirectory = paths.expand(value) }
         if let value = environment["MESA_CACHE_MAX_SIZE"], !value.isEmpty {
             cacheMaxBytes = try Self.byteSize(value, "MESA_CACHE_MAX_SIZE", "environment")
+        }
+        if let value = environment["MESA_CACHE_PREFETCH"], !value.isEmpty {
+            prefetch = try Self.prefetchMode(value, "MESA_CACHE_PREFETCH")
         }
         if let value = environment["MESA_DAEMON_LOG_FILE"], !value.isEmpty { logFile = paths.expand(value) }
         if let value = environment["MESA_LOG"], !value.isEmpty { logLevel = value }

@@ -132,9 +132,10 @@ public final class MountManager: Sendable {
                                 backend: any Backend) throws(MesaError) -> PathSession {
         let journal = config.paths.journalDirectory + "/paths/" + Self.safeName(record.path)
         Self.makeParent(of: journal)
-        let configuration = MountConfiguration(org: record.org, repo: record.repo, target: target, mode: mode,
+        var configuration = MountConfiguration(org: record.org, repo: record.repo, target: target, mode: mode,
                                                journalDirectory: journal, debounce: debounce,
                                                durability: config.durability)
+        configuration.prefetch = config.prefetch
         do {
             let fs = try RepoFileSystem(configuration: configuration, backend: backend, cache: cache, logger: logger)
             do {
@@ -326,9 +327,10 @@ public final class MountManager: Sendable {
             do { target = .change(try ChangeID(text)) } catch { throw MesaError.from(error) }
         case nil: break
         }
-        let configuration = MountConfiguration(org: org, repo: repo, target: target, mode: .rw,
+        var configuration = MountConfiguration(org: org, repo: repo, target: target, mode: .rw,
                                                journalDirectory: config.paths.journalDirectory + "/tree/\(org)/\(repo)",
                                                debounce: debounce, durability: config.durability)
+        configuration.prefetch = config.prefetch
         Self.makeParent(of: configuration.journalDirectory)
         let fs: RepoFileSystem
         do { fs = try RepoFileSystem(configuration: configuration, backend: backend, cache: cache, logger: logger) } catch {

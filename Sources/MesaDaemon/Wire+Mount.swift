@@ -42,6 +42,14 @@ extension MountStatusInfo {
                   bookmark: status.bookmark, baseChangeId: status.baseChange.rawValue,
                   workingChangeId: status.workingChange?.rawValue, dirtyPaths: status.dirtyPaths,
                   pendingUploads: status.pendingUploads, lastError: status.lastError,
-                  lastFlush: Timestamp.string(status.lastFlush))
+                  lastFlush: Timestamp.string(status.lastFlush), prefetch: status.prefetch.map(PrefetchInfo.init))
+    }
+}
+
+extension PrefetchInfo {
+    init(_ progress: PrefetchProgress) {
+        self.init(mode: progress.mode.rawValue, state: progress.phase.rawValue, directoriesListed: progress.directoriesListed,
+                  directoriesPending: progress.directoriesPending, filesFetched: progress.filesFetched,
+                  bytesFetched: Int(progress.bytesFetched), failures: progress.failures, note: progress.note)
     }
 }

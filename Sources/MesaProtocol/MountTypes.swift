@@ -36,7 +36,9 @@ public struct MountStatusInfo: Codable, Sendable {
     public var pendingUploads: Int
     public var lastError: String?
     public var lastFlush: String?
-    public init(mountId: String, path: String, org: String, repo: String, mode: String, bookmark: String? = nil, baseChangeId: String, workingChangeId: String? = nil, dirtyPaths: [String], pendingUploads: Int, lastError: String? = nil, lastFlush: String? = nil) {
+    /// The background prefetch started at mount time; absent when `[cache] prefetch = "off"`.
+    public var prefetch: PrefetchInfo?
+    public init(mountId: String, path: String, org: String, repo: String, mode: String, bookmark: String? = nil, baseChangeId: String, workingChangeId: String? = nil, dirtyPaths: [String], pendingUploads: Int, lastError: String? = nil, lastFlush: String? = nil, prefetch: PrefetchInfo? = nil) {
         self.mountId = mountId
         self.path = path
         self.org = org
@@ -49,6 +51,34 @@ public struct MountStatusInfo: Codable, Sendable {
         self.pendingUploads = pendingUploads
         self.lastError = lastError
         self.lastFlush = lastFlush
+        self.prefetch = prefetch
+    }
+}
+
+/// A mount's prefetch progress (`mountStatus`).
+public struct PrefetchInfo: Codable, Sendable, Equatable {
+    /// "layout" or "content".
+    public var mode: String
+    /// "running", "done" or "stopped" (unmounted, view switched).
+    public var state: String
+    public var directoriesListed: Int
+    /// Directories found but not listed yet; the total is known only when done.
+    public var directoriesPending: Int
+    public var filesFetched: Int
+    public var bytesFetched: Int
+    public var failures: Int
+    /// Why content or the walk stopped early, or the last failure.
+    public var note: String?
+    public init(mode: String, state: String, directoriesListed: Int, directoriesPending: Int, filesFetched: Int,
+                bytesFetched: Int, failures: Int, note: String? = nil) {
+        self.mode = mode
+        self.state = state
+        self.directoriesListed = directoriesListed
+        self.directoriesPending = directoriesPending
+        self.filesFetched = filesFetched
+        self.bytesFetched = bytesFetched
+        self.failures = failures
+        self.note = note
     }
 }
 

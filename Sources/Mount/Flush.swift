@@ -1,5 +1,6 @@
 import Foundation
 import MesaAPI
+import MesaIgnore
 import Store
 
 /// A path's state at the moment a flush round snapshots the tree.
@@ -45,7 +46,10 @@ extension RepoFileSystem {
             do {
                 let worked = try flushRound(compactAlways: false)
                 if worked { versions.withLock { $0.lastError = nil; $0.lastFlush = Date() } }
-                let pending = state.withLock { state in state.table.touched.keys.contains { !isLocalOnly($0) } }
+                let rules = cachedIgnoreRules
+                let pending = state.withLock { state in
+                    state.table.touched.keys.contains { !Self.isLocalOnly(state.table, $0, rules: rules) }
+                }
                 return pending ? .more : .idle
             } catch {
                 let failure = MesaError.from(error)
@@ -67,11 +71,24 @@ extension RepoFileSystem {
     /// under the core's lock, which during `git add` of thousands of files (a local-only
     /// `.git` record each) cost more than the uploads.
     private func flushRound(compactAlways: Bool) throws(MesaError) -> Bool {
+        // Nothing changed: no rules to read (a backend call for an unlisted root).
+        if state.withLock({ $0.table.touched.isEmpty }) { return false }
+        let rules = ignoreRules(mayBlock: true)
+        let previousRules = ignore.withLock { ignore in defer { ignore.flushedRules = rules }; return ignore.flushedRules }
         let (items, seq, localOnly) = state.withLock { state -> ([FlushItem], UInt64, [String: UInt64]) in
+            if rules != previousRules { Self.retouchUnignored(&state.table, was: previousRules, now: rules) }
             var items: [FlushItem] = []
             var localOnly: [String: UInt64] = [:]
             for (path, version) in state.table.touched {
-                if isLocalOnly(path) { localOnly[path] = version; continue }
+                let ino = Self.lookupPath(state.table, path)
+                let node = ino.flatMap { state.table.nodes[$0] }
+                if Self.isLocalOnly(path, isDirectory: node.map { $0.kind == .directory }, rules: rules) {
+                    localOnly[path] = version
+                    // Compaction re-records local-only files from their directories:
+                    // remember this one's (it may be a repository directory).
+                    if let node, node.kind != .directory { state.table.ephemeralParents.insert(node.parent) }
+                    continue
+                }
                 items.append(FlushItem(path: path, version: version, state: Self.localState(state.table, path)))
             }
             return (items.sorted { $0.path < $1.path }, journal.lastSeq, localOnly)
@@ -84,7 +101,7 @@ extension RepoFileSystem {
         }
         let (remoteChange, hadWorking) = versions.withLock { ($0.working ?? $0.base, $0.working != nil) }
         let remote = try remoteEntries(for: items.map(\.path), at: remoteChange, exists: hadWorking || !remoteChange.isRoot)
-        let batches = try operations(for: items, remote: remote)
+        let batches = try operations(for: items, remote: remote, rules: rules)
         for batch in batches where !batch.isEmpty {
             try upload(batch)
         }
@@ -92,7 +109,7 @@ extension RepoFileSystem {
             for item in items where state.table.touched[item.path] == item.version { state.table.touched[item.path] = nil }
             for (path, version) in localOnly where state.table.touched[path] == version { state.table.touched[path] = nil }
             if compactAlways || journal.manifestBytes > max(Self.compactionFloor, 2 * journal.compactedBytes) {
-                try compact(&state, uploadedThrough: seq)
+                try compact(&state, uploadedThrough: seq, rules: rules)
             }
         }
         return true
@@ -100,6 +117,17 @@ extension RepoFileSystem {
 
     /// Below this size a background round never compacts the manifest.
     static let compactionFloor = 1 << 20
+    /// After a `.mesaignore` edit: local content that was ephemeral and no longer is
+    /// becomes pending, so the next round uploads it. (Paths that become ignored keep
+    /// whatever the store already holds; only later changes stay local.)
+    static func retouchUnignored(_ table: inout InodeTable, was old: IgnoreRules, now new: IgnoreRules) {
+        for record in unversionedRecords(table, withFiles: true, rules: old) {
+            guard let path = record.paths.first, !path.isEmpty,
+                  let ino = lookupPath(table, path), let node = table.nodes[ino],
+                  !isLocalOnly(path, isDirectory: node.kind == .directory, rules: new) else { continue }
+            table.touch(path)
+        }
+    }
 
     private static func localState(_ table: InodeTable, _ path: String) -> LocalState {
         guard let ino = lookupPath(table, path), let node = table.nodes[ino] else { return .absent }
@@ -134,14 +162,19 @@ extension RepoFileSystem {
 
     /// The file operations that make the working change match the snapshot: deletions
     /// first (never below another deleted path), then upserts in batches of bounded size.
-    private func operations(for items: [FlushItem], remote: [String: DirectoryEntry]) throws(MesaError) -> [[FileOperation]] {
+    private func operations(for items: [FlushItem], remote: [String: DirectoryEntry],
+                            rules: IgnoreRules) throws(MesaError) -> [[FileOperation]] {
         var deletes: [String] = []
         var upserts: [(String, LocalState)] = []
         for item in items {
             let existing = remote[item.path]
             switch item.state {
             case .absent:
-                if existing != nil { deletes.append(item.path) }
+                // A removed path's kind is known from the store: a removed ignored
+                // directory the store holds stays there, like its other changes.
+                if let existing, !Self.isLocalOnly(item.path, isDirectory: existing.type == .dir, rules: rules) {
+                    deletes.append(item.path)
+                }
             case .directory:
                 if let existing, existing.type != .dir { deletes.append(item.path) }
             case .file(let content, let mode):
@@ -236,21 +269,22 @@ extension RepoFileSystem {
     /// journal is quiet, local-only files are re-recorded from the tree instead of
     /// keeping their history, so records do not pile up. Runs under the state lock so
     /// no append interleaves.
-    func compact(_ state: inout CoreState, uploadedThrough seq: UInt64) throws(MesaError) {
+    func compact(_ state: inout CoreState, uploadedThrough seq: UInt64, rules: IgnoreRules) throws(MesaError) {
         let header = currentHeader()
         let strict = configuration.durability == .close
         do {
             if journal.lastSeq == seq && !strict {
                 // Nothing is synced here: a closed file's record refers to its data file,
                 // as at close; the next fsync syncs the new manifest.
-                try journal.rewrite(header: header, prefix: Self.unversionedRecords(state.table, withFiles: true), sync: false)
+                try journal.rewrite(header: header, prefix: Self.unversionedRecords(state.table, withFiles: true, rules: rules),
+                                    sync: false)
             } else if journal.lastSeq == seq {
                 // Local-only files are re-recorded from the tree, replacing records that
                 // may have held their bytes inline (data file never synced): each new
                 // record gets its bytes inline again or its data file fdatasynced.
                 // A data file already synced at its current generation needs nothing.
                 var prefix: [JournalRecord] = []
-                for record in Self.unversionedRecords(state.table, withFiles: true) {
+                for record in Self.unversionedRecords(state.table, withFiles: true, rules: rules) {
                     guard case .file(let path, let data, let permissions, nil) = record,
                           let ino = Self.lookupPath(state.table, path), let node = state.table.nodes[ino],
                           node.syncedWrites != node.writes else { prefix.append(record); continue }
@@ -260,9 +294,9 @@ extension RepoFileSystem {
                 }
                 try journal.rewrite(header: header, prefix: prefix)
             } else {
-                try journal.rewrite(header: header, prefix: Self.unversionedRecords(state.table, withFiles: false),
+                try journal.rewrite(header: header, prefix: Self.unversionedRecords(state.table, withFiles: false, rules: rules),
                                     sync: strict) { recordSeq, record in
-                    recordSeq > seq || record.paths.contains(where: isLocalOnly)
+                    recordSeq > seq || record.paths.contains { Self.mayBeLocalOnly($0, rules: rules) }
                 }
             }
         } catch {
@@ -272,27 +306,30 @@ extension RepoFileSystem {
 
     /// Records recreating what no upload can: directories without uploadable content
     /// and (with `withFiles`) every local-only node. Only subtrees of locally created
-    /// directories are walked. Parents precede children; replaying a `mkdir` of an
-    /// existing directory is a no-op, so the prefix is always safe.
-    static func unversionedRecords(_ table: InodeTable, withFiles: Bool) -> [JournalRecord] {
+    /// directories are walked, plus the direct children of directories known to hold
+    /// local-only files (`ephemeralParents`, e.g. a `*.pyc` in a repository
+    /// directory). Parents precede children; replaying a `mkdir` of an existing
+    /// directory is a no-op, so the prefix is always safe.
+    static func unversionedRecords(_ table: InodeTable, withFiles: Bool, rules: IgnoreRules) -> [JournalRecord] {
         var records: [JournalRecord] = []
         var visited: Set<UInt64> = []
+        func fileRecord(_ node: Node, _ path: String) {
+            switch node.content {
+            case .data(let id): records.append(.file(path: path, data: id, permissions: node.permissions))
+            case .target(let target): records.append(.symlink(path: path, target: target))
+            default: break
+            }
+        }
         /// Returns whether the subtree holds uploadable content.
         @discardableResult
         func walk(_ ino: UInt64, _ path: String, _ inside: Bool) -> Bool {
             guard let node = table.nodes[ino] else { return false }
-            let local = inside || isLocalOnly(path)
+            let local = inside || isLocalOnly(path, isDirectory: node.kind == .directory, rules: rules)
             switch node.kind {
             case .fifo, .socket, .charDevice, .blockDevice:
                 return false  // recorded with the local layer below
             case .file, .symlink:
-                if local && withFiles {
-                    switch node.content {
-                    case .data(let id): records.append(.file(path: path, data: id, permissions: node.permissions))
-                    case .target(let target): records.append(.symlink(path: path, target: target))
-                    default: break
-                    }
-                }
+                if local && withFiles { fileRecord(node, path) }
                 return !local
             case .directory:
                 // Unlisted directories come from the repository: they have content.
@@ -311,7 +348,17 @@ extension RepoFileSystem {
         let roots = table.localDirectories.compactMap { ino in table.path(of: ino).map { (ino, $0) } }
             .sorted { $0.1.split(separator: "/").count < $1.1.split(separator: "/").count }
         for (ino, path) in roots where !path.isEmpty {
-            walk(ino, path, parentPath(path).split(separator: "/").contains { $0.lowercased() == ".git" })
+            let parent = parentPath(path)
+            walk(ino, path, !parent.isEmpty && isLocalOnly(parent, isDirectory: true, rules: rules))
+        }
+        guard withFiles else { return records }
+        for ino in table.ephemeralParents where !visited.contains(ino) {
+            guard let directory = table.path(of: ino), let children = table.nodes[ino]?.children else { continue }
+            for (name, child) in children.sorted(by: { $0.key < $1.key }) {
+                guard let node = table.nodes[child], node.kind != .directory else { continue }
+                let path = directory.isEmpty ? name : directory + "/" + name
+                if isLocalOnly(path, isDirectory: false, rules: rules) { fileRecord(node, path) }
+            }
         }
         return records + localLayerRecords(table, after: records)
     }

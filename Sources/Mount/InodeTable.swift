@@ -89,6 +89,9 @@ struct InodeTable: Sendable {
     /// Owner of nodes read from the repository (the daemon's user).
     var defaultUID: UInt32 = 0
     var defaultGID: UInt32 = 0
+    /// Directories (repository ones included) where a local-only file was seen by a
+    /// flush round: journal compaction re-records their local-only children.
+    var ephemeralParents: Set<UInt64> = []
 
     init(root: Node) { nodes[root.ino] = root }
 
@@ -198,6 +201,7 @@ struct InodeTable: Sendable {
         nodes[ino] = nil
         localDirectories.remove(ino)
         localLayer.remove(ino)
+        ephemeralParents.remove(ino)
         var garbage: [UInt64] = []
         if case .data(let id) = node.content { garbage.append(id) }
         for child in (node.children ?? [:]).values {

@@ -67,7 +67,8 @@ private struct JournalLine: Codable {
 /// Invariant: a `.file` record without `inline` appended by an fsync (or by a close with
 /// `durability = close`) comes after its data file was fdatasynced (`durableContent`),
 /// so replay may trust it after a power loss; others are trusted after a kill -9 only,
-/// which is all an unsynced close promises on any local filesystem.
+/// which is all an unsynced close promises on any local filesystem (with `durability =
+/// close`, the close of an ephemeral `.mesaignore` file is such an unsynced one too).
 final class Journal: Sendable {
     private struct State {
         var descriptor: Int32 = -1
@@ -420,6 +421,9 @@ final class Journal: Sendable {
     var manifestBytes: Int { state.withLock { $0.bytes } }
     /// The manifest's size right after the last rewrite.
     var compactedBytes: Int { state.withLock { $0.compactedBytes } }
+
+    /// Whether records were appended since the last sync (tests of what a close syncs).
+    var hasUnsyncedRecords: Bool { state.withLock { $0.synced < $0.appended } }
 }
 
 func syncDirectory(_ path: String) {
@@ -437,12 +441,4 @@ extension JournalRecord {
         case .rename(let from, let to), .link(let from, let to): [from, to]
         }
     }
-}
-
-/// Paths kept on this machine only: the store cannot hold a `.git` segment, and a
-/// repository's own `.git` directory (from `git init` inside the mount) is the
-/// agent's scratch state, not content. They are journaled (they survive a daemon
-/// restart) but never uploaded.
-func isLocalOnly(_ path: String) -> Bool {
-    path.split(separator: "/").contains { $0.lowercased() == ".git" }
 }

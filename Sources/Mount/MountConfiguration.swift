@@ -64,6 +64,15 @@ public struct MountConfiguration: Sendable {
     public var backgroundFlush: Bool
     /// What `close` promises (see `Durability`).
     public var durability: Durability
+    /// What to fetch in the background once the mount opens (see `Prefetcher`).
+    public var prefetch: PrefetchMode = .off
+    /// Backend calls the prefetch runs at once.
+    public var prefetchConcurrency = 4
+    /// Content prefetch stops once the blob cache holds this share of its size cap,
+    /// leaving the rest to what is actually read.
+    public var prefetchCacheFillRatio = 0.5
+    /// Content prefetch skips files larger than this.
+    public var prefetchMaxFileBytes = 256 << 10
 
     public init(org: String, repo: String, target: MountTarget = .bookmark(nil), mode: MountMode = .rw,
                 journalDirectory: String, debounce: Duration = .seconds(1), maxRetryDelay: Duration = .seconds(30),
@@ -102,6 +111,8 @@ public struct MountStatus: Sendable, Equatable {
     /// The last upload failure since the last success, if any.
     public var lastError: String?
     public var lastFlush: Date?
+    /// The background prefetch, nil when it is off.
+    public var prefetch: PrefetchProgress?
 }
 
 /// What a checkpoint saved.

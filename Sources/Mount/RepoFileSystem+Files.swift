@@ -169,13 +169,45 @@ extension RepoFileSystem {
     }
 
     /// close(2): the file is journaled, so a kill -9 of mesad loses nothing; with
-    /// `durability = close` it is also synced (see `makeDurable`).
+    /// `durability = close` it is also synced (see `makeDurable`), except at ephemeral
+    /// paths (see `closeEphemeral`).
     public func flush(_ ino: UInt64, handle: UInt64) throws(FSError) {
         if configuration.durability == .close {
+            if try closeEphemeral(ino, handle: handle) { return }
             try makeDurable(handle: handle, dataOnly: false)
         } else {
             try journalClosed(handle: handle)
         }
+    }
+
+    /// close(2) of a file at an ephemeral (`.mesaignore`) path with `durability = close`:
+    /// its record is appended to the journal, but neither the journal nor the data file
+    /// is synced (as every close does with the default `durability = fsync`). A daemon
+    /// crash keeps it (the kernel's page cache holds both); a power loss may lose or
+    /// tear it, which regenerable content (installed packages, caches, build output)
+    /// can afford, and an `npm install` does not pay one sync per file. fsync(2) still
+    /// makes such a file durable, and the next durable close or journal compaction
+    /// syncs the records too. `.git` trees are not ephemeral: they keep durable closes.
+    /// Returns false when the handle is not an ephemeral file.
+    private func closeEphemeral(_ ino: UInt64, handle: UInt64) throws(FSError) -> Bool {
+        let rules = cachedIgnoreRules
+        let pending = state.withLock { state -> (dirty: Bool, data: UInt64?)? in
+            guard let file = state.files[handle], let path = state.table.path(of: ino),
+                  Self.isEphemeral(path, rules: rules) else { return nil }
+            guard file.dirty, case .data(let id) = file.source else { return (false, nil) }
+            state.files[handle]?.dirty = false
+            return (true, id)
+        }
+        guard let pending else { return false }
+        guard pending.dirty, let id = pending.data else { return true }
+        do {
+            try state.withLock { state throws(FSError) in try appendRecord(state, ino, id, nil) }
+        } catch {
+            state.withLock { $0.files[handle]?.dirty = true }
+            throw error
+        }
+        scheduleFlush()
+        return true
     }
 
     public func fsync(_ ino: UInt64, handle: UInt64, dataOnly: Bool) throws(FSError) {

@@ -1,5 +1,6 @@
 import Foundation
 import Store
+import MesaIgnore
 
 public let renameNoReplace: UInt32 = 1  // RENAME_NOREPLACE
 public let renameExchange: UInt32 = 2   // RENAME_EXCHANGE
@@ -310,7 +311,7 @@ extension RepoFileSystem {
         touchParent(newParent, &state, now)
         state.table.touch(oldPath)
         state.table.touchSubtree(source, path: newPath)
-        if sourceNode.kind == .directory && isLocalOnly(newPath) { state.table.localDirectories.insert(source) }
+        if sourceNode.kind == .directory && Self.isLocalOnly(newPath, isDirectory: true, rules: cachedIgnoreRules) { state.table.localDirectories.insert(source) }
         return (nil, garbage)
     }
 
@@ -395,7 +396,7 @@ extension RepoFileSystem {
         if path.utf8.count > Validation.maxPathBytes {
             throw FSError(ENAMETOOLONG, "path longer than \(Validation.maxPathBytes) bytes: a repository cannot hold it")
         }
-        if isLocalOnly(path) { return }
+        if path.split(separator: "/").contains(where: { $0.lowercased() == ".git" }) { return }
         if let problem = Validation.pathProblem(path) {
             throw FSError.invalid("'\(path.prefix(200))' cannot be stored in a repository: \(problem)")
         }

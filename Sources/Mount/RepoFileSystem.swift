@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MesaIgnore
 import MesaAPI
 import Store
 import Synchronization
@@ -74,6 +75,9 @@ public final class RepoFileSystem: Sendable {
     let invalidator = Mutex<(any Invalidator)?>(nil)
     let logger: Logger
     private let flusher = Mutex<Flusher?>(nil)
+    let prefetcher = Mutex<Prefetcher?>(nil)
+    /// Ephemeral-path rules (defaults + root `.mesaignore`), re-read when the file changes.
+    let ignore = Mutex(IgnoreState())
     /// Paths whose closed content the last replay could not restore (data file missing).
     public var replayLosses: [String] { losses.withLock { $0 } }
     private let losses = Mutex<[String]>([])
@@ -148,12 +152,18 @@ public final class RepoFileSystem: Sendable {
             self.flusher.withLock { $0 = flusher }
             if loaded.map({ !$0.records.isEmpty }) ?? false { flusher.notify() }
         }
+        if configuration.prefetch != .off {
+            let prefetcher = Prefetcher(fs: self)
+            self.prefetcher.withLock { $0 = prefetcher }
+            prefetcher.start()
+        }
     }
 
     deinit {
         flusher.withLock { $0?.stop() }
         journal.waitForRefills()
         journal.releaseLock()
+        prefetcher.withLock { $0?.cancel("the mount closed") }
         state.withLock { state in
             for handle in state.files.values {
                 close(handle.descriptor)
@@ -164,6 +174,7 @@ public final class RepoFileSystem: Sendable {
 
     /// Stops the background flusher (after `flush()`, before dropping the mount).
     public func stopFlusher() {
+        stopPrefetch()
         let flusher = self.flusher.withLock { flusher in defer { flusher = nil }; return flusher }
         flusher?.stop()
     }
@@ -274,7 +285,8 @@ public final class RepoFileSystem: Sendable {
     }
 
     /// Fetches a listing and fills every unlisted directory it covers.
-    private func load(_ path: String, depth: Int, at change: ChangeID) throws(FSError) {
+    /// With `generation`, a listing that arrives after a view switch is dropped.
+    func load(_ path: String, depth: Int, at change: ChangeID, generation: UInt64? = nil) throws(FSError) {
         let content: Content
         do {
             content = try backend.content(org: org, repo: repo, at: .change(change), path: path, depth: depth)
@@ -296,6 +308,7 @@ public final class RepoFileSystem: Sendable {
             byParent[parent, default: []].append(entry)
         }
         state.withLock { state in
+            if let generation, state.viewGeneration != generation { return }
             // Parents first, so children of nested listings find their directory node.
             var queue = [path]
             while let current = queue.popLast() {

@@ -1,4 +1,5 @@
 import Foundation
+import MesaIgnore
 import MesaAPI
 import Store
 
@@ -26,11 +27,15 @@ public enum EditTarget: Sendable, Equatable {
 
 extension RepoFileSystem {
     public func status() -> MountStatus {
-        let pending = state.withLock { state in state.table.touched.keys.filter { !isLocalOnly($0) }.sorted() }
+        let rules = ignoreRules(mayBlock: false)
+        let pending = state.withLock { state in
+            state.table.touched.keys.filter { !Self.isLocalOnly(state.table, $0, rules: rules) }.sorted()
+        }
+        let prefetch = prefetchProgress
         return versions.withLock { version in
             MountStatus(org: org, repo: repo, mode: configuration.mode, bookmark: version.bookmark, baseChange: version.base,
                         workingChange: version.working, dirtyPaths: Array(pending.prefix(1000)), pendingUploads: pending.count,
-                        lastError: version.lastError, lastFlush: version.lastFlush)
+                        lastError: version.lastError, lastFlush: version.lastFlush, prefetch: prefetch)
         }
     }
 
@@ -238,8 +243,8 @@ extension RepoFileSystem {
         let localOnly = state.table.nodes.values.contains { node in
             node.linked && node.name.lowercased() == ".git" && state.table.path(of: node.ino) != nil
         }
-        if localOnly || !Self.unversionedRecords(state.table, withFiles: true).isEmpty {
-            return "it holds what the store cannot (a .git tree, empty directories, special files, hard links or owners and modes)"
+        if localOnly || !Self.unversionedRecords(state.table, withFiles: true, rules: cachedIgnoreRules).isEmpty {
+            return "it holds what the store cannot (a .git tree, ephemeral .mesaignore paths, empty directories, special files, hard links or owners and modes)"
         }
         return nil
     }
@@ -285,6 +290,7 @@ extension RepoFileSystem {
         table.touched = [:]
         table.localDirectories = []
         table.localLayer = []
+        table.ephemeralParents = []
         var garbage: [UInt64] = []
         for ino in Array(table.nodes.keys) { garbage += table.dropIfUnused(ino) }
         return (garbage, known)

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Client
 import Foundation
+import MesaIgnore
 import MesaProtocol
 
 struct MesaCommand: AsyncParsableCommand {
@@ -10,7 +11,21 @@ struct MesaCommand: AsyncParsableCommand {
         commandName: "mesa",
         abstract: "Mesa: versioned repositories mounted as plain directories.",
         subcommands: [MountCommand.self, UnmountCommand.self, Status.self, RepoCommand.self, NewCommand.self, EditCommand.self,
-                      ShowCommand.self, LogCommand.self, CheckpointCommand.self, HooksCommand.self, Version.self])
+                      ShowCommand.self, LogCommand.self, CheckpointCommand.self, HooksCommand.self, DumpDefaultMesaignore.self,
+                      Version.self])
+}
+
+struct DumpDefaultMesaignore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dump-default-mesaignore",
+        abstract: "Print the built-in ephemeral paths every mount applies before the repo's .mesaignore.",
+        discussion: """
+            Paths matching these rules (gitignore syntax) or the repository root's .mesaignore stay in \
+            the mount's local layer: never uploaded or checkpointed, kept across daemon restarts. A \
+            .mesaignore rule can re-include a default with "!" (e.g. "!dist/"). Paths inside .git are \
+            always local-only.
+            """)
+    func run() { print(IgnoreRules.defaultText, terminator: "") }
 }
 
 struct Version: AsyncParsableCommand {
@@ -48,6 +63,15 @@ struct Status: AsyncParsableCommand {
                     print("  bookmark \(mount.bookmark ?? "-"), working change \(mount.workingChangeId ?? "none yet"), on \(mount.baseChangeId)")
                     print("  \(mount.dirtyPaths.count) dirty path(s), \(mount.pendingUploads) pending upload(s)"
                           + (mount.lastError.map { ", last error: \($0)" } ?? ""))
+                    if let prefetch = mount.prefetch {
+                        // The total is known only at the end: "~" while directories remain.
+                        let total = prefetch.state == "running" ? "~\(prefetch.directoriesListed + prefetch.directoriesPending)" : "\(prefetch.directoriesListed)"
+                        var line = "  prefetch \(prefetch.mode) \(prefetch.state): \(prefetch.directoriesListed)/\(total) dirs"
+                        if prefetch.mode == "content" { line += ", content \(prefetch.filesFetched) files, \(prefetch.bytesFetched >> 20) MiB" }
+                        if prefetch.failures > 0 { line += ", \(prefetch.failures) failed" }
+                        if let note = prefetch.note { line += " (\(note))" }
+                        print(line)
+                    }
                 }
             }
         } catch {

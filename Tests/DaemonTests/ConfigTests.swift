@@ -116,6 +116,17 @@ import Testing
             .contains("MESA_DAEMON_FOLLOW_INTERVAL_MS") == true)
     }
 
+    @Test func prefetchDefaultsToLayoutAndIsSetByFileOrEnvironment() throws {
+        #expect(try load(nil).prefetch.rawValue == "layout")
+        #expect(try load("[cache]\nprefetch = \"content\"\n").prefetch.rawValue == "content")
+        #expect(try load("[cache]\nprefetch = \"off\"\n").prefetch.rawValue == "off")
+        #expect(try load("[cache]\nprefetch = \"content\"\n", environment: ["MESA_CACHE_PREFETCH": "off"]).prefetch.rawValue == "off")
+        #expect(configError("[cache]\nprefetch = \"everything\"\n")?.message
+            .contains("cache.prefetch must be \"layout\", \"content\" or \"off\", not \"everything\"") == true)
+        #expect(configError("[cache]\nprefetch = true\n")?.message.contains("cache.prefetch") == true)
+        #expect(configError(nil, environment: ["MESA_CACHE_PREFETCH": "all"])?.message.contains("MESA_CACHE_PREFETCH") == true)
+    }
+
     @Test func integerCacheSizeIsBytes() throws {
         #expect(try load("[cache]\nmax-size = 4096\n").cacheMaxBytes == 4096)
     }

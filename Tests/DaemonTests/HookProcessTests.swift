@@ -42,6 +42,10 @@ import Glibc
         defer { client.close() }
         let afterWrite = try #require(try await client.call(MountStatusMethod.self, .init(mountId: "local/demo")).mounts.first)
         #expect(afterWrite.pendingUploads == 0)
+        // The default layout prefetch reports itself in the status.
+        #expect(afterWrite.prefetch?.mode == "layout")
+        #expect(["running", "done"].contains(afterWrite.prefetch?.state ?? "absent"))
+        #expect(afterWrite.prefetch?.directoriesListed ?? 0 >= 0 && afterWrite.prefetch?.bytesFetched == 0)
         let working = try #require(afterWrite.workingChangeId, "the PostToolUse hook did not upload the write")
 
         // An Edit with a path relative to cwd, and a Bash command that wrote a file.
