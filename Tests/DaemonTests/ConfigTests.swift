@@ -127,6 +127,15 @@ import Testing
         #expect(configError(nil, environment: ["MESA_CACHE_PREFETCH": "all"])?.message.contains("MESA_CACHE_PREFETCH") == true)
     }
 
+    @Test func durabilityDefaultsToFsyncAndIsSetByFileOrEnvironment() throws {
+        #expect(try load(nil).durability.rawValue == "fsync")
+        #expect(try load("[daemon]\ndurability = \"close\"\n").durability.rawValue == "close")
+        #expect(try load("[daemon]\ndurability = \"close\"\n", environment: ["MESA_DURABILITY": "fsync"]).durability.rawValue == "fsync")
+        #expect(configError("[daemon]\ndurability = \"always\"\n")?.message
+            .contains("daemon.durability must be \"fsync\" (sync on fsync, the default) or \"close\" (sync on every close), not \"always\"") == true)
+        #expect(configError(nil, environment: ["MESA_DURABILITY": "never"])?.message.contains("MESA_DURABILITY") == true)
+    }
+
     @Test func integerCacheSizeIsBytes() throws {
         #expect(try load("[cache]\nmax-size = 4096\n").cacheMaxBytes == 4096)
     }
