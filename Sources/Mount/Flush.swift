@@ -78,14 +78,27 @@ extension RepoFileSystem {
         }
         let (remoteChange, hadWorking) = versions.withLock { ($0.working ?? $0.base, $0.working != nil) }
         let remote = try remoteEntries(for: items.map(\.path), at: remoteChange, exists: hadWorking || !remoteChange.isRoot)
-        let batches = try operations(for: items, remote: remote)
+        var failures: [(path: String, error: MesaError)] = []
+        let batches = try operations(for: items, remote: remote, failures: &failures)
         for batch in batches where !batch.isEmpty {
             try upload(batch)
         }
+        let failed = Set(failures.map(\.path))
         try state.withLock { state throws(MesaError) in
-            for item in items where state.table.touched[item.path] == item.version { state.table.touched[item.path] = nil }
+            for item in items where state.table.touched[item.path] == item.version && !failed.contains(item.path) {
+                state.table.touched[item.path] = nil
+            }
             for (path, version) in localOnly where state.table.touched[path] == version { state.table.touched[path] = nil }
-            try compact(&state, uploadedThrough: seq)
+            // A path that failed still needs its journal records: keep them all (replay
+            // of what was uploaded is harmless) until a round uploads everything.
+            if failures.isEmpty { try compact(&state, uploadedThrough: seq) }
+        }
+        if let first = failures.first {
+            // Everything else is in the working change; these paths stay pending and
+            // the flusher retries them. The message is what `mesa status` shows.
+            let list = failures.prefix(5).map { "'\($0.path)': \($0.error.message)" }.joined(separator: "; ")
+            let more = failures.count > 5 ? " (and \(failures.count - 5) more)" : ""
+            throw MesaError(first.error.code, "cannot upload \(failures.count == 1 ? "" : "\(failures.count) files: ")\(list)\(more); the other files were uploaded, these stay pending and are retried")
         }
         return true
     }
@@ -123,7 +136,12 @@ extension RepoFileSystem {
 
     /// The file operations that make the working change match the snapshot: deletions
     /// first (never below another deleted path), then upserts in batches of bounded size.
-    private func operations(for items: [FlushItem], remote: [String: DirectoryEntry]) throws(MesaError) -> [[FileOperation]] {
+    /// Files above `streamThreshold` are uploaded here, one by one, streamed from their
+    /// data file; a file the backend refuses lands in `failures` and is left out, so it
+    /// never holds back the others. Files whose content is a blob of the repository
+    /// already are referenced by id, never read.
+    private func operations(for items: [FlushItem], remote: [String: DirectoryEntry],
+                            failures: inout [(path: String, error: MesaError)]) throws(MesaError) -> [[FileOperation]] {
         var deletes: [String] = []
         var upserts: [(String, LocalState)] = []
         for item in items {
@@ -156,20 +174,37 @@ extension RepoFileSystem {
         var batchBytes = 0
         for (path, local) in upserts {
             let operation: FileOperation
-            do {
-                switch local {
-                case .file(let content, let mode):
-                    operation = .upsert(path: path, content: try bytes(of: content), mode: mode)
-                case .symlink(let content):
-                    operation = .upsert(path: path, content: try bytes(of: content), mode: .symlink)
-                case .absent, .directory:
+            if case .file(.data(let id), let mode) = local, dataSize(id) > configuration.streamThreshold {
+                do {
+                    operation = .upsertBlob(path: path, oid: try streamUpload(id), mode: mode)
+                } catch let failure {
+                    // A data file gone since the snapshot: a later round sees the new state.
+                    if access(journal.dataPath(id), F_OK) != 0 { continue }
+                    // Nothing else could succeed now (server down, key refused): fail the round.
+                    if [.unavailable, .unauthenticated, .keyExpired, .keyRevoked].contains(failure.code) { throw failure }
+                    logger.error("upload of one file failed; uploading the others",
+                                 metadata: ["repo": "\(org)/\(repo)", "path": "\(path)", "error": "\(failure.message)"])
+                    failures.append((path, failure))
                     continue
                 }
-            } catch where error.errno == ENOENT {
-                // The file vanished since the snapshot; a later round sees its new state.
-                continue
-            } catch {
-                throw MesaError(.internal, "cannot read local data of '\(path)' for upload: \(error)")
+            } else {
+                do throws(FSError) {
+                    switch local {
+                    case .file(.blob(let oid), let mode):
+                        operation = .upsertBlob(path: path, oid: oid, mode: mode)
+                    case .file(let content, let mode):
+                        operation = .upsert(path: path, content: try bytes(of: content), mode: mode)
+                    case .symlink(let content):
+                        operation = .upsert(path: path, content: try bytes(of: content), mode: .symlink)
+                    case .absent, .directory:
+                        continue
+                    }
+                } catch where error.errno == ENOENT {
+                    // The file vanished since the snapshot; a later round sees its new state.
+                    continue
+                } catch {
+                    throw MesaError(.internal, "cannot read local data of '\(path)' for upload: \(error)")
+                }
             }
             let size = operation.contentSize
             if batchBytes + size > configuration.maxBatchBytes, !(batches.last?.isEmpty ?? true) {
@@ -180,6 +215,17 @@ extension RepoFileSystem {
             batchBytes += size
         }
         return batches
+    }
+
+    /// The size of a journal data file (0 when it cannot be read: the inline path
+    /// then reports the real error).
+    private func dataSize(_ id: UInt64) -> Int {
+        var info = Glibc.stat()
+        return stat(journal.dataPath(id), &info) == 0 ? Int(info.st_size) : 0
+    }
+
+    private func streamUpload(_ id: UInt64) throws(MesaError) -> String {
+        try mesaErrors { try backend.uploadBlob(org: org, repo: repo, fromFile: journal.dataPath(id)) }
     }
 
     private func bytes(of content: FileContent) throws(FSError) -> [UInt8] {
@@ -348,7 +394,7 @@ extension FileOperation {
     var contentSize: Int {
         switch self {
         case .upsert(_, let content, _): content.count
-        case .delete: 0
+        case .upsertBlob, .delete: 0
         }
     }
 }
