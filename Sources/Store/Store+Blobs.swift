@@ -61,16 +61,17 @@ public final class BlobWriter: @unchecked Sendable {
     }
 }
 
-/// Reads one blob in chunks. Loose objects stream through libgit2's odb read stream
-/// (inflated a chunk at a time). libgit2 1.5's pack backend has no read stream, so a
-/// packed blob is read whole, once, into memory: the bound is that blob's size. Large
-/// blobs arrive through `BlobWriter` (loose) and stay loose unless someone runs
-/// `git gc`/`git repack` on the store's repositories.
+/// Reads one blob in chunks. A loose object is read with read(2) and inflated through a
+/// fixed 256 KiB window (`cgit2_loose_open`): libgit2 1.5's own odb read stream mmaps the
+/// whole object file, which counts the whole blob in the process's RSS. libgit2 1.5's
+/// pack backend has no read stream at all, so a packed blob is read whole, once, into
+/// memory: the bound is that blob's size. Large blobs arrive through `BlobWriter` (loose)
+/// and stay loose unless someone runs `git gc`/`git repack` on the store's repositories.
 public final class BlobReader: @unchecked Sendable {
     public let size: Int
     private let repository: GitRepository
     private var odb: OpaquePointer?
-    private var stream: UnsafeMutablePointer<git_odb_stream>?
+    private var loose: OpaquePointer?
     private var object: OpaquePointer?
     private var offset = 0
 
@@ -96,11 +97,17 @@ public final class BlobReader: @unchecked Sendable {
             throw error
         }
         size = length
-        var streamLength = 0
-        var streamType = GIT_OBJECT_ANY
-        if git_odb_open_rstream(&stream, &streamLength, &streamType, odb, &id) != 0 {
-            stream = nil
-            git_error_clear()
+        let hex = oid.hex
+        let file = repository.path + "/objects/" + hex.prefix(2) + "/" + hex.dropFirst(2)
+        var looseSize: UInt64 = 0
+        var failure: Int32 = 0
+        loose = cgit2_loose_open(file, &looseSize, &failure)
+        if loose != nil, looseSize != UInt64(length) {
+            cgit2_loose_close(loose)
+            loose = nil
+        }
+        if loose == nil {
+            // Packed (or unreadable as a loose file): libgit2 reads it whole.
             do {
                 try gitCheck(git_odb_read(&object, odb, &id), "cannot read blob \(oid.hex)")
             } catch {
@@ -111,7 +118,7 @@ public final class BlobReader: @unchecked Sendable {
     }
 
     deinit {
-        if let stream { git_odb_stream_free(stream) }
+        if let loose { cgit2_loose_close(loose) }
         if let object { git_odb_object_free(object) }
         git_odb_free(odb)
     }
@@ -121,10 +128,9 @@ public final class BlobReader: @unchecked Sendable {
         guard offset < size, buffer.count > 0, let base = buffer.baseAddress else { return 0 }
         let wanted = min(buffer.count, size - offset)
         let count: Int
-        if let stream {
-            count = Int(try gitCheck(git_odb_stream_read(stream, base.assumingMemoryBound(to: CChar.self), wanted),
-                                     "cannot read blob data"))
-            guard count > 0 else { throw StoreError.internal("blob data ended after \(offset) of \(size) bytes") }
+        if let loose {
+            count = cgit2_loose_read(loose, base, wanted)
+            guard count > 0 else { throw StoreError.internal("blob data is damaged or ended after \(offset) of \(size) bytes") }
         } else {
             guard let data = git_odb_object_data(object) else { throw StoreError.internal("blob has no data") }
             base.copyMemory(from: data + offset, byteCount: wanted)

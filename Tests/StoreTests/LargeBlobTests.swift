@@ -96,6 +96,23 @@ import Testing
         #expect(collected == payload)
     }
 
+    @Test func aDamagedLooseBlobFailsToReadInsteadOfReturningShortData() throws {
+        let fx = try Fixture()
+        try fx.makeRepo()
+        let source = fx.scratch("medium")
+        try Self.generate(source, size: 3 << 20)
+        let oid = try fx.store.writeBlob(org: fx.org, repo: "proj", fromFile: source)
+        let object = try fx.gitDirectory() + "/objects/" + oid.prefix(2) + "/" + oid.dropFirst(2)
+        var info = stat()
+        #expect(stat(object, &info) == 0, "large blobs are written as loose objects")
+        chmod(object, 0o644)
+        #expect(truncate(object, off_t(info.st_size / 2)) == 0)
+        let copy = fx.scratch("copy")
+        let fd = open(copy, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        defer { close(fd) }
+        #expect(throws: StoreError.self) { try fx.store.readBlob(org: fx.org, repo: "proj", oid: oid, into: fd) }
+    }
+
     @Test func aWriterRefusesTheWrongNumberOfBytes() throws {
         let fx = try Fixture()
         try fx.makeRepo()
