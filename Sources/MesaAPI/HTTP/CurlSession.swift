@@ -204,6 +204,8 @@ public final class CurlSession: Sendable {
             if let source {
                 // POST without POSTFIELDS: curl pulls the body through the read callback.
                 _ = ccurl_setopt_long(curl, CURLOPT_POST, 1)
+                // 1 MiB per read callback and send instead of curl's 64 KiB: fewer calls.
+                _ = ccurl_setopt_long(curl, CURLOPT_UPLOAD_BUFFERSIZE, 1 << 20)
                 _ = ccurl_setopt_off(curl, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(source.size))
                 _ = ccurl_setopt_callback(curl, CURLOPT_READFUNCTION, Self.readBody)
                 _ = ccurl_setopt_pointer(curl, CURLOPT_READDATA, Unmanaged.passUnretained(source).toOpaque())
