@@ -28,7 +28,7 @@ let package = Package(
     targets: [
         // C shims: each wraps one system library and the macros / variadic
         // functions Swift cannot call directly.
-        .target(name: "CGit2", linkerSettings: [.linkedLibrary("git2")]),
+        .target(name: "CGit2", linkerSettings: [.linkedLibrary("git2"), .linkedLibrary("z")]),
         .target(name: "CSQLite", linkerSettings: [.linkedLibrary("sqlite3")]),
         .target(name: "COpenSSL", linkerSettings: [.linkedLibrary("crypto")]),
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),

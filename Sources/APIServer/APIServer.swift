@@ -114,34 +114,24 @@ public struct APIServer: Sendable {
                 _ body: @escaping Body) async -> Response {
         let start = ContinuousClock.now
         let response = await respond(request, context, status: status, body)
-        let elapsed = ContinuousClock.now - start
-        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        logger.info("request", metadata: ["method": "\(request.method.rawValue)", "path": "\(request.uri.path)",
-                                          "status": "\(response.status.code)", "duration_ms": "\(String(format: "%.1f", ms))"])
+        logAccess(request, response, since: start)
         return response
     }
 
     private func respond(_ request: Request, _ context: BasicRequestContext, status: HTTPResponse.Status,
                          _ body: @escaping Body) async -> Response {
-        guard let header = request.headers[.authorization] else {
-            return Self.envelope(401, "UNAUTHENTICATED", "missing 'Authorization: Bearer <API key>' header")
+        let secret: String
+        switch Self.bearer(request) {
+        case .success(let value): secret = value
+        case .failure(let refusal): return Self.envelope(refusal.status, refusal.code, refusal.message)
         }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
-            return Self.envelope(401, "UNAUTHENTICATED", "the Authorization header must be 'Bearer <API key>'")
-        }
-        let secret = parts[1].trimmingCharacters(in: .whitespaces)
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: maxBodyBytes)
         } catch {
             return Self.envelope(413, "PAYLOAD_TOO_LARGE", "request body exceeds the limit of \(maxBodyBytes) bytes")
         }
-        var parameters: [String: String] = [:]
-        for (key, value) in context.parameters {
-            let text = String(value)
-            parameters[String(key)] = text.removingPercentEncoding ?? text
-        }
+        let parameters = Self.parameters(context)
         var query: [String: String] = [:]
         for (key, value) in request.uri.queryParameters { query[String(key)] = String(value) }
         let call = Call(parameters: parameters, query: query, body: buffer,
@@ -172,6 +162,36 @@ public struct APIServer: Sendable {
         }
     }
 
+    /// The API key of an `Authorization: Bearer <key>` header, or the 401 refusal.
+    static func bearer(_ request: Request) -> Result<String, HTTPRefusal> {
+        guard let header = request.headers[.authorization] else {
+            return .failure(HTTPRefusal(status: 401, code: "UNAUTHENTICATED", message: "missing 'Authorization: Bearer <API key>' header"))
+        }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            return .failure(HTTPRefusal(status: 401, code: "UNAUTHENTICATED", message: "the Authorization header must be 'Bearer <API key>'"))
+        }
+        return .success(parts[1].trimmingCharacters(in: .whitespaces))
+    }
+
+    /// Route parameters, percent-decoded.
+    static func parameters(_ context: BasicRequestContext) -> [String: String] {
+        var parameters: [String: String] = [:]
+        for (key, value) in context.parameters {
+            let text = String(value)
+            parameters[String(key)] = text.removingPercentEncoding ?? text
+        }
+        return parameters
+    }
+
+    /// Logs one access line (never the key).
+    func logAccess(_ request: Request, _ response: Response, since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        logger.info("request", metadata: ["method": "\(request.method.rawValue)", "path": "\(request.uri.path)",
+                                          "status": "\(response.status.code)", "duration_ms": "\(String(format: "%.1f", ms))"])
+    }
+
     /// A non-JSON answer (raw file bytes, a patch). Encodable only so it can travel
     /// through `Body`; `respond` writes its bytes as they are.
     struct RawReply: Encodable {
@@ -183,7 +203,7 @@ public struct APIServer: Sendable {
         func encode(to encoder: any Encoder) throws {}
     }
 
-    /// A refusal with an HTTP status no `MesaError` code maps to (406).
+    /// A refusal with an HTTP status no `MesaError` code maps to (406, 411, 401 before auth).
     struct HTTPRefusal: Error {
         let status: Int
         let code: String

@@ -51,19 +51,7 @@ extension APIServer {
             }
         }
 
-        // mesa-server extension (not in Mesa's API): a blob's raw bytes by git oid, for
-        // clients that already know the oid from a listing. Read scope; 400 for a
-        // malformed oid, 404 when the oid is not a blob of this repo.
-        v1.get(":org/:repo/blobs/:sha") { req, ctx in
-            await handle(req, ctx) { backend, call in
-                let sha = call.param("sha").lowercased()
-                guard Self.isCommitOID(sha) else {
-                    throw MesaError.invalid("blob id must be 40 hex characters (a git object id), got '\(call.param("sha").prefix(50))'")
-                }
-                let bytes = try backend.blob(org: call.param("org"), repo: call.param("repo"), oid: sha)
-                return RawReply(bytes: bytes, contentType: "application/octet-stream", etag: sha)
-            }
-        }
+        addBlobRoutes(v1)
 
         // `conflicts=include|exclude|only`: mesa-server keeps conflicts as marker text
         // inside files, so they are ordinary entries; `conflicted_entries` is always

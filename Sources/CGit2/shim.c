@@ -42,3 +42,100 @@ int cgit2_mempack_flush(git_repository *repo, git_odb_backend *backend) {
     git_mempack_reset(backend);
     return error;
 }
+
+#include <zlib.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { loose_window = 256 * 1024 };
+
+struct cgit2_loose_reader {
+    int fd;
+    z_stream zs;
+    int finished;
+    unsigned long long size, produced;
+    /* Object bytes inflated together with the header, served first. */
+    unsigned char pending[64];
+    size_t pending_start, pending_end;
+    unsigned char input[loose_window];
+};
+
+/* Refills the input window when it is empty; -1 on a read error, 0 at end of file. */
+static int loose_fill(cgit2_loose_reader *r) {
+    if (r->zs.avail_in > 0) return 1;
+    for (;;) {
+        ssize_t count = read(r->fd, r->input, sizeof r->input);
+        if (count < 0 && errno == EINTR) continue;
+        if (count < 0) return -1;
+        r->zs.next_in = r->input;
+        r->zs.avail_in = (uInt)count;
+        return count > 0;
+    }
+}
+
+/* Inflates into out[0..length); returns bytes produced or -1. */
+static long loose_inflate(cgit2_loose_reader *r, unsigned char *out, size_t length) {
+    r->zs.next_out = out;
+    r->zs.avail_out = (uInt)(length > UINT32_MAX ? UINT32_MAX : length);
+    while (r->zs.avail_out > 0 && !r->finished) {
+        int filled = loose_fill(r);
+        if (filled < 0) return -1;
+        int status = inflate(&r->zs, Z_NO_FLUSH);
+        if (status == Z_STREAM_END) { r->finished = 1; break; }
+        if (status == Z_BUF_ERROR && filled == 0) return -1; /* truncated file */
+        if (status != Z_OK && status != Z_BUF_ERROR) return -1;
+    }
+    return (long)(r->zs.next_out - out);
+}
+
+cgit2_loose_reader *cgit2_loose_open(const char *path, unsigned long long *size, int *error) {
+    cgit2_loose_reader *r = calloc(1, sizeof *r);
+    if (!r) { *error = ENOMEM; return NULL; }
+    r->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (r->fd < 0) { *error = errno; free(r); return NULL; }
+    if (inflateInit(&r->zs) != Z_OK) { close(r->fd); free(r); *error = ENOMEM; return NULL; }
+    long got = loose_inflate(r, r->pending, sizeof r->pending);
+    unsigned char *nul = got > 0 ? memchr(r->pending, 0, (size_t)got) : NULL;
+    if (!nul || got < 6 || memcmp(r->pending, "blob ", 5) != 0) { cgit2_loose_close(r); *error = -1; return NULL; }
+    unsigned long long length = 0;
+    for (unsigned char *p = r->pending + 5; p < nul; p++) {
+        if (*p < '0' || *p > '9') { cgit2_loose_close(r); *error = -1; return NULL; }
+        length = length * 10 + (unsigned long long)(*p - '0');
+    }
+    r->size = length;
+    r->pending_start = (size_t)(nul + 1 - r->pending);
+    r->pending_end = (size_t)got;
+    *size = length;
+    return r;
+}
+
+long cgit2_loose_read(cgit2_loose_reader *r, void *buffer, size_t length) {
+    unsigned char *out = buffer;
+    size_t done = 0;
+    if (r->pending_start < r->pending_end && length > 0) {
+        size_t count = r->pending_end - r->pending_start;
+        if (count > length) count = length;
+        memcpy(out, r->pending + r->pending_start, count);
+        r->pending_start += count;
+        done = count;
+    }
+    if (done < length && !r->finished) {
+        long got = loose_inflate(r, out + done, length - done);
+        if (got < 0) return -1;
+        done += (size_t)got;
+    }
+    r->produced += done;
+    if (r->produced > r->size) return -1;
+    if (done == 0 && r->produced != r->size) return -1;
+    return (long)done;
+}
+
+void cgit2_loose_close(cgit2_loose_reader *r) {
+    if (!r) return;
+    inflateEnd(&r->zs);
+    close(r->fd);
+    free(r);
+}

@@ -54,6 +54,13 @@ public protocol Backend: Sendable {
 
     func content(org: String, repo: String, at revision: Revision, path: String, depth: Int) throws -> Content
     func blob(org: String, repo: String, oid: String) throws -> [UInt8]
+    /// Stores the file at `path` as a blob of the repo without holding it in memory
+    /// (any size) and returns its git object id, for `FileOperation.upsertBlob`.
+    /// Needs write scope. The file must not change while it is read.
+    func uploadBlob(org: String, repo: String, fromFile path: String) throws -> String
+    /// Writes the blob `oid` into a new file at `path` (created or truncated), in
+    /// chunks; the file holds the whole blob when this returns.
+    func downloadBlob(org: String, repo: String, oid: String, toFile path: String) throws
 
     func createChange(org: String, repo: String, base: ChangeID, message: String, files: [FileOperation]) throws -> Change
     func updateChange(org: String, repo: String, id: ChangeID, message: String?, files: [FileOperation],

@@ -67,6 +67,13 @@ public final class FaultInjectingBackend: Backend {
         try check("blob"); return try base.blob(org: org, repo: repo, oid: oid)
     }
 
+    public func uploadBlob(org: String, repo: String, fromFile path: String) throws -> String {
+        try check("uploadBlob"); return try base.uploadBlob(org: org, repo: repo, fromFile: path)
+    }
+    public func downloadBlob(org: String, repo: String, oid: String, toFile path: String) throws {
+        try check("downloadBlob"); try base.downloadBlob(org: org, repo: repo, oid: oid, toFile: path)
+    }
+
     public func createChange(org: String, repo: String, base baseChange: ChangeID, message: String, files: [FileOperation]) throws -> Change {
         try check("createChange"); return try base.createChange(org: org, repo: repo, base: baseChange, message: message, files: files)
     }

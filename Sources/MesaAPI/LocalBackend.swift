@@ -156,6 +156,40 @@ public struct LocalBackend: Backend {
         }
     }
 
+    public func uploadBlob(org: String, repo: String, fromFile path: String) throws -> String {
+        try mesaErrors {
+            _ = try authorizedRepo(org, repo, .write)
+            return try store.writeBlob(org: org, repo: repo, fromFile: path)
+        }
+    }
+
+    public func downloadBlob(org: String, repo: String, oid: String, toFile path: String) throws {
+        try mesaErrors {
+            _ = try authorizedRepo(org, repo, .read)
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw MesaError.internal("cannot create \(path): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            try store.readBlob(org: org, repo: repo, oid: oid.lowercased(), into: fd)
+        }
+    }
+
+    /// A streaming writer for one blob of `size` bytes (mesa-server's blob upload):
+    /// the write scope is checked here, before any byte is read.
+    public func blobWriter(org: String, repo: String, size: Int) throws -> BlobWriter {
+        try mesaErrors {
+            _ = try authorizedRepo(org, repo, .write)
+            return try store.blobWriter(org: org, repo: repo, size: size)
+        }
+    }
+
+    /// A chunked reader for the blob `oid` (mesa-server's blob download); read scope.
+    public func blobReader(org: String, repo: String, oid: String) throws -> BlobReader {
+        try mesaErrors {
+            _ = try authorizedRepo(org, repo, .read)
+            return try store.blobReader(org: org, repo: repo, oid: oid)
+        }
+    }
+
     public func createChange(org: String, repo: String, base: ChangeID, message: String, files: [FileOperation]) throws -> Change {
         try createChange(org: org, repo: repo, base: base, message: message, author: nil, committer: nil, files: files)
     }

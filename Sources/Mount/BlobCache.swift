@@ -81,6 +81,36 @@ public final class BlobCache: Sendable {
         return target
     }
 
+    /// Fills the entry for `oid` by letting `download` write a temporary file in the
+    /// cache's own directory (it creates or truncates the path it is given), then
+    /// renames it into place: no copy, and the blob never passes through memory.
+    @discardableResult
+    public func fill(_ oid: String, _ download: (String) throws(FSError) -> Void) throws(FSError) -> String {
+        guard Self.isValidOID(oid) else { throw FSError.invalid("invalid blob id '\(oid.prefix(80))'") }
+        let target = location(oid)
+        let temporary = directory + "/tmp/" + oid + "." + UUID().uuidString
+        do {
+            try download(temporary)
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        var info = Glibc.stat()
+        guard stat(temporary, &info) == 0 else {
+            let error = FSError.posix("cannot stat the downloaded blob \(temporary)")
+            unlink(temporary)
+            throw error
+        }
+        mkdir(parentPath(target), 0o700)
+        guard rename(temporary, target) == 0 else {
+            let error = FSError.posix("cannot move blob into the cache at \(target)")
+            unlink(temporary)
+            throw error
+        }
+        insert(oid, size: UInt64(info.st_size))
+        return target
+    }
+
     /// Adopts an existing file (e.g. a flushed journal file) as the blob `oid` by
     /// renaming it into the cache. Returns false when the rename is impossible (another
     /// filesystem); the caller then keeps its file.

@@ -101,16 +101,29 @@ extension RepoFileSystem {
         }
         let (remoteChange, hadWorking) = versions.withLock { ($0.working ?? $0.base, $0.working != nil) }
         let remote = try remoteEntries(for: items.map(\.path), at: remoteChange, exists: hadWorking || !remoteChange.isRoot)
-        let batches = try operations(for: items, remote: remote, rules: rules)
-        for batch in batches where !batch.isEmpty {
+        var failures: [(path: String, error: MesaError)] = []
+        try sendOperations(for: items, remote: remote, rules: rules, failures: &failures) { batch throws(MesaError) in
             try upload(batch)
         }
+        let failed = Set(failures.map(\.path))
         try state.withLock { state throws(MesaError) in
-            for item in items where state.table.touched[item.path] == item.version { state.table.touched[item.path] = nil }
+            for item in items where state.table.touched[item.path] == item.version && !failed.contains(item.path) {
+                state.table.touched[item.path] = nil
+            }
             for (path, version) in localOnly where state.table.touched[path] == version { state.table.touched[path] = nil }
-            if compactAlways || journal.manifestBytes > max(Self.compactionFloor, 2 * journal.compactedBytes) {
+            // A path that failed still needs its journal records: keep them all (replay
+            // of what was uploaded is harmless) until a round uploads everything.
+            if failures.isEmpty,
+               compactAlways || journal.manifestBytes > max(Self.compactionFloor, 2 * journal.compactedBytes) {
                 try compact(&state, uploadedThrough: seq, rules: rules)
             }
+        }
+        if let first = failures.first {
+            // Everything else is in the working change; these paths stay pending and
+            // the flusher retries them. The message is what `mesa status` shows.
+            let list = failures.prefix(5).map { "'\($0.path)': \($0.error.message)" }.joined(separator: "; ")
+            let more = failures.count > 5 ? " (and \(failures.count - 5) more)" : ""
+            throw MesaError(first.error.code, "cannot upload \(failures.count == 1 ? "" : "\(failures.count) files: ")\(list)\(more); the other files were uploaded, these stay pending and are retried")
         }
         return true
     }
@@ -160,10 +173,19 @@ extension RepoFileSystem {
         return result
     }
 
-    /// The file operations that make the working change match the snapshot: deletions
-    /// first (never below another deleted path), then upserts in batches of bounded size.
-    private func operations(for items: [FlushItem], remote: [String: DirectoryEntry],
-                            rules: IgnoreRules) throws(MesaError) -> [[FileOperation]] {
+    /// Sends the file operations that make the working change match the snapshot:
+    /// deletions first (never below another deleted path), then upserts in batches of
+    /// bounded size.
+    /// Files above `streamThreshold` are uploaded here, one by one, streamed from their
+    /// data file; a file the backend refuses lands in `failures` and is left out, so it
+    /// never holds back the others. Files whose content is a blob of the repository
+    /// already are referenced by id, never read.
+    ///
+    /// Each batch goes to `send` as soon as it is full, so one batch of file contents
+    /// (`maxBatchBytes`) is in memory at a time, not the whole upload.
+    private func sendOperations(for items: [FlushItem], remote: [String: DirectoryEntry], rules: IgnoreRules,
+                                failures: inout [(path: String, error: MesaError)],
+                                send: ([FileOperation]) throws(MesaError) -> Void) throws(MesaError) {
         var deletes: [String] = []
         var upserts: [(String, LocalState)] = []
         for item in items {
@@ -196,34 +218,64 @@ extension RepoFileSystem {
             }
             return true
         }
-        var batches: [[FileOperation]] = [topDeletes.map { .delete(path: $0) }]
+        if !topDeletes.isEmpty { try send(topDeletes.map { .delete(path: $0) }) }
+        var batch: [FileOperation] = []
         var batchBytes = 0
         for (path, local) in upserts {
             let operation: FileOperation
-            do {
-                switch local {
-                case .file(let content, let mode):
-                    operation = .upsert(path: path, content: try bytes(of: content), mode: mode)
-                case .symlink(let content):
-                    operation = .upsert(path: path, content: try bytes(of: content), mode: .symlink)
-                case .absent, .directory:
+            if case .file(.data(let id), let mode) = local, dataSize(id) > configuration.streamThreshold {
+                do {
+                    operation = .upsertBlob(path: path, oid: try streamUpload(id), mode: mode)
+                } catch let failure {
+                    // A data file gone since the snapshot: a later round sees the new state.
+                    if access(journal.dataPath(id), F_OK) != 0 { continue }
+                    // Nothing else could succeed now (server down, key refused): fail the round.
+                    if [.unavailable, .unauthenticated, .keyExpired, .keyRevoked].contains(failure.code) { throw failure }
+                    logger.error("upload of one file failed; uploading the others",
+                                 metadata: ["repo": "\(org)/\(repo)", "path": "\(path)", "error": "\(failure.message)"])
+                    failures.append((path, failure))
                     continue
                 }
-            } catch where error.errno == ENOENT {
-                // The file vanished since the snapshot; a later round sees its new state.
-                continue
-            } catch {
-                throw MesaError(.internal, "cannot read local data of '\(path)' for upload: \(error)")
+            } else {
+                do throws(FSError) {
+                    switch local {
+                    case .file(.blob(let oid), let mode):
+                        operation = .upsertBlob(path: path, oid: oid, mode: mode)
+                    case .file(let content, let mode):
+                        operation = .upsert(path: path, content: try bytes(of: content), mode: mode)
+                    case .symlink(let content):
+                        operation = .upsert(path: path, content: try bytes(of: content), mode: .symlink)
+                    case .absent, .directory:
+                        continue
+                    }
+                } catch where error.errno == ENOENT {
+                    // The file vanished since the snapshot; a later round sees its new state.
+                    continue
+                } catch {
+                    throw MesaError(.internal, "cannot read local data of '\(path)' for upload: \(error)")
+                }
             }
             let size = operation.contentSize
-            if batchBytes + size > configuration.maxBatchBytes, !(batches.last?.isEmpty ?? true) {
-                batches.append([])
+            if batchBytes + size > configuration.maxBatchBytes, !batch.isEmpty {
+                try send(batch)
+                batch = []
                 batchBytes = 0
             }
-            batches[batches.count - 1].append(operation)
+            batch.append(operation)
             batchBytes += size
         }
-        return batches
+        if !batch.isEmpty { try send(batch) }
+    }
+
+    /// The size of a journal data file (0 when it cannot be read: the inline path
+    /// then reports the real error).
+    private func dataSize(_ id: UInt64) -> Int {
+        var info = Glibc.stat()
+        return stat(journal.dataPath(id), &info) == 0 ? Int(info.st_size) : 0
+    }
+
+    private func streamUpload(_ id: UInt64) throws(MesaError) -> String {
+        try mesaErrors { try backend.uploadBlob(org: org, repo: repo, fromFile: journal.dataPath(id)) }
     }
 
     private func bytes(of content: FileContent) throws(FSError) -> [UInt8] {
@@ -406,7 +458,7 @@ extension FileOperation {
     var contentSize: Int {
         switch self {
         case .upsert(_, let content, _): content.count
-        case .delete: 0
+        case .upsertBlob, .delete: 0
         }
     }
 }

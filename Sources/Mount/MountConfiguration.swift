@@ -55,8 +55,14 @@ public struct MountConfiguration: Sendable {
     public var debounce: Duration
     /// Longest wait between upload retries while the backend fails.
     public var maxRetryDelay: Duration
-    /// Upper bound of file bytes per backend call; larger edits go in several amends.
+    /// Upper bound of inline file bytes per backend call; larger edits go in several
+    /// amends. 16 MiB keeps a change request (base64 in JSON) under mesa-server's
+    /// 32 MiB body limit.
     public var maxBatchBytes: Int
+    /// Files larger than this upload on their own, streamed from the journal's data
+    /// file (`Backend.uploadBlob`), and the change references the blob by id: no size
+    /// limit, and memory stays flat.
+    public var streamThreshold: Int
     /// Owner reported for every file (the daemon's user by default).
     public var uid: UInt32
     public var gid: UInt32
@@ -76,8 +82,8 @@ public struct MountConfiguration: Sendable {
 
     public init(org: String, repo: String, target: MountTarget = .bookmark(nil), mode: MountMode = .rw,
                 journalDirectory: String, debounce: Duration = .seconds(1), maxRetryDelay: Duration = .seconds(30),
-                maxBatchBytes: Int = 64 << 20, uid: UInt32 = getuid(), gid: UInt32 = getgid(), backgroundFlush: Bool = true,
-                durability: Durability = .fsync) {
+                maxBatchBytes: Int = 16 << 20, streamThreshold: Int = 1 << 20, uid: UInt32 = getuid(), gid: UInt32 = getgid(),
+                backgroundFlush: Bool = true, durability: Durability = .fsync) {
         self.org = org
         self.repo = repo
         self.target = target
@@ -86,6 +92,7 @@ public struct MountConfiguration: Sendable {
         self.debounce = debounce
         self.maxRetryDelay = maxRetryDelay
         self.maxBatchBytes = maxBatchBytes
+        self.streamThreshold = streamThreshold
         self.uid = uid
         self.gid = gid
         self.backgroundFlush = backgroundFlush

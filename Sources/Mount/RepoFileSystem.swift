@@ -370,12 +370,14 @@ public final class RepoFileSystem: Sendable {
         return ino
     }
 
-    /// The local path of a blob, downloading it into the cache on a miss.
+    /// The local path of a blob, downloading it into the cache on a miss (streamed
+    /// straight into the cache file: a large blob never sits in memory).
     func blobPath(_ oid: String, mayBlock: Bool) throws(FSError) -> String {
         if let path = cache.path(for: oid) { return path }
         guard mayBlock else { throw FSError.wouldBlock }
-        let bytes = try fsErrors { try backend.blob(org: org, repo: repo, oid: oid) }
-        return try cache.store(oid, bytes: bytes)
+        return try cache.fill(oid) { (temporary: String) throws(FSError) in
+            try fsErrors { try backend.downloadBlob(org: org, repo: repo, oid: oid, toFile: temporary) }
+        }
     }
 
     /// Gives back data files that no node uses any more (the pool hands them out again,

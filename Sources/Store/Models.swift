@@ -96,12 +96,16 @@ public enum FileMode: String, Sendable, Codable, CaseIterable {
 public enum FileOperation: Sendable, Equatable {
     /// Creates or replaces the file at `path`; for a symlink, `content` is the target.
     case upsert(path: String, content: [UInt8], mode: FileMode = .regular)
+    /// Creates or replaces the file at `path` with a blob already in the repository
+    /// (written by `Store.writeBlob`/`blobWriter`), named by its git object id: how
+    /// large files reach a change without travelling inside it.
+    case upsertBlob(path: String, oid: String, mode: FileMode = .regular)
     /// Removes the file, symlink or whole directory at `path`.
     case delete(path: String)
 
     public var path: String {
         switch self {
-        case .upsert(let path, _, _), .delete(let path): path
+        case .upsert(let path, _, _), .upsertBlob(let path, _, _), .delete(let path): path
         }
     }
 }

@@ -57,6 +57,11 @@ struct ValidatedOperation {
                     throw StoreError.invalid("invalid symlink '\(operation.path)': the target must be non-empty and contain no NUL byte")
                 }
             }
+            if case .upsertBlob(_, let oid, _) = operation {
+                do { _ = try GitOID(hex: oid.lowercased()) } catch {
+                    throw StoreError.invalid("file '\(operation.path)': blob id must be 40 hex characters (a git object id), got '\(oid.prefix(64))'")
+                }
+            }
             return ValidatedOperation(components: components, operation: operation)
         }
     }
@@ -262,12 +267,24 @@ extension Store {
     /// Large edits go into one packfile; small ones become loose objects.
     func writeSnapshot(repoID: String, baseCommit: GitOID?, parents: [GitOID], operations: [ValidatedOperation],
                        author: Signature, committer: Signature, message: String, changeID: ChangeID) throws -> GitOID {
+        // Every referenced blob must exist before anything is written, so a bad
+        // reference changes nothing.
+        try repositories.with(repoID) { git in
+            for operation in operations {
+                guard case .upsertBlob(_, let oid, _) = operation.operation else { continue }
+                guard try isBlob(git, try GitOID(hex: oid.lowercased())) else {
+                    throw StoreError.notFound("file '\(operation.components.joined(separator: "/"))': blob \(oid.lowercased()) is not a blob of this repository; upload it first (POST /v1/{org}/{repo}/blobs)")
+                }
+            }
+        }
         func build(_ git: GitRepository) throws -> GitOID {
             let baseTree = try baseCommit.map { try git.commitInfo($0).tree }
             let editor = TreeEditor(repository: git, base: baseTree)
             for operation in operations {
                 switch operation.operation {
                 case .upsert(_, let content, let mode): try editor.upsert(operation.components, content: content, mode: mode)
+                case .upsertBlob(_, let oid, let mode):
+                    try editor.upsert(operation.components, blob: try GitOID(hex: oid.lowercased()), mode: mode)
                 case .delete: try editor.delete(operation.components)
                 }
             }

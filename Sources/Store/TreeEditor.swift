@@ -27,7 +27,11 @@ final class TreeEditor {
     }
 
     func upsert(_ components: [String], content: [UInt8], mode: FileMode) throws {
-        let blob = try repository.writeBlob(content)
+        try upsert(components, blob: try repository.writeBlob(content), mode: mode)
+    }
+
+    /// Points `components` at a blob already in the object database.
+    func upsert(_ components: [String], blob: GitOID, mode: FileMode) throws {
         var directory = root
         var walked: [String] = []
         for name in components.dropLast() {

@@ -11,15 +11,15 @@ import Testing
         let recorder = FaultInjectingBackend(wrapping: fx.backend)
         let fs = try fx.mount(backend: recorder)
         #expect(!recorder.calls.contains("content"))
-        #expect(!recorder.calls.contains("blob"))
+        #expect(!recorder.calls.contains("downloadBlob"))
         _ = try fs.ino("dir")
         #expect(recorder.calls.filter { $0 == "content" }.count == 1, "only the root listing")
-        #expect(!recorder.calls.contains("blob"))
+        #expect(!recorder.calls.contains("downloadBlob"))
         #expect(try fs.readText("dir/b.txt") == "beta")
-        #expect(recorder.calls.filter { $0 == "blob" }.count == 1)
+        #expect(recorder.calls.filter { $0 == "downloadBlob" }.count == 1)
         // The second read is served from the blob cache.
         #expect(try fs.readText("dir/b.txt") == "beta")
-        #expect(recorder.calls.filter { $0 == "blob" }.count == 1)
+        #expect(recorder.calls.filter { $0 == "downloadBlob" }.count == 1)
     }
 
     @Test func cachedAnswersNeverBlock() throws {

@@ -17,3 +17,15 @@ int cgit2_set_cache_object_limit(git_object_t type, size_t bytes);
    the backend cannot be detached from the odb again. */
 int cgit2_mempack_attach(git_repository *repo, git_odb_backend **backend);
 int cgit2_mempack_flush(git_repository *repo, git_odb_backend *backend);
+
+/* A loose blob read with read(2) and inflated a chunk at a time. libgit2 1.5's odb read
+   stream mmaps the whole object file, so reading a 1 GiB blob maps (and counts in the
+   process's RSS) 1 GiB; this keeps a fixed 256 KiB window. `path` is the object file
+   (objects/xx/yyyy…). Returns NULL with *error = an errno value (ENOENT: not loose, e.g.
+   packed) or -1 (not a well-formed loose blob). */
+typedef struct cgit2_loose_reader cgit2_loose_reader;
+cgit2_loose_reader *cgit2_loose_open(const char *path, unsigned long long *size, int *error);
+/* Bytes inflated into `buffer` (> 0), 0 at the end, -1 on a read or inflate error
+   (including data longer or shorter than the header says). */
+long cgit2_loose_read(cgit2_loose_reader *reader, void *buffer, size_t length);
+void cgit2_loose_close(cgit2_loose_reader *reader);

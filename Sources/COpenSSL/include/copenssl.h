@@ -5,4 +5,7 @@
 void copenssl_sha256(const void *data, size_t length, unsigned char out[32]);
 /* The git object id of a blob: SHA-1 of "blob <length>\0" followed by the bytes. */
 void copenssl_git_blob_sha1(const void *data, size_t length, unsigned char out[20]);
+/* The same for the whole file open at `fd`, read in chunks with pread. 0 on success,
+   else an errno value. */
+int copenssl_git_blob_sha1_fd(int fd, unsigned char out[20]);
 #endif

@@ -18,10 +18,15 @@ extension HTTPBackend {
     }
 
     /// Sends one call with retries; returns the 2xx answer or throws the mapped error.
+    /// `bodyFile` streams a file as the body; `responseFile` receives a 2xx body;
+    /// `idempotent` overrides the method's default (a content-addressed upload may
+    /// be repeated safely).
     func send(_ method: String, _ segments: [String], query: Query = [], body: (any Encodable)? = nil,
-              accept: String = "application/json") throws -> HTTPResponse {
+              accept: String = "application/json", bodyFile: String? = nil, responseFile: Int32? = nil,
+              idempotent: Bool? = nil) throws -> HTTPResponse {
         let url = Self.url(configuration.baseURL, segments, query)
         var headers = ["Authorization: Bearer \(configuration.apiKey)", "Accept: \(accept)"]
+        if bodyFile != nil { headers.append("Content-Type: application/octet-stream") }
         var bytes: [UInt8]?
         if let body {
             headers.append("Content-Type: application/json")
@@ -29,16 +34,16 @@ extension HTTPBackend {
                 throw MesaError.internal("cannot encode the \(method) body for \(url): \(error)")
             }
         }
-        let request = HTTPRequest(method: method, url: url, headers: headers, body: bytes)
+        let request = HTTPRequest(method: method, url: url, headers: headers, body: bytes, bodyFile: bodyFile)
         // GET and DELETE may be repeated; POST and PATCH only when they cannot have run.
-        let idempotent = method == "GET" || method == "DELETE" || method == "HEAD"
+        let idempotent = idempotent ?? (method == "GET" || method == "DELETE" || method == "HEAD")
         let started = ContinuousClock.now
         var attempt = 0
         while true {
             attempt += 1
             let delay: Duration
             do {
-                let response = try session.perform(request)
+                let response = try session.perform(request, responseFile: responseFile)
                 if (200..<300).contains(response.status) { return response }
                 let retryable = response.status == 429 || response.status == 503
                     || (idempotent && response.status >= 500 && response.status != 501 && response.status != 505)
@@ -202,6 +207,7 @@ extension HTTPBackend {
     static func fileOp(_ operation: FileOperation) -> RESTFileOp {
         switch operation {
         case .upsert(let path, let content, let mode): .upsert(path, content, mode: mode)
+        case .upsertBlob(let path, let oid, let mode): .upsert(path, blobOID: oid, mode: mode)
         case .delete(let path): .delete(path)
         }
     }

@@ -176,6 +176,50 @@ public final class HTTPBackend: Backend {
         return response.body
     }
 
+    /// `POST /{org}/{repo}/blobs` (a mesa-server extension) with the file as a raw body,
+    /// streamed from disk. Content-addressed, so a retry after a lost answer is safe.
+    public func uploadBlob(org: String, repo: String, fromFile path: String) throws -> String {
+        let response = try send("POST", [org, repo, "blobs"], bodyFile: path, idempotent: true)
+        let created: RESTBlobCreated
+        do {
+            created = try RESTCoding.decoder().decode(RESTBlobCreated.self, from: Data(response.body))
+        } catch {
+            throw MesaError.internal("POST \(redactedURL([org, repo, "blobs"])): the answer is not the expected JSON (\(error)); is \(configuration.baseURL) a mesa-server with blob uploads?")
+        }
+        return created.oid.lowercased()
+    }
+
+    /// `GET /{org}/{repo}/blobs/{oid}` straight into `path`, checked against the oid
+    /// (the server's ETag, else the file's git hash computed in chunks).
+    public func downloadBlob(org: String, repo: String, oid: String, toFile path: String) throws {
+        let wanted = oid.lowercased()
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw MesaError.internal("cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let response: HTTPResponse
+        do {
+            response = try send("GET", [org, repo, "blobs", wanted], accept: "application/octet-stream", responseFile: fd)
+        } catch let error as MesaError where error.code == .notFound {
+            throw MesaError.notFound("blob \(wanted) not found in \(org)/\(repo): \(error.message)")
+        }
+        if var tag = response.header("etag") {
+            if tag.hasPrefix("W/") { tag.removeFirst(2) }
+            tag = tag.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+            if tag.count == 40 {
+                guard tag.lowercased() == wanted else {
+                    throw MesaError(.unavailable, "\(configuration.baseURL) sent blob \(tag) when asked for \(wanted)")
+                }
+                return
+            }
+        }
+        var digest = [UInt8](repeating: 0, count: 20)
+        let failure = digest.withUnsafeMutableBufferPointer { copenssl_git_blob_sha1_fd(fd, $0.baseAddress) }
+        guard failure == 0 else { throw MesaError.internal("cannot read back \(path): \(String(cString: strerror(failure)))") }
+        guard digest.map({ String(format: "%02x", $0) }).joined() == wanted else {
+            throw MesaError(.unavailable, "\(configuration.baseURL) sent bytes for blob \(wanted) that do not hash to it")
+        }
+    }
+
     /// Checks an answer's bytes against the oid asked for: the server's ETag when it
     /// sends one, otherwise the git blob SHA-1 computed here.
     static func matches(_ response: HTTPResponse, oid: String) -> Bool {

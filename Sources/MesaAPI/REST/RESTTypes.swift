@@ -364,22 +364,36 @@ public struct RESTFileOp: Codable, Sendable, Equatable {
     public enum Action: String, Codable, Sendable { case upsert, delete }
 
     public var path: String
-    /// Base64; required for upserts.
+    /// Base64; an upsert carries either this or `blobOID`.
     public var content: String?
     public var encoding: String?
     public var action: Action?
     public var mode: String?
+    /// mesa-server extension: the git id of a blob uploaded with `POST /{org}/{repo}/blobs`
+    /// (or already in the repo), instead of inline `content`.
+    public var blobOID: String?
 
-    public init(path: String, content: String? = nil, encoding: String? = nil, action: Action? = nil, mode: String? = nil) {
+    public init(path: String, content: String? = nil, encoding: String? = nil, action: Action? = nil, mode: String? = nil,
+                blobOID: String? = nil) {
         self.path = path
         self.content = content
         self.encoding = encoding
         self.action = action
         self.mode = mode
+        self.blobOID = blobOID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case path, content, encoding, action, mode
+        case blobOID = "blob_oid"
     }
 
     public static func upsert(_ path: String, _ bytes: [UInt8], mode: FileMode? = nil) -> RESTFileOp {
         RESTFileOp(path: path, content: Data(bytes).base64EncodedString(), action: .upsert, mode: mode?.rawValue)
+    }
+
+    public static func upsert(_ path: String, blobOID: String, mode: FileMode? = nil) -> RESTFileOp {
+        RESTFileOp(path: path, action: .upsert, mode: mode?.rawValue, blobOID: blobOID)
     }
 
     public static func delete(_ path: String) -> RESTFileOp { RESTFileOp(path: path, action: .delete) }
@@ -390,19 +404,40 @@ public struct RESTFileOp: Codable, Sendable, Equatable {
         case .delete:
             return .delete(path: path)
         case .upsert:
-            if let encoding, encoding != "base64" {
-                throw .invalid("file '\(path.prefix(200))': unsupported encoding '\(encoding.prefix(20))'; only base64 is supported")
-            }
-            guard let content else { throw .invalid("file '\(path.prefix(200))': 'content' (base64) is required for an upsert") }
-            guard let data = Data(base64Encoded: content, options: [.ignoreUnknownCharacters]) else {
-                throw .invalid("file '\(path.prefix(200))': 'content' is not valid base64")
-            }
             var fileMode = FileMode.regular
             if let mode {
                 do { fileMode = try FileMode(parsing: mode) } catch { throw MesaError.from(error) }
             }
+            if let blobOID {
+                guard content == nil else {
+                    throw .invalid("file '\(path.prefix(200))': give either 'content' or 'blob_oid', not both")
+                }
+                let oid = blobOID.lowercased()
+                guard oid.utf8.count == 40, oid.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+                    throw .invalid("file '\(path.prefix(200))': 'blob_oid' must be 40 hex characters (a git object id), got '\(blobOID.prefix(50))'")
+                }
+                return .upsertBlob(path: path, oid: oid, mode: fileMode)
+            }
+            if let encoding, encoding != "base64" {
+                throw .invalid("file '\(path.prefix(200))': unsupported encoding '\(encoding.prefix(20))'; only base64 is supported")
+            }
+            guard let content else { throw .invalid("file '\(path.prefix(200))': 'content' (base64) or 'blob_oid' is required for an upsert") }
+            guard let data = Data(base64Encoded: content, options: [.ignoreUnknownCharacters]) else {
+                throw .invalid("file '\(path.prefix(200))': 'content' is not valid base64")
+            }
             return .upsert(path: path, content: [UInt8](data), mode: fileMode)
         }
+    }
+}
+
+/// mesa-server extension: the answer to `POST /{org}/{repo}/blobs`.
+public struct RESTBlobCreated: Codable, Sendable, Equatable {
+    public var oid: String
+    public var size: Int
+
+    public init(oid: String, size: Int) {
+        self.oid = oid
+        self.size = size
     }
 }
 

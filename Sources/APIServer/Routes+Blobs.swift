@@ -1,0 +1,110 @@
+import Foundation
+import Hummingbird
+import MesaAPI
+import NIOCore
+import NIOPosix
+import Store
+
+/// mesa-server extensions (not in Mesa's API) for blobs of any size, streamed both ways
+/// so neither the server nor the client holds a whole file: upload a raw body, get its
+/// git object id, then reference it from a change (`blob_oid` in a file entry).
+extension APIServer {
+    /// Bytes per chunk of a streamed download.
+    static let blobChunk = 1 << 18
+
+    func addBlobRoutes(_ v1: RouterGroup<BasicRequestContext>) {
+        // A blob's raw bytes by git oid, for clients that already know the oid from a
+        // listing. Read scope; 400 for a malformed oid, 404 when the oid is not a blob
+        // of this repo. Streamed with a Content-Length and `ETag: "<oid>"`.
+        v1.get(":org/:repo/blobs/:sha") { req, ctx in
+            let start = ContinuousClock.now
+            let response = await downloadBlob(req, ctx)
+            logAccess(req, response, since: start)
+            return response
+        }
+        // Stores the raw request body (any size, `Content-Length` required, any
+        // Content-Type) as a blob and answers 201 `{"oid": "<sha>", "size": n}`. The key
+        // and its write scope on the repo are checked from the headers before a byte
+        // of the body is read; the body goes straight into the object database.
+        v1.post(":org/:repo/blobs") { req, ctx in
+            let start = ContinuousClock.now
+            let response = await uploadBlob(req, ctx)
+            logAccess(req, response, since: start)
+            return response
+        }
+    }
+
+    private func uploadBlob(_ request: Request, _ context: BasicRequestContext) async -> Response {
+        let secret: String
+        switch Self.bearer(request) {
+        case .success(let value): secret = value
+        case .failure(let refusal): return Self.envelope(refusal.status, refusal.code, refusal.message)
+        }
+        let parameters = Self.parameters(context)
+        let org = parameters["org"] ?? "", repo = parameters["repo"] ?? ""
+        guard let text = request.headers[.contentLength], let size = Int(text), size >= 0 else {
+            return Self.envelope(411, "LENGTH_REQUIRED",
+                                 "a blob upload needs a Content-Length header (the size is part of the git object); chunked bodies are not accepted")
+        }
+        let store = self.store
+        do {
+            let writer = try await NIOThreadPool.singleton.runIfActive { () throws -> BlobWriter in
+                try LocalBackend(store: store, secret: secret).blobWriter(org: org, repo: repo, size: size)
+            }
+            // Each chunk is hashed and deflated as it arrives; backpressure keeps at most
+            // a few chunks in flight.
+            for try await buffer in request.body {
+                try buffer.withUnsafeReadableBytes { try writer.write($0) }
+            }
+            let oid = try await NIOThreadPool.singleton.runIfActive { try writer.finish() }
+            return Self.json(RESTBlobCreated(oid: oid, size: size), status: .created)
+        } catch {
+            return failure(error, request)
+        }
+    }
+
+    private func downloadBlob(_ request: Request, _ context: BasicRequestContext) async -> Response {
+        let secret: String
+        switch Self.bearer(request) {
+        case .success(let value): secret = value
+        case .failure(let refusal): return Self.envelope(refusal.status, refusal.code, refusal.message)
+        }
+        let parameters = Self.parameters(context)
+        let org = parameters["org"] ?? "", repo = parameters["repo"] ?? ""
+        let given = parameters["sha"] ?? ""
+        let sha = given.lowercased()
+        guard Self.isCommitOID(sha) else {
+            return Self.error(.invalid("blob id must be 40 hex characters (a git object id), got '\(given.prefix(50))'"))
+        }
+        let store = self.store
+        let reader: BlobReader
+        do {
+            reader = try await NIOThreadPool.singleton.runIfActive { () throws -> BlobReader in
+                try LocalBackend(store: store, secret: secret).blobReader(org: org, repo: repo, oid: sha)
+            }
+        } catch {
+            return failure(error, request)
+        }
+        var headers = HTTPFields()
+        headers[.contentType] = "application/octet-stream"
+        headers[.eTag] = "\"\(sha)\""
+        let body = ResponseBody(contentLength: reader.size) { writer in
+            while true {
+                var buffer = ByteBufferAllocator().buffer(capacity: Self.blobChunk)
+                let count = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.blobChunk) { try reader.read(into: $0) }
+                if count == 0 { break }
+                try await writer.write(buffer)
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: headers, body: body)
+    }
+
+    private func failure(_ error: any Error, _ request: Request) -> Response {
+        let mesa = MesaError.from(error)
+        if mesa.httpStatus >= 500 {
+            logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(mesa.message)"])
+        }
+        return Self.error(mesa)
+    }
+}

@@ -1,0 +1,170 @@
+import Foundation
+import Store
+import Testing
+
+/// Blobs of any size go into and out of the store in chunks (`writeBlob(fromFile:)`,
+/// `readBlob(into:)`, `BlobWriter`), and changes reference them by id.
+@Suite struct LargeBlobTests {
+    struct GenerateFailure: Error { let message: String }
+
+    /// Writes `size` deterministic pseudo-random bytes to a new file, 1 MiB at a time.
+    static func generate(_ path: String, size: Int, seed: UInt64 = 42) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw GenerateFailure(message: "cannot create \(path)") }
+        defer { close(fd) }
+        var state = seed
+        var chunk = [UInt64](repeating: 0, count: (1 << 20) / 8)
+        var written = 0
+        while written < size {
+            for index in chunk.indices {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                chunk[index] = state
+            }
+            let count = min(1 << 20, size - written)
+            guard chunk.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, count) }) == count else {
+                throw GenerateFailure(message: "short write to \(path)")
+            }
+            written += count
+        }
+    }
+
+    static func sameBytes(_ a: String, _ b: String) -> Bool {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/cmp")
+        process.arguments = ["-s", a, b]
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }
+
+    @Test func aLargeFileRoundTripsThroughTheStoreByBlobID() throws {
+        let fx = try Fixture()
+        try fx.makeRepo()
+        let source = fx.scratch("big")
+        let size = 64 << 20 + 12_345
+        try Self.generate(source, size: size)
+        let oid = try fx.store.writeBlob(org: fx.org, repo: "proj", fromFile: source)
+        // The same id git gives the file: the object is a plain git blob.
+        #expect(try fx.git("--git-dir", try fx.gitDirectory(), "hash-object", source).trimmingCharacters(in: .whitespacesAndNewlines) == oid)
+
+        let change = try fx.store.createChange(org: fx.org, repo: "proj", base: .root, message: "big",
+                                               files: [.upsertBlob(path: "data/big.bin", oid: oid, mode: .executable),
+                                                       .upsert(path: "small.txt", content: Array("s".utf8))])
+        guard case .directory(_, _, let entries) = try fx.store.content(org: fx.org, repo: "proj", at: .change(change.id),
+                                                                         path: "data", depth: 1) else {
+            Issue.record("data is not a directory")
+            return
+        }
+        #expect(entries.map(\.path) == ["data/big.bin"])
+        #expect(entries.first?.size == size && entries.first?.oid == oid && entries.first?.mode == .executable)
+
+        let copy = fx.scratch("copy")
+        let fd = open(copy, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        #expect(fd >= 0)
+        let count = try fx.store.readBlob(org: fx.org, repo: "proj", oid: oid, into: fd)
+        close(fd)
+        #expect(count == size)
+        #expect(Self.sameBytes(source, copy))
+        // git itself reads the committed file back identically.
+        let clone = fx.scratch("clone")
+        try fx.git("clone", "-q", try fx.gitDirectory(), clone)
+        try fx.git("-C", clone, "checkout", "-q", change.commitOID)
+        #expect(Self.sameBytes(source, clone + "/data/big.bin"))
+    }
+
+    @Test func aPackedBlobIsReadWholeButCorrectly() throws {
+        let fx = try Fixture()
+        try fx.makeRepo()
+        // 128+ operations make the change one packfile: its blobs are not loose objects.
+        var files: [FileOperation] = (0..<130).map { .upsert(path: "f\($0)", content: Array("file \($0)".utf8)) }
+        let payload = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        files.append(.upsert(path: "payload", content: payload))
+        let change = try fx.store.createChange(org: fx.org, repo: "proj", base: .root, files: files)
+        guard case .file(_, _, _, let oid) = try fx.store.content(org: fx.org, repo: "proj", at: .change(change.id), path: "payload") else {
+            Issue.record("payload missing")
+            return
+        }
+        let reader = try fx.store.blobReader(org: fx.org, repo: "proj", oid: oid)
+        #expect(reader.size == payload.count)
+        var collected: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = try buffer.withUnsafeMutableBytes { try reader.read(into: $0) }
+            if count == 0 { break }
+            collected += buffer.prefix(count)
+        }
+        #expect(collected == payload)
+    }
+
+    @Test func aDamagedLooseBlobFailsToReadInsteadOfReturningShortData() throws {
+        let fx = try Fixture()
+        try fx.makeRepo()
+        let source = fx.scratch("medium")
+        try Self.generate(source, size: 3 << 20)
+        let oid = try fx.store.writeBlob(org: fx.org, repo: "proj", fromFile: source)
+        let object = try fx.gitDirectory() + "/objects/" + oid.prefix(2) + "/" + oid.dropFirst(2)
+        var info = stat()
+        #expect(stat(object, &info) == 0, "large blobs are written as loose objects")
+        chmod(object, 0o644)
+        #expect(truncate(object, off_t(info.st_size / 2)) == 0)
+        let copy = fx.scratch("copy")
+        let fd = open(copy, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        defer { close(fd) }
+        #expect(throws: StoreError.self) { try fx.store.readBlob(org: fx.org, repo: "proj", oid: oid, into: fd) }
+    }
+
+    @Test func aWriterRefusesTheWrongNumberOfBytes() throws {
+        let fx = try Fixture()
+        try fx.makeRepo()
+        let short = try fx.store.blobWriter(org: fx.org, repo: "proj", size: 10)
+        try Array("12345".utf8).withUnsafeBytes { try short.write($0) }
+        #expect(throws: StoreError.self) { try short.finish() }
+        let long = try fx.store.blobWriter(org: fx.org, repo: "proj", size: 3)
+        #expect(throws: StoreError.self) { try Array("12345".utf8).withUnsafeBytes { try long.write($0) } }
+        let exact = try fx.store.blobWriter(org: fx.org, repo: "proj", size: 5)
+        try Array("12345".utf8).withUnsafeBytes { try exact.write($0) }
+        #expect(try exact.finish() == "bd41cba781d8349272bf3eb92568285b411c027c")  // printf 12345 | git hash-object --stdin
+    }
+
+    @Test func badBlobReferencesAreRefusedAndNothingIsWritten() throws {
+        let fx = try Fixture()
+        try fx.makeRepo()
+        try fx.makeRepo("other")
+        let first = try fx.change(["a.txt": "a"])
+        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: first.id)
+        let source = fx.scratch("elsewhere")
+        try Array("only in the other repo".utf8).withUnsafeBytes { bytes in
+            _ = FileManager.default.createFile(atPath: source, contents: Data(bytes))
+        }
+        let foreign = try fx.store.writeBlob(org: fx.org, repo: "other", fromFile: source)
+        let tree = try fx.git("--git-dir", try fx.gitDirectory(), "rev-parse", first.commitOID + "^{tree}")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let before = try fx.changeCount()
+        let cases: [(String, StoreError.Code)] = [
+            ("not-hex", .invalidArgument),
+            (String(repeating: "0", count: 40), .notFound),  // no such object
+            (foreign, .notFound),  // a blob of another repository
+            (tree, .notFound),  // an object, but a tree
+        ]
+        for (oid, code) in cases {
+            for attempt in 0..<2 {
+                do {
+                    let files: [FileOperation] = [.upsert(path: "fine.txt", content: Array("ok".utf8)),
+                                                  .upsertBlob(path: "bad.bin", oid: oid)]
+                    if attempt == 0 {
+                        _ = try fx.store.createChange(org: fx.org, repo: "proj", base: first.id, files: files)
+                    } else {
+                        _ = try fx.store.updateChange(org: fx.org, repo: "proj", id: first.id, files: files)
+                    }
+                    Issue.record("a reference to '\(oid)' was accepted")
+                } catch let error as StoreError {
+                    #expect(error.code == code, "\(oid): \(error)")
+                    #expect(error.message.contains("bad.bin"), "names the path: \(error.message)")
+                }
+            }
+        }
+        #expect(try fx.changeCount() == before)
+        #expect(try fx.store.change(org: fx.org, repo: "proj", id: first.id).change.commitOID == first.commitOID)
+        #expect(try fx.files(at: .change(first.id)) == ["a.txt"])
+    }
+}
