@@ -412,6 +412,9 @@ final class Journal: Sendable {
     /// Deletes data files nothing refers to (left by a crash or by compaction, and pool
     /// files a previous run never used).
     func collectGarbage(keeping live: Set<UInt64>) {
+        // A background refill creates files before it pools them: let it finish, or
+        // its files would look unreferenced here and the pool would hand out deleted ids.
+        waitForRefills()
         let pooled = pooledData
         for name in (try? FileManager.default.contentsOfDirectory(atPath: dataDirectory)) ?? [] {
             if let id = UInt64(name), !live.contains(id), !pooled.contains(id) { unlink(dataDirectory + "/" + name) }

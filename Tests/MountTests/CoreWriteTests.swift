@@ -120,6 +120,25 @@ import Testing
         #expect(left == fs.journal.pooledData, "the data file goes back to the pool with the last reference; only pool files stay")
     }
 
+    /// A replay takes data files from the pool, which refills in the background; the
+    /// garbage collection after the replay must not delete what that refill was about to
+    /// pool (creates then failed with ENOENT after a restart).
+    @Test func createsAfterAReplayNeverGetADeletedPoolFile() throws {
+        let fx = try MountFixture()
+        for round in 0..<3 {
+            do {
+                let fs = try fx.mount()
+                for index in 0..<150 { try fs.writeText("r\(round)-\(index)", "\(index)") }
+            }  // dropped without a flush: the next mount replays 150 more records
+            let recovered = try fx.mount()
+            #expect(try recovered.list(InodeTable.rootIno).count == 150 * (round + 1))
+            recovered.journal.waitForRefills()
+            for id in recovered.journal.pooledData {
+                #expect(access(recovered.journal.dataPath(id), F_OK) == 0, "pooled data file \(id) exists")
+            }
+        }
+    }
+
     @Test func fallocateExtendsAFileOpenForWriting() throws {
         let fx = try MountFixture()
         let fs = try fx.mount()
