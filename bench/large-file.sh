@@ -106,4 +106,4 @@ start
 run "mesa-server over HTTP" bench/large
 echo "  mesa-server peak RSS: $(hwm "$spid") MiB"
 # The server's own time for the streamed upload (its access log), to tell transfer from store work.
-grep 'path=/v1/bench/large/blobs' "$work/server.log" | grep -o 'duration_ms=[0-9.]*.*status=[0-9]*' | sed 's/^/  POST blobs: /' || true
+grep 'method=POST path=/v1/bench/large/blobs ' "$work/server.log" | grep -o 'duration_ms=[0-9.]*.*status=[0-9]*' | sed 's/^/  POST blobs: /' || true
