@@ -69,7 +69,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "mesad",
-            dependencies: ["MesaDaemon", "MesaMCP", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["MesaDaemon", "MesaMCP", "Mount", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(

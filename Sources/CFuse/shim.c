@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <malloc.h>
 #include <unistd.h>
 #include <stddef.h>
 #include "cfuse.h"
@@ -33,6 +34,10 @@ int cfuse_fallocate(int fd, int mode, long long offset, long long length) {
 }
 
 int cfuse_falloc_keep_size(void) { return FALLOC_FL_KEEP_SIZE; }
+
+void cfuse_malloc_arenas(int count) { mallopt(M_ARENA_MAX, count); }
+
+void cfuse_malloc_trim(void) { malloc_trim(0); }
 
 void cfuse_req_caller(fuse_req_t req, unsigned int *uid, unsigned int *gid) {
     const struct fuse_ctx *ctx = fuse_req_ctx(req);

@@ -66,10 +66,9 @@ enum Wildmatch {
                             if tCh == 0 || (!matchSlash && tCh == slash) || tCh == pCh { break }
                             ti += 1
                         }
-                        if tCh != pCh {
-                            if matchSlash { return .abortAll }
-                            break
-                        }
+                        // The literal is not in (this component of) the text: no match
+                        // from here, but a `**` further up may still move on (git 2.39).
+                        if tCh != pCh { return .noMatch }
                     }
                     let matched = dowild(p, pi, t, ti, pathname: pathname)
                     if matched != .noMatch {

@@ -1,3 +1,4 @@
+import CFuse
 import Foundation
 import MesaAPI
 import MesaIgnore
@@ -45,7 +46,11 @@ extension RepoFileSystem {
         flushLock.withLock { _ in
             do {
                 let worked = try flushRound(compactAlways: false)
-                if worked { versions.withLock { $0.lastError = nil; $0.lastFlush = Date() } }
+                if worked {
+                    versions.withLock { $0.lastError = nil; $0.lastFlush = Date() }
+                    // An upload held a batch of file contents: give the freed pages back.
+                    cfuse_malloc_trim()
+                }
                 let rules = cachedIgnoreRules
                 let pending = state.withLock { state in
                     state.table.touched.keys.contains { !Self.isLocalOnly(state.table, $0, rules: rules) }

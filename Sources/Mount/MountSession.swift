@@ -53,6 +53,10 @@ public final class MountSession: Sendable {
 
     /// Mounts `fs` at `path` (created if missing; a stale mount left by a crashed
     /// daemon is cleared first) and starts serving.
+    /// Caps glibc's malloc arenas (see mesad's main): one per thread would keep the
+    /// memory each FUSE worker freed.
+    public static func limitMallocArenas(_ count: Int32) { cfuse_malloc_arenas(count) }
+
     public static func start(at path: String, root fs: any FileSystemCore, name: String = "mesa",
                              options: Options = Options(), logger: Logger = Logger(label: "mesa.fuse")) throws(FSError) -> MountSession {
         clearStaleMount(at: path, logger: logger)

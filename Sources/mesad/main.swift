@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import MesaDaemon
 import MesaMCP
+import Mount
 
 @main
 struct Mesad: AsyncParsableCommand {
@@ -42,6 +43,10 @@ struct Mesad: AsyncParsableCommand {
     var mcp = false
 
     func run() async throws {
+        // glibc gives each of the dozens of FUSE, flusher and dispatch threads its own
+        // malloc arena, each keeping what it freed: two arenas keep mesad's RSS close to
+        // what it uses.
+        MountSession.limitMallocArenas(2)
         let config: DaemonConfig
         do { config = try DaemonConfig.load(.init(configPath: configPath)) } catch {
             throw fail("\(error)", code: 2)

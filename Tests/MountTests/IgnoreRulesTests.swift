@@ -104,7 +104,7 @@ import Testing
             var dirs: Set<String> = [""]
             var files: Set<String> = []
             for _ in 0..<40 {
-                let parent = dirs.randomElement(using: &rng) ?? ""
+                let parent = dirs.sorted().randomElement(using: &rng) ?? ""  // sorted: Set order varies per process
                 let name = names.randomElement(using: &rng) ?? "a"
                 let path = parent.isEmpty ? name : parent + "/" + name
                 if dirs.contains(path) || files.contains(path) { continue }

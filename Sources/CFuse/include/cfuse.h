@@ -21,6 +21,9 @@ unsigned int cfuse_version(void);
 int cfuse_fallocate(int fd, int mode, long long offset, long long length);
 /* FALLOC_FL_KEEP_SIZE: reserve blocks without changing the file's size. */
 int cfuse_falloc_keep_size(void);
+/* glibc's malloc tuning (malloc.h, not in Swift's Glibc module). */
+void cfuse_malloc_arenas(int count);
+void cfuse_malloc_trim(void);
 /* The uid and gid of the process behind a request (fuse_req_ctx). */
 void cfuse_req_caller(fuse_req_t req, unsigned int *uid, unsigned int *gid);
 long long cfuse_copy_file_range(int in_fd, int out_fd, unsigned long long length);
