@@ -29,7 +29,7 @@ extension RepoFileSystem {
     /// (a removed path whose kind is unknown) matches as a file: directory-only rules
     /// then do not apply, so at worst a removal is uploaded.
     static func isLocalOnly(_ path: String, isDirectory: Bool?, rules: IgnoreRules) -> Bool {
-        if path.split(separator: "/").contains(where: { $0.lowercased() == ".git" }) { return true }
+        if isInsideGit(path) { return true }
         if path == ignoreFileName { return false }
         return rules.isIgnored(path, isDirectory: isDirectory ?? false)
     }
@@ -37,8 +37,14 @@ extension RepoFileSystem {
     /// Ephemeral by the rules (not merely local-only like a `.git` tree): such files
     /// skip the journal sync at close.
     static func isEphemeral(_ path: String, rules: IgnoreRules) -> Bool {
-        guard path != ignoreFileName, !path.split(separator: "/").contains(where: { $0.lowercased() == ".git" }) else { return false }
+        guard path != ignoreFileName, !isInsideGit(path) else { return false }
         return rules.isIgnored(path, isDirectory: false)
+    }
+
+    /// Whether `path` has a `.git` segment (a repository created inside the mount): the
+    /// store cannot hold it, so it is always local, whatever the rules say.
+    static func isInsideGit(_ path: String) -> Bool {
+        path.split(separator: "/").contains { $0.lowercased() == ".git" }
     }
 
     /// For keeping journal records: a path that is local-only as a file or as a

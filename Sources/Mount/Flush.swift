@@ -429,10 +429,11 @@ extension RepoFileSystem {
         var made = Set(earlier.compactMap { record -> String? in
             if case .mkdir(let path, _) = record { return path } else { return nil }
         })
-        let nodes = table.localLayer.compactMap { ino -> (Node, String)? in
+        // Shallower paths first (a directory's record before its children's), then by name.
+        let nodes = table.localLayer.compactMap { ino -> (node: Node, path: String, depth: Int)? in
             guard let node = table.nodes[ino], node.linked, let path = table.path(of: ino), !path.isEmpty else { return nil }
-            return (node, path)
-        }.sorted { $0.1.split(separator: "/").count < $1.1.split(separator: "/").count || ($0.1.split(separator: "/").count == $1.1.split(separator: "/").count && $0.1 < $1.1) }
+            return (node, path, path.split(separator: "/").count)
+        }.sorted { ($0.depth, $0.path) < ($1.depth, $1.path) }.map { ($0.node, $0.path) }
         for (node, path) in nodes {
             let linkPaths = Array(table.paths(of: node.ino).dropFirst())
             for target in [path] + linkPaths {

@@ -301,8 +301,9 @@ final class Journal: Sendable {
     private func takeFromPool() throws(FSError) -> UInt64 {
         let (taken, low) = state.withLock { state -> (UInt64?, Bool) in
             let id = state.pool.popLast()
-            defer { if state.pool.count < Self.poolBatch { state.refilling = true } }
-            return (id, state.pool.count < Self.poolBatch && !state.refilling)
+            let low = state.pool.count < Self.poolBatch && !state.refilling
+            if low { state.refilling = true }
+            return (id, low)
         }
         if low {
             // Refill ahead, off the caller's thread: creating files is an inode allocation

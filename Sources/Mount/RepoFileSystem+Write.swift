@@ -396,7 +396,7 @@ extension RepoFileSystem {
         if path.utf8.count > Validation.maxPathBytes {
             throw FSError(ENAMETOOLONG, "path longer than \(Validation.maxPathBytes) bytes: a repository cannot hold it")
         }
-        if path.split(separator: "/").contains(where: { $0.lowercased() == ".git" }) { return }
+        if isInsideGit(path) { return }
         if let problem = Validation.pathProblem(path) {
             throw FSError.invalid("'\(path.prefix(200))' cannot be stored in a repository: \(problem)")
         }
