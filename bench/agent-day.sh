@@ -23,9 +23,14 @@
 #                 an agent that never checkpoints.
 #   --no-build    use the release binaries already built (SwiftPM's build lock is shared by
 #                 every checkout built at the same path, so `swift build` may wait long).
+#   --floor       also run the day in a fuse-overlayfs mount on the same disk (Debian's
+#                 fuse-overlayfs: a mature C passthrough on low-level libfuse3, no upload, no
+#                 journal) and print its ratios beside the mount's: what any FUSE filesystem
+#                 costs on this machine. FLOOR_OPTS adds its -o options (default
+#                 writeback=0, as mesad; FLOOR_OPTS=writeback=1 shows the writeback cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-checkpoint=0 build=1 rounds=1
+checkpoint=0 build=1 rounds=1 floor=0
 while (( $# )); do
     arg=$1; shift
     case $arg in
@@ -33,12 +38,14 @@ while (( $# )); do
             [[ $rounds =~ ^[1-9][0-9]?$ ]] || { echo "agent-day.sh: --rounds takes a number from 1 to 99" >&2; exit 2; } ;;
         --checkpoint) checkpoint=1 ;;
         --no-build) build=0 ;;
+        --floor) floor=1 ;;
         -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 0 ;;
         *) echo "agent-day.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
     esac
 done
 [[ $(id -u) == 0 ]] || { echo "agent-day.sh: needs root (drop_caches, FUSE mount)" >&2; exit 2; }
-for tool in gcc make git python3 tar; do
+tools=(gcc make git python3 tar); (( floor )) && tools+=(fuse-overlayfs)
+for tool in "${tools[@]}"; do
     command -v $tool >/dev/null || { echo "agent-day.sh: needs $tool" >&2; exit 2; }
 done
 
@@ -90,11 +97,15 @@ export GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=agent GIT_AUTHOR_EMAIL=agent@exampl
        GIT_COMMITTER_NAME=agent GIT_COMMITTER_EMAIL=agent@example.invalid
 mkdir -p "$HOME" "$work/native"
 mnt=$HOME/.local/share/mesa/mnt
-pid=""
+pid="" floorpid=""
 cleanup() {
     cd /
     [[ -n "$pid" ]] && kill "$pid" 2>/dev/null && sleep 1
     fusermount3 -u -z "$mnt" 2>/dev/null || true
+    if [[ -n "$floorpid" ]]; then
+        fusermount3 -u -z "$work/floor" 2>/dev/null || true
+        kill "$floorpid" 2>/dev/null || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -106,6 +117,15 @@ pid=$(cat "$MESA_RUNTIME_DIR/mesad.pid")
 repo=$mnt/local/bench
 for _ in $(seq 200); do [[ -d $repo ]] && break; sleep 0.05; done
 [[ -d $repo ]] || { echo "agent-day.sh: $repo did not appear" >&2; exit 1; }
+
+if (( floor )); then
+    mkdir -p "$work"/floor{,-lower,-upper,-work}
+    fuse-overlayfs -f -o "lowerdir=$work/floor-lower,upperdir=$work/floor-upper,workdir=$work/floor-work,${FLOOR_OPTS:-writeback=0}" \
+        "$work/floor" >/dev/null 2>&1 &
+    floorpid=$!
+    for _ in $(seq 100); do mountpoint -q "$work/floor" && break; sleep 0.05; done
+    mountpoint -q "$work/floor" || { echo "agent-day.sh: fuse-overlayfs did not mount" >&2; exit 1; }
+fi
 
 now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2 - $1:.3f}')"; }
@@ -209,6 +229,7 @@ for round in $(seq "$rounds"); do
     [[ -n $hwm0 ]] || hwm0=$(kib VmHWM)
     day mount "$repo"
     T[mount,drain]+="$(settle) "
+    if (( floor )); then day floor "$work/floor"; sync; fi
 done
 hwm_day=$(kib VmHWM)
 rss_day=$(kib VmRSS)
@@ -217,6 +238,7 @@ for round in $(seq "$rounds"); do
     for op in create unlink; do
         T[native,$op]+="$(meta "$work/native" $op) "
         T[mount,$op]+="$(meta "$repo" $op) "
+        (( floor )) && T[floor,$op]+="$(meta "$work/floor" $op) "
     done
 done
 dd if=/dev/urandom of="$work/native/big" bs=1M count=1024 status=none
@@ -225,6 +247,11 @@ settle >/dev/null
 for round in $(seq "$rounds"); do
     T[native,read]+="$(warmread "$work/native/big") "
     T[mount,read]+="$(warmread "$repo/big") "
+    if (( floor )); then
+        cp "$work/native/big" "$work/floor/big"
+        T[floor,read]+="$(warmread "$work/floor/big") "
+        rm -f "$work/floor/big"
+    fi
 done
 hwm_all=$(kib VmHWM)
 rm -f "$repo/big" "$work/native/big"
@@ -243,21 +270,30 @@ T = {k: statistics.median(v) for k, v in R.items()}
 if rounds > 1:
     print(f"\nmedians of {rounds} rounds")
 def verdict(ok): return "ok" if ok else "MISSED"
-print(f"\n{'phase':<14} {'mount s':>10} {'native s':>10} {'ratio':>8}   {'target':<15} mesad CPU s")
+# With --floor, fuse-overlayfs's figures and ratio (floor/native) sit beside the mount's:
+# the part of a ratio any FUSE filesystem pays on this machine.
+floor = "floor,untar" in T
+def fl(key, n, fmt=">10.3f"):
+    if not floor: return ""
+    f = T[key]
+    return f"   {f:{fmt}} {f / n:>7.2f}x"
+head_floor = f"   {'floor s':>10} {'ratio':>8}" if floor else ""
+print(f"\n{'phase':<14} {'mount s':>10} {'native s':>10} {'ratio':>8}   {'target':<15} {'mesad CPU s':>11}{head_floor}")
 for p in phases:
     m, n = T[f"mount,{p}"], T[f"native,{p}"]
     limit = 3.0
-    print(f"{p:<14} {m:>10.3f} {n:>10.3f} {m / n:>7.2f}x   {'<= %.1fx ' % limit + verdict(m / n <= limit):<15} {T[f'mount,{p},cpu']:>7.2f}")
-tm = statistics.median(sum(R[f"mount,{p}"][r] for p in phases) for r in range(rounds))
-tn = statistics.median(sum(R[f"native,{p}"][r] for p in phases) for r in range(rounds))
+    print(f"{p:<14} {m:>10.3f} {n:>10.3f} {m / n:>7.2f}x   {'<= %.1fx ' % limit + verdict(m / n <= limit):<15} {T[f'mount,{p},cpu']:>11.2f}{fl(f'floor,{p}', n)}")
+def total(side): return statistics.median(sum(R[f"{side},{p}"][r] for p in phases) for r in range(rounds))
+tm, tn = total("mount"), total("native")
 cm = statistics.median(sum(R[f"mount,{p},cpu"][r] for p in phases) for r in range(rounds))
-print(f"{'TOTAL':<14} {tm:>10.3f} {tn:>10.3f} {tm / tn:>7.2f}x   {'<= 1.5x ' + verdict(tm / tn <= 1.5):<15} {cm:>7.2f}")
-print(f"\n{'microbenchmark':<24} {'mount':>10} {'native':>10} {'ratio':>8}   target")
+tf = f"   {total('floor'):>10.3f} {total('floor') / tn:>7.2f}x" if floor else ""
+print(f"{'TOTAL':<14} {tm:>10.3f} {tn:>10.3f} {tm / tn:>7.2f}x   {'<= 1.5x ' + verdict(tm / tn <= 1.5):<15} {cm:>11.2f}{tf}")
+print(f"\n{'microbenchmark':<24} {'mount':>10} {'native':>10} {'ratio':>8}   {'target':<15}{head_floor}")
 for op in ("create", "unlink"):
     m, n = T[f"mount,{op}"], T[f"native,{op}"]
-    print(f"{op + ' 10,000 files (s)':<24} {m:>10.3f} {n:>10.3f} {m / n:>7.2f}x   <= 3.0x {verdict(m / n <= 3)}")
+    print(f"{op + ' 10,000 files (s)':<24} {m:>10.3f} {n:>10.3f} {m / n:>7.2f}x   {'<= 3.0x ' + verdict(m / n <= 3):<15}{fl(f'floor,{op}', n)}")
 rm, rn = T["mount,read"], T["native,read"]
-print(f"{'warm read 1 GiB (MB/s)':<24} {rm:>10.0f} {rn:>10.0f} {rm / rn:>7.2f}x   >= 0.9x {verdict(rm / rn >= 0.9)}")
+print(f"{'warm read 1 GiB (MB/s)':<24} {rm:>10.0f} {rn:>10.0f} {rm / rn:>7.2f}x   {'>= 0.9x ' + verdict(rm / rn >= 0.9):<15}{fl('floor,read', rn, '>10.0f')}")
 if "mount,checkpoint" in T:
     print(f"\ncheckpoint of the untarred tree (upload): {T['mount,checkpoint']:.3f} s (not in the total)")
 print(f"uploads still pending after the mount's last phase drained in {T['mount,drain']:.1f} s (not in the total)")
