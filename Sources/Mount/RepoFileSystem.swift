@@ -119,8 +119,10 @@ public final class RepoFileSystem: Sendable {
         table.defaultUID = configuration.uid
         table.defaultGID = configuration.gid
         state = Mutex(CoreState(table: table, readChange: version.working ?? version.base, baseTime: header.baseTime))
-        // Keep every record of a previous run until it is uploaded.
-        try journal.rewrite(header: header, keep: { _, _ in true })
+        // Keep every record of a previous run until it is uploaded. A fresh journal holds
+        // only the header just resolved (lost, it is resolved again), so it is synced with
+        // the first fsync rather than now: a first mount does not wait on the disk.
+        try journal.rewrite(header: header, sync: loaded != nil, keep: { _, _ in true })
         var lost: [String] = []
         if let loaded, !loaded.records.isEmpty {
             lost = try replay(loaded.records)
