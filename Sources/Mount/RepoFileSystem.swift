@@ -41,17 +41,6 @@ struct CoreState: Sendable {
     var viewGeneration: UInt64 = 0
 }
 
-/// The versioning side of a mount, changed by flushes, checkpoints and edits.
-struct VersionState: Sendable {
-    var bookmark: String?
-    var bookmarkExpected: ChangeID?
-    var base: ChangeID
-    var working: ChangeID?
-    var baseTime: Timestamp
-    var lastError: String?
-    var lastFlush: Date?
-}
-
 /// Receives kernel cache invalidations (implemented by the FUSE session).
 public protocol Invalidator: Sendable {
     func invalidateInode(_ ino: UInt64)
@@ -63,13 +52,27 @@ public protocol Invalidator: Sendable {
 /// here runs without FUSE; `FUSEAdapter` only translates. Methods that may need the
 /// backend take `mayBlock`: with false they throw `FSError.wouldBlock` instead of
 /// waiting, so the adapter can answer cached requests on the libfuse thread.
+///
+/// The facade over the mount's parts: `Uploader` (Uploader.swift) turns touched paths
+/// into the working change, `RevisionView` (RevisionView.swift) knows which revision
+/// the mount shows and writes to, `Journal` and `InodeTable` hold the local state.
+///
+/// Lock order (outermost first): `flushLock` (flush rounds, checkpoints, edits,
+/// follows; backend calls run under it) → `state` (the core's lock: short, in-memory
+/// work plus journal appends and rewrites; never a backend call) → the leaf locks
+/// (`RevisionView`'s, `ignore`, `keyCheck`, the journal's, the uploader's rules).
+/// `state` is never taken while holding a leaf lock.
 public final class RepoFileSystem: Sendable {
     public let configuration: MountConfiguration
     let backend: any Backend
     let cache: BlobCache
     let journal: Journal
-    let state: Mutex<CoreState>
-    let versions: Mutex<VersionState>
+    /// The core's lock (inode table, open handles, view generation), shared with the uploader.
+    let state: Locked<CoreState>
+    /// Bookmark, base and working change, last upload outcome.
+    let revision: RevisionView
+    /// Uploads touched paths into the working change (runs under `flushLock`).
+    let uploader: Uploader
     /// Serializes flush rounds, checkpoints and edits (never taken inside `state`).
     let flushLock = Mutex(())
     let invalidator = Mutex<(any Invalidator)?>(nil)
@@ -110,15 +113,17 @@ public final class RepoFileSystem: Sendable {
         } else {
             header = try Self.resolve(configuration, backend)
         }
-        let version = try VersionState(header)
-        versions = Mutex(version)
+        revision = try RevisionView(org: configuration.org, repo: configuration.repo, header: header)
+        let version = revision.current
         let root = Node(ino: InodeTable.rootIno, parent: InodeTable.rootIno, name: "", kind: .directory, permissions: 0o755,
                         uid: configuration.uid, gid: configuration.gid, size: 4096, atime: header.baseTime,
                         mtime: header.baseTime, ctime: header.baseTime, content: .none, children: nil)
         var table = InodeTable(root: root)
         table.defaultUID = configuration.uid
         table.defaultGID = configuration.gid
-        state = Mutex(CoreState(table: table, readChange: version.working ?? version.base, baseTime: header.baseTime))
+        state = Locked(CoreState(table: table, readChange: version.working ?? version.base, baseTime: header.baseTime))
+        uploader = Uploader(configuration: configuration, backend: backend, cache: cache, journal: journal, state: state,
+                            revision: revision, logger: logger)
         // Keep every record of a previous run until it is uploaded.
         try journal.rewrite(header: header, keep: { _, _ in true })
         var lost: [String] = []
@@ -128,7 +133,7 @@ public final class RepoFileSystem: Sendable {
         }
         losses.withLock { $0 = lost }
         if !lost.isEmpty {
-            versions.withLock {
+            revision.update {
                 $0.lastError = "journal replay could not restore \(lost.count) closed file(s), their data files are missing: "
                     + lost.prefix(5).map { "'\($0)'" }.joined(separator: ", ")
             }
@@ -373,11 +378,7 @@ public final class RepoFileSystem: Sendable {
     /// The local path of a blob, downloading it into the cache on a miss (streamed
     /// straight into the cache file: a large blob never sits in memory).
     func blobPath(_ oid: String, mayBlock: Bool) throws(FSError) -> String {
-        if let path = cache.path(for: oid) { return path }
-        guard mayBlock else { throw FSError.wouldBlock }
-        return try cache.fill(oid) { (temporary: String) throws(FSError) in
-            try fsErrors { try backend.downloadBlob(org: org, repo: repo, oid: oid, toFile: temporary) }
-        }
+        try cache.path(of: oid, from: backend, org: org, repo: repo, mayBlock: mayBlock)
     }
 
     /// Gives back data files that no node uses any more (the pool hands them out again,
@@ -396,16 +397,14 @@ public final class RepoFileSystem: Sendable {
     }
 }
 
-extension VersionState {
-    init(_ header: JournalHeader) throws(FSError) {
-        do {
-            bookmark = header.bookmark
-            bookmarkExpected = try header.bookmarkExpected.map { try ChangeID($0) }
-            base = try ChangeID(header.base)
-            working = try header.working.map { try ChangeID($0) }
-        } catch {
-            throw FSError(EIO, "journal header holds an invalid change id: \(error)")
+extension BlobCache {
+    /// The local path of a blob, downloading it into the cache on a miss (streamed
+    /// straight into the cache file: a large blob never sits in memory).
+    func path(of oid: String, from backend: any Backend, org: String, repo: String, mayBlock: Bool) throws(FSError) -> String {
+        if let path = path(for: oid) { return path }
+        guard mayBlock else { throw FSError.wouldBlock }
+        return try fill(oid) { (temporary: String) throws(FSError) in
+            try fsErrors { try backend.downloadBlob(org: org, repo: repo, oid: oid, toFile: temporary) }
         }
-        baseTime = header.baseTime
     }
 }

@@ -32,7 +32,7 @@ extension RepoFileSystem {
             state.table.touched.keys.filter { !Self.isLocalOnly(state.table, $0, rules: rules) }.sorted()
         }
         let prefetch = prefetchProgress
-        return versions.withLock { version in
+        return revision.update { version in
             MountStatus(org: org, repo: repo, mode: configuration.mode, bookmark: version.bookmark, baseChange: version.base,
                         workingChange: version.working, dirtyPaths: Array(pending.prefix(1000)), pendingUploads: pending.count,
                         lastError: version.lastError, lastFlush: version.lastFlush, prefetch: prefetch)
@@ -60,7 +60,7 @@ extension RepoFileSystem {
         guard !isReadOnly else { throw MesaError(.readOnly, "cannot checkpoint a read-only mount of \(org)/\(repo)") }
         return try flushLock.withLock { _ throws(MesaError) -> CheckpointResult in
             try flushUnlocked()
-            let version = versions.withLock { $0 }
+            let version = revision.update { $0 }
             if let working = version.working, let message {
                 _ = try mesaErrors {
                     try backend.updateChange(org: org, repo: repo, id: working, message: message, files: [], expectedCommit: nil)
@@ -89,7 +89,7 @@ extension RepoFileSystem {
 
     /// The bookmark is on `head`: the next write starts a fresh working change on it.
     private func finishCheckpoint(_ version: VersionState, head: ChangeID) throws(MesaError) -> CheckpointResult {
-        versions.withLock { state in
+        revision.update { state in
             state.base = head
             state.working = nil
             if state.bookmark != nil { state.bookmarkExpected = head }
@@ -106,7 +106,7 @@ extension RepoFileSystem {
         guard !isReadOnly else { throw MesaError(.readOnly, "cannot start a change on a read-only mount") }
         return try flushLock.withLock { _ throws(MesaError) -> ChangeID in
             try flushUnlocked()
-            let parent = versions.withLock { state -> ChangeID in
+            let parent = revision.update { state -> ChangeID in
                 if let working = state.working {
                     state.base = working
                     state.working = nil
@@ -124,7 +124,7 @@ extension RepoFileSystem {
     public func editChange(_ target: EditTarget) throws(MesaError) -> MountStatus {
         try flushLock.withLock { _ throws(MesaError) in
             if !isReadOnly { try flushUnlocked() }
-            var next = versions.withLock { $0 }
+            var next = revision.update { $0 }
             switch target {
             case .bookmark(let name):
                 let bookmark = try mesaErrors { try backend.bookmark(org: org, repo: repo, name: name) }
@@ -153,7 +153,7 @@ extension RepoFileSystem {
                 next.baseTime = Timestamp(change.change.updatedAt)
             }
             next.lastError = nil
-            versions.withLock { $0 = next }
+            revision.update { $0 = next }
             let (garbage, known) = state.withLock { state in
                 state.readChange = shown
                 state.baseTime = next.baseTime
@@ -188,12 +188,12 @@ extension RepoFileSystem {
     /// Mounts of a change never move. Throws when the backend cannot be asked.
     @discardableResult
     public func followBookmark() throws(MesaError) -> FollowOutcome {
-        let (name, seen) = versions.withLock { ($0.bookmark, $0.bookmarkExpected) }
+        let (name, seen) = revision.update { ($0.bookmark, $0.bookmarkExpected) }
         guard let name else { return .pinned }
         let tip = try mesaErrors { try backend.bookmark(org: org, repo: repo, name: name) }.changeID
         guard tip != seen else { return .unchanged }
         return try flushLock.withLock { _ throws(MesaError) -> FollowOutcome in
-            let version = versions.withLock { $0 }
+            let version = revision.update { $0 }
             // A checkpoint or an edit ran meanwhile: the next call looks again.
             guard version.bookmark == name, version.bookmarkExpected == seen else { return .unchanged }
             let time = try mesaErrors { try Self.tipTime(backend, org: org, repo: repo, bookmark: name, at: tip) }
@@ -205,7 +205,7 @@ extension RepoFileSystem {
                 if let reason = localWork(state, working: version.working) { return .held(reason) }
                 // Nothing of the old view is left to replay: the header alone describes the mount.
                 do throws(FSError) { try journal.rewrite(header: header, keep: { _, _ in false }) } catch { return .failed(error) }
-                versions.withLock { current in
+                revision.update { current in
                     current.bookmarkExpected = tip
                     current.base = tip
                     current.working = nil
@@ -307,7 +307,7 @@ extension RepoFileSystem {
     /// Writes the current versioning state as the journal header (records kept unless
     /// `keepRecords` is false).
     private func persistHeader(keepRecords: Bool = true) throws(MesaError) {
-        let header = currentHeader()
+        let header = revision.header
         try state.withLock { _ throws(MesaError) in
             do { try journal.rewrite(header: header, keep: { _, _ in keepRecords }) } catch {
                 throw MesaError(.internal, "cannot write the journal header: \(error)")
