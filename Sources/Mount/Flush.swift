@@ -18,9 +18,9 @@ extension RepoFileSystem {
         for _ in 0..<16 {
             do {
                 guard try flushRound(compactAlways: true) else { break }
-                revision.update { $0.lastError = nil; $0.lastFlush = Date() }
+                revision.noteUploaded()
             } catch {
-                revision.update { $0.lastError = error.message }
+                revision.noteFailure(error.message)
                 noteBackendFailure(error)
                 throw error
             }
@@ -33,14 +33,14 @@ extension RepoFileSystem {
             do {
                 let worked = try flushRound(compactAlways: false)
                 if worked {
-                    revision.update { $0.lastError = nil; $0.lastFlush = Date() }
+                    revision.noteUploaded()
                     // An upload held a batch of file contents: give the freed pages back.
                     cfuse_malloc_trim()
                 }
                 return uploader.hasPending(rules: cachedIgnoreRules) ? .more : .idle
             } catch {
                 let failure = MesaError.from(error)
-                revision.update { $0.lastError = failure.message }
+                revision.noteFailure(failure.message)
                 noteBackendFailure(failure)
                 logger.warning("upload failed; will retry", metadata: ["repo": "\(org)/\(repo)", "error": "\(failure.message)"])
                 return .failed

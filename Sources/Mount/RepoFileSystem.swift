@@ -111,9 +111,9 @@ public final class RepoFileSystem: Sendable {
             }
             header = loaded.header
         } else {
-            header = try Self.resolve(configuration, backend)
+            header = try RevisionView.resolve(configuration, backend)
         }
-        revision = try RevisionView(org: configuration.org, repo: configuration.repo, header: header)
+        revision = try RevisionView(org: configuration.org, repo: configuration.repo, header: header, backend: backend)
         let version = revision.current
         let root = Node(ino: InodeTable.rootIno, parent: InodeTable.rootIno, name: "", kind: .directory, permissions: 0o755,
                         uid: configuration.uid, gid: configuration.gid, size: 4096, atime: header.baseTime,
@@ -133,10 +133,8 @@ public final class RepoFileSystem: Sendable {
         }
         losses.withLock { $0 = lost }
         if !lost.isEmpty {
-            revision.update {
-                $0.lastError = "journal replay could not restore \(lost.count) closed file(s), their data files are missing: "
-                    + lost.prefix(5).map { "'\($0)'" }.joined(separator: ", ")
-            }
+            revision.noteFailure("journal replay could not restore \(lost.count) closed file(s), their data files are missing: "
+                                 + lost.prefix(5).map { "'\($0)'" }.joined(separator: ", "))
         }
         // Keep what records refer to (they stay in the manifest until uploaded), what
         // nodes use (replayed inline records got fresh data files) and the unused pool;
@@ -201,58 +199,6 @@ public final class RepoFileSystem: Sendable {
     public func shutdown() throws(MesaError) {
         stopFlusher()
         if !isReadOnly { try flush() }
-    }
-
-    // MARK: Target resolution
-
-    /// Resolves what a fresh mount shows: the target's change, forking one for `branchedFrom`.
-    private static func resolve(_ configuration: MountConfiguration, _ backend: any Backend) throws(FSError) -> JournalHeader {
-        let org = configuration.org, repo = configuration.repo
-        return try fsErrors {
-            func bookmarkOrDefault(_ name: String?) throws -> Bookmark {
-                let name = try name ?? backend.repo(org: org, name: repo).defaultBookmark
-                return try backend.bookmark(org: org, repo: repo, name: name)
-            }
-            func time(_ change: ChangeID) throws -> Timestamp {
-                change.isRoot ? Timestamp.now() : Timestamp(try backend.change(org: org, repo: repo, id: change).change.updatedAt)
-            }
-            func tipTime(_ bookmark: Bookmark) throws -> Timestamp {
-                try Self.tipTime(backend, org: org, repo: repo, bookmark: bookmark.name, at: bookmark.changeID)
-            }
-            switch configuration.target {
-            case .bookmark(let name):
-                let bookmark = try bookmarkOrDefault(name)
-                return JournalHeader(org: org, repo: repo, bookmark: bookmark.name, bookmarkExpected: bookmark.changeID.rawValue,
-                                     base: bookmark.changeID.rawValue, working: nil, baseTime: try tipTime(bookmark))
-            case .change(let id):
-                return JournalHeader(org: org, repo: repo, bookmark: nil, bookmarkExpected: nil, base: id.rawValue,
-                                     working: nil, baseTime: try time(id))
-            case .branchedFrom(let spec):
-                guard configuration.mode == .rw else {
-                    throw FSError.invalid("branchedFrom needs mode \"rw\": it creates a change")
-                }
-                let parent = try spec.change ?? bookmarkOrDefault(spec.bookmark).changeID
-                let fork = try backend.createChange(org: org, repo: repo, base: parent, message: spec.describe ?? "", files: [])
-                if let name = spec.newBookmark {
-                    _ = try backend.createBookmark(org: org, repo: repo, name: name, at: fork.id)
-                }
-                return JournalHeader(org: org, repo: repo, bookmark: spec.newBookmark,
-                                     bookmarkExpected: spec.newBookmark == nil ? nil : fork.id.rawValue,
-                                     base: parent.rawValue, working: fork.id.rawValue, baseTime: try time(parent))
-            }
-        }
-    }
-
-    /// The time of a bookmark's tip from the first entry of its history: unlike a
-    /// single-change read it does not compute the change's touched paths, which for a
-    /// 10,000-file change costs a server tens of milliseconds.
-    static func tipTime(_ backend: any Backend, org: String, repo: String, bookmark: String, at change: ChangeID) throws -> Timestamp {
-        if change.isRoot { return Timestamp.now() }
-        if let tip = try? backend.listChanges(org: org, repo: repo, bookmark: bookmark, cursor: nil, limit: 1).items.first,
-           tip.id == change {
-            return Timestamp(tip.updatedAt)
-        }
-        return Timestamp(try backend.change(org: org, repo: repo, id: change).change.updatedAt)
     }
 
     // MARK: Helpers shared by reads and writes

@@ -295,7 +295,7 @@ final class Uploader: Sendable {
         }
         let base = version.base
         let change = try mesaErrors { try backend.createChange(org: org, repo: repo, base: base, message: "", files: batch) }
-        revision.update { $0.working = change.id }
+        revision.noteWorkingCreated(change.id)
         logger.info("created working change", metadata: ["repo": "\(org)/\(repo)", "change": "\(change.id)", "base": "\(base)"])
         // Persist the new id at once: a crash now must amend this change, not fork another.
         try state.withLock { _ throws(MesaError) in

@@ -24,7 +24,7 @@ private struct UploadHarness {
         let header = JournalHeader(org: fx.org, repo: fx.repo, bookmark: "main", bookmarkExpected: base.rawValue,
                                    base: base.rawValue, working: nil, baseTime: Timestamp.now())
         try journal.rewrite(header: header, keep: { _, _ in true })
-        revision = try RevisionView(org: fx.org, repo: fx.repo, header: header)
+        revision = try RevisionView(org: fx.org, repo: fx.repo, header: header, backend: backend)
         let now = Timestamp.now()
         let root = Node(ino: InodeTable.rootIno, parent: InodeTable.rootIno, name: "", kind: .directory, permissions: 0o755,
                         uid: 0, gid: 0, size: 4096, atime: now, mtime: now, ctime: now, content: .none, children: [:])
