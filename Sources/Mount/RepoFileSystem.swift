@@ -73,6 +73,8 @@ public final class RepoFileSystem: Sendable {
     let revision: RevisionView
     /// Uploads touched paths into the working change (runs under `flushLock`).
     let uploader: Uploader
+    /// Journal replay, the records of what no upload can recreate, data-file reuse.
+    let overlay: LocalOverlay
     /// Serializes flush rounds, checkpoints and edits (never taken inside `state`).
     let flushLock = Mutex(())
     let invalidator = Mutex<(any Invalidator)?>(nil)
@@ -122,13 +124,15 @@ public final class RepoFileSystem: Sendable {
         table.defaultUID = configuration.uid
         table.defaultGID = configuration.gid
         state = Locked(CoreState(table: table, readChange: version.working ?? version.base, baseTime: header.baseTime))
+        overlay = LocalOverlay(journal: journal, state: state, uid: configuration.uid, gid: configuration.gid,
+                               org: configuration.org, repo: configuration.repo, logger: logger)
         uploader = Uploader(configuration: configuration, backend: backend, cache: cache, journal: journal, state: state,
                             revision: revision, logger: logger)
         // Keep every record of a previous run until it is uploaded.
         try journal.rewrite(header: header, keep: { _, _ in true })
         var lost: [String] = []
         if let loaded, !loaded.records.isEmpty {
-            lost = try replay(loaded.records)
+            lost = try overlay.replay(loaded.records, host: self)
             logger.info("replayed journal", metadata: ["repo": "\(org)/\(repo)", "records": "\(loaded.records.count)"])
         }
         losses.withLock { $0 = lost }
@@ -327,15 +331,8 @@ public final class RepoFileSystem: Sendable {
         try cache.path(of: oid, from: backend, org: org, repo: repo, mayBlock: mayBlock)
     }
 
-    /// Gives back data files that no node uses any more (the pool hands them out again,
-    /// same id, new content). Not while the journal replays: a replay meets the records
-    /// of a data file's old owner (its `.file` and then its `.remove`) before those of
-    /// its new owner, and emptying it at the `.remove` would lose the new owner's bytes;
-    /// the garbage collection after replay frees what is left.
-    func discard(_ dataFiles: [UInt64]) {
-        guard !journal.isMuted else { return }
-        for id in dataFiles { journal.removeData(id) }
-    }
+    /// Gives back data files no node uses any more (see `LocalOverlay.discard`).
+    func discard(_ dataFiles: [UInt64]) { overlay.discard(dataFiles) }
 
     func newHandleID(_ state: inout CoreState) -> UInt64 {
         defer { state.nextHandle += 1 }

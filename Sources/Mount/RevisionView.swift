@@ -262,7 +262,7 @@ final class RevisionView: Sendable {
         let localOnly = table.nodes.values.contains { node in
             node.linked && node.name.lowercased() == ".git" && table.path(of: node.ino) != nil
         }
-        if localOnly || !RepoFileSystem.unversionedRecords(table, withFiles: true, rules: rules).isEmpty {
+        if localOnly || !LocalOverlay.unversionedRecords(table, withFiles: true, rules: rules).isEmpty {
             return "it holds what the store cannot (a .git tree, ephemeral .mesaignore paths, empty directories, special files, hard links or owners and modes)"
         }
         return nil

@@ -84,7 +84,7 @@ final class Uploader: Sendable {
     func round(rules: IgnoreRules, compactAlways: Bool) throws(MesaError) -> Bool {
         let previousRules = flushedRules.withLock { flushed in defer { flushed = rules }; return flushed }
         let (items, seq, localOnly) = state.withLock { state -> ([FlushItem], UInt64, [String: UInt64]) in
-            if rules != previousRules { RepoFileSystem.retouchUnignored(&state.table, was: previousRules, now: rules) }
+            if rules != previousRules { LocalOverlay.retouchUnignored(&state.table, was: previousRules, now: rules) }
             var items: [FlushItem] = []
             var localOnly: [String: UInt64] = [:]
             for (path, version) in state.table.touched {
@@ -318,7 +318,7 @@ final class Uploader: Sendable {
             if journal.lastSeq == seq && !strict {
                 // Nothing is synced here: a closed file's record refers to its data file,
                 // as at close; the next fsync syncs the new manifest.
-                try journal.rewrite(header: header, prefix: RepoFileSystem.unversionedRecords(state.table, withFiles: true, rules: rules),
+                try journal.rewrite(header: header, prefix: LocalOverlay.unversionedRecords(state.table, withFiles: true, rules: rules),
                                     sync: false)
             } else if journal.lastSeq == seq {
                 // Local-only files are re-recorded from the tree, replacing records that
@@ -326,7 +326,7 @@ final class Uploader: Sendable {
                 // record gets its bytes inline again or its data file fdatasynced.
                 // A data file already synced at its current generation needs nothing.
                 var prefix: [JournalRecord] = []
-                for record in RepoFileSystem.unversionedRecords(state.table, withFiles: true, rules: rules) {
+                for record in LocalOverlay.unversionedRecords(state.table, withFiles: true, rules: rules) {
                     guard case .file(let path, let data, let permissions, nil) = record,
                           let ino = RepoFileSystem.lookupPath(state.table, path), let node = state.table.nodes[ino],
                           node.syncedWrites != node.writes else { prefix.append(record); continue }
@@ -336,7 +336,7 @@ final class Uploader: Sendable {
                 }
                 try journal.rewrite(header: header, prefix: prefix)
             } else {
-                try journal.rewrite(header: header, prefix: RepoFileSystem.unversionedRecords(state.table, withFiles: false, rules: rules),
+                try journal.rewrite(header: header, prefix: LocalOverlay.unversionedRecords(state.table, withFiles: false, rules: rules),
                                     sync: strict) { recordSeq, record in
                     recordSeq > seq || record.paths.contains { RepoFileSystem.mayBeLocalOnly($0, rules: rules) }
                 }
