@@ -7,9 +7,6 @@ struct IgnoreState: Sendable {
     /// Identifies the root `.mesaignore` the rules came from (nil: none was there).
     var source: IgnoreSource?
     var rules = IgnoreRules(mesaignore: nil)
-    /// The rules the last flush round applied: when the next round's differ, content
-    /// that stopped being ephemeral is queued for upload.
-    var flushedRules = IgnoreRules(mesaignore: nil)
 }
 
 /// A `.mesaignore` version: the node's content plus its write generation, so an

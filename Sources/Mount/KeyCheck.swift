@@ -52,7 +52,7 @@ extension RepoFileSystem {
     func noteBackendFailure(_ error: MesaError) {
         guard [.keyRevoked, .keyExpired, .unauthenticated].contains(error.code) else { return }
         keyCheck.withLock { $0.refusal = error }
-        versions.withLock { $0.lastError = "\(error.name): \(error.message)" }
+        revision.noteFailure("\(error.name): \(error.message)")
         logger.error("the mount's key was refused; every call on the mount now fails with EACCES",
                      metadata: ["repo": "\(org)/\(repo)", "error": "\(error.name): \(error.message)"])
     }

@@ -41,17 +41,6 @@ struct CoreState: Sendable {
     var viewGeneration: UInt64 = 0
 }
 
-/// The versioning side of a mount, changed by flushes, checkpoints and edits.
-struct VersionState: Sendable {
-    var bookmark: String?
-    var bookmarkExpected: ChangeID?
-    var base: ChangeID
-    var working: ChangeID?
-    var baseTime: Timestamp
-    var lastError: String?
-    var lastFlush: Date?
-}
-
 /// Receives kernel cache invalidations (implemented by the FUSE session).
 public protocol Invalidator: Sendable {
     func invalidateInode(_ ino: UInt64)
@@ -63,13 +52,29 @@ public protocol Invalidator: Sendable {
 /// here runs without FUSE; `FUSEAdapter` only translates. Methods that may need the
 /// backend take `mayBlock`: with false they throw `FSError.wouldBlock` instead of
 /// waiting, so the adapter can answer cached requests on the libfuse thread.
+///
+/// The facade over the mount's parts: `Uploader` (Uploader.swift) turns touched paths
+/// into the working change, `RevisionView` (RevisionView.swift) knows which revision
+/// the mount shows and writes to, `Journal` and `InodeTable` hold the local state.
+///
+/// Lock order (outermost first): `flushLock` (flush rounds, checkpoints, edits,
+/// follows; backend calls run under it) → `state` (the core's lock: short, in-memory
+/// work plus journal appends and rewrites; never a backend call) → the leaf locks
+/// (`RevisionView`'s, `ignore`, `keyCheck`, the journal's, the uploader's rules).
+/// `state` is never taken while holding a leaf lock.
 public final class RepoFileSystem: Sendable {
     public let configuration: MountConfiguration
     let backend: any Backend
     let cache: BlobCache
     let journal: Journal
-    let state: Mutex<CoreState>
-    let versions: Mutex<VersionState>
+    /// The core's lock (inode table, open handles, view generation), shared with the uploader.
+    let state: Locked<CoreState>
+    /// Bookmark, base and working change, last upload outcome.
+    let revision: RevisionView
+    /// Uploads touched paths into the working change (runs under `flushLock`).
+    let uploader: Uploader
+    /// Journal replay, the records of what no upload can recreate, data-file reuse.
+    let overlay: LocalOverlay
     /// Serializes flush rounds, checkpoints and edits (never taken inside `state`).
     let flushLock = Mutex(())
     let invalidator = Mutex<(any Invalidator)?>(nil)
@@ -108,32 +113,34 @@ public final class RepoFileSystem: Sendable {
             }
             header = loaded.header
         } else {
-            header = try Self.resolve(configuration, backend)
+            header = try RevisionView.resolve(configuration, backend)
         }
-        let version = try VersionState(header)
-        versions = Mutex(version)
+        revision = try RevisionView(org: configuration.org, repo: configuration.repo, header: header, backend: backend)
+        let version = revision.current
         let root = Node(ino: InodeTable.rootIno, parent: InodeTable.rootIno, name: "", kind: .directory, permissions: 0o755,
                         uid: configuration.uid, gid: configuration.gid, size: 4096, atime: header.baseTime,
                         mtime: header.baseTime, ctime: header.baseTime, content: .none, children: nil)
         var table = InodeTable(root: root)
         table.defaultUID = configuration.uid
         table.defaultGID = configuration.gid
-        state = Mutex(CoreState(table: table, readChange: version.working ?? version.base, baseTime: header.baseTime))
+        state = Locked(CoreState(table: table, readChange: version.working ?? version.base, baseTime: header.baseTime))
+        overlay = LocalOverlay(journal: journal, state: state, uid: configuration.uid, gid: configuration.gid,
+                               org: configuration.org, repo: configuration.repo, logger: logger)
+        uploader = Uploader(configuration: configuration, backend: backend, cache: cache, journal: journal, state: state,
+                            revision: revision, logger: logger)
         // Keep every record of a previous run until it is uploaded. A fresh journal holds
         // only the header just resolved (lost, it is resolved again), so it is synced with
         // the first fsync rather than now: a first mount does not wait on the disk.
         try journal.rewrite(header: header, sync: loaded != nil, keep: { _, _ in true })
         var lost: [String] = []
         if let loaded, !loaded.records.isEmpty {
-            lost = try replay(loaded.records)
+            lost = try overlay.replay(loaded.records, host: self)
             logger.info("replayed journal", metadata: ["repo": "\(org)/\(repo)", "records": "\(loaded.records.count)"])
         }
         losses.withLock { $0 = lost }
         if !lost.isEmpty {
-            versions.withLock {
-                $0.lastError = "journal replay could not restore \(lost.count) closed file(s), their data files are missing: "
-                    + lost.prefix(5).map { "'\($0)'" }.joined(separator: ", ")
-            }
+            revision.noteFailure("journal replay could not restore \(lost.count) closed file(s), their data files are missing: "
+                                 + lost.prefix(5).map { "'\($0)'" }.joined(separator: ", "))
         }
         // Keep what records refer to (they stay in the manifest until uploaded), what
         // nodes use (replayed inline records got fresh data files) and the unused pool;
@@ -198,58 +205,6 @@ public final class RepoFileSystem: Sendable {
     public func shutdown() throws(MesaError) {
         stopFlusher()
         if !isReadOnly { try flush() }
-    }
-
-    // MARK: Target resolution
-
-    /// Resolves what a fresh mount shows: the target's change, forking one for `branchedFrom`.
-    private static func resolve(_ configuration: MountConfiguration, _ backend: any Backend) throws(FSError) -> JournalHeader {
-        let org = configuration.org, repo = configuration.repo
-        return try fsErrors {
-            func bookmarkOrDefault(_ name: String?) throws -> Bookmark {
-                let name = try name ?? backend.repo(org: org, name: repo).defaultBookmark
-                return try backend.bookmark(org: org, repo: repo, name: name)
-            }
-            func time(_ change: ChangeID) throws -> Timestamp {
-                change.isRoot ? Timestamp.now() : Timestamp(try backend.change(org: org, repo: repo, id: change).change.updatedAt)
-            }
-            func tipTime(_ bookmark: Bookmark) throws -> Timestamp {
-                try Self.tipTime(backend, org: org, repo: repo, bookmark: bookmark.name, at: bookmark.changeID)
-            }
-            switch configuration.target {
-            case .bookmark(let name):
-                let bookmark = try bookmarkOrDefault(name)
-                return JournalHeader(org: org, repo: repo, bookmark: bookmark.name, bookmarkExpected: bookmark.changeID.rawValue,
-                                     base: bookmark.changeID.rawValue, working: nil, baseTime: try tipTime(bookmark))
-            case .change(let id):
-                return JournalHeader(org: org, repo: repo, bookmark: nil, bookmarkExpected: nil, base: id.rawValue,
-                                     working: nil, baseTime: try time(id))
-            case .branchedFrom(let spec):
-                guard configuration.mode == .rw else {
-                    throw FSError.invalid("branchedFrom needs mode \"rw\": it creates a change")
-                }
-                let parent = try spec.change ?? bookmarkOrDefault(spec.bookmark).changeID
-                let fork = try backend.createChange(org: org, repo: repo, base: parent, message: spec.describe ?? "", files: [])
-                if let name = spec.newBookmark {
-                    _ = try backend.createBookmark(org: org, repo: repo, name: name, at: fork.id)
-                }
-                return JournalHeader(org: org, repo: repo, bookmark: spec.newBookmark,
-                                     bookmarkExpected: spec.newBookmark == nil ? nil : fork.id.rawValue,
-                                     base: parent.rawValue, working: fork.id.rawValue, baseTime: try time(parent))
-            }
-        }
-    }
-
-    /// The time of a bookmark's tip from the first entry of its history: unlike a
-    /// single-change read it does not compute the change's touched paths, which for a
-    /// 10,000-file change costs a server tens of milliseconds.
-    static func tipTime(_ backend: any Backend, org: String, repo: String, bookmark: String, at change: ChangeID) throws -> Timestamp {
-        if change.isRoot { return Timestamp.now() }
-        if let tip = try? backend.listChanges(org: org, repo: repo, bookmark: bookmark, cursor: nil, limit: 1).items.first,
-           tip.id == change {
-            return Timestamp(tip.updatedAt)
-        }
-        return Timestamp(try backend.change(org: org, repo: repo, id: change).change.updatedAt)
     }
 
     // MARK: Helpers shared by reads and writes
@@ -375,22 +330,11 @@ public final class RepoFileSystem: Sendable {
     /// The local path of a blob, downloading it into the cache on a miss (streamed
     /// straight into the cache file: a large blob never sits in memory).
     func blobPath(_ oid: String, mayBlock: Bool) throws(FSError) -> String {
-        if let path = cache.path(for: oid) { return path }
-        guard mayBlock else { throw FSError.wouldBlock }
-        return try cache.fill(oid) { (temporary: String) throws(FSError) in
-            try fsErrors { try backend.downloadBlob(org: org, repo: repo, oid: oid, toFile: temporary) }
-        }
+        try cache.path(of: oid, from: backend, org: org, repo: repo, mayBlock: mayBlock)
     }
 
-    /// Gives back data files that no node uses any more (the pool hands them out again,
-    /// same id, new content). Not while the journal replays: a replay meets the records
-    /// of a data file's old owner (its `.file` and then its `.remove`) before those of
-    /// its new owner, and emptying it at the `.remove` would lose the new owner's bytes;
-    /// the garbage collection after replay frees what is left.
-    func discard(_ dataFiles: [UInt64]) {
-        guard !journal.isMuted else { return }
-        for id in dataFiles { journal.removeData(id) }
-    }
+    /// Gives back data files no node uses any more (see `LocalOverlay.discard`).
+    func discard(_ dataFiles: [UInt64]) { overlay.discard(dataFiles) }
 
     func newHandleID(_ state: inout CoreState) -> UInt64 {
         defer { state.nextHandle += 1 }
@@ -398,16 +342,14 @@ public final class RepoFileSystem: Sendable {
     }
 }
 
-extension VersionState {
-    init(_ header: JournalHeader) throws(FSError) {
-        do {
-            bookmark = header.bookmark
-            bookmarkExpected = try header.bookmarkExpected.map { try ChangeID($0) }
-            base = try ChangeID(header.base)
-            working = try header.working.map { try ChangeID($0) }
-        } catch {
-            throw FSError(EIO, "journal header holds an invalid change id: \(error)")
+extension BlobCache {
+    /// The local path of a blob, downloading it into the cache on a miss (streamed
+    /// straight into the cache file: a large blob never sits in memory).
+    func path(of oid: String, from backend: any Backend, org: String, repo: String, mayBlock: Bool) throws(FSError) -> String {
+        if let path = path(for: oid) { return path }
+        guard mayBlock else { throw FSError.wouldBlock }
+        return try fill(oid) { (temporary: String) throws(FSError) in
+            try fsErrors { try backend.downloadBlob(org: org, repo: repo, oid: oid, toFile: temporary) }
         }
-        baseTime = header.baseTime
     }
 }

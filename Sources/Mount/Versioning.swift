@@ -32,11 +32,10 @@ extension RepoFileSystem {
             state.table.touched.keys.filter { !Self.isLocalOnly(state.table, $0, rules: rules) }.sorted()
         }
         let prefetch = prefetchProgress
-        return versions.withLock { version in
-            MountStatus(org: org, repo: repo, mode: configuration.mode, bookmark: version.bookmark, baseChange: version.base,
-                        workingChange: version.working, dirtyPaths: Array(pending.prefix(1000)), pendingUploads: pending.count,
-                        lastError: version.lastError, lastFlush: version.lastFlush, prefetch: prefetch)
-        }
+        let version = revision.current
+        return MountStatus(org: org, repo: repo, mode: configuration.mode, bookmark: version.bookmark, baseChange: version.base,
+                           workingChange: version.working, dirtyPaths: Array(pending.prefix(1000)), pendingUploads: pending.count,
+                           lastError: version.lastError, lastFlush: version.lastFlush, prefetch: prefetch)
     }
 
     /// Paths changed (written, created, removed, renamed) since the last call, sorted,
@@ -60,43 +59,12 @@ extension RepoFileSystem {
         guard !isReadOnly else { throw MesaError(.readOnly, "cannot checkpoint a read-only mount of \(org)/\(repo)") }
         return try flushLock.withLock { _ throws(MesaError) -> CheckpointResult in
             try flushUnlocked()
-            let version = versions.withLock { $0 }
-            if let working = version.working, let message {
-                _ = try mesaErrors {
-                    try backend.updateChange(org: org, repo: repo, id: working, message: message, files: [], expectedCommit: nil)
-                }
-            }
-            let head = version.working ?? version.base
-            if let bookmark = version.bookmark, head != version.bookmarkExpected {
-                do {
-                    _ = try backend.moveBookmark(org: org, repo: repo, name: bookmark, to: head,
-                                                 expectedFrom: version.bookmarkExpected, allowBackwards: false)
-                } catch {
-                    let failure = MesaError.from(error)
-                    guard failure.code == .conflict || failure.code == .invalidParams else { throw failure }
-                    // Someone (the user, following the advice below) already put the
-                    // bookmark on this work: nothing is left to move.
-                    let current = try? backend.bookmark(org: org, repo: repo, name: bookmark)
-                    if current?.changeID == head { return try finishCheckpoint(version, head: head) }
-                    let seen = version.bookmarkExpected.map { "\($0)" } ?? "(unknown)"
-                    throw MesaError(.conflict, "bookmark '\(bookmark)' of \(org)/\(repo) was moved by someone else since this mount last saw it at \(seen); nothing is lost: your work is saved in change \(head), which stays this mount's working change. Merge or move the bookmark, then checkpoint again. (\(failure.message))",
-                                    errorClass: .transient)
-                }
-            }
-            return try finishCheckpoint(version, head: head)
+            let result = try revision.checkpoint(message: message)
+            try persistHeader()
+            logger.info("checkpoint", metadata: ["repo": "\(org)/\(repo)", "change": "\(result.savedChange)",
+                                                 "bookmark": "\(result.bookmark ?? "-")"])
+            return result
         }
-    }
-
-    /// The bookmark is on `head`: the next write starts a fresh working change on it.
-    private func finishCheckpoint(_ version: VersionState, head: ChangeID) throws(MesaError) -> CheckpointResult {
-        versions.withLock { state in
-            state.base = head
-            state.working = nil
-            if state.bookmark != nil { state.bookmarkExpected = head }
-        }
-        try persistHeader()
-        logger.info("checkpoint", metadata: ["repo": "\(org)/\(repo)", "change": "\(head)", "bookmark": "\(version.bookmark ?? "-")"])
-        return CheckpointResult(savedChange: head, created: version.working != nil, bookmark: version.bookmark)
     }
 
     /// jj `new`: uploads, then makes the next write start a new change on top of the
@@ -106,13 +74,7 @@ extension RepoFileSystem {
         guard !isReadOnly else { throw MesaError(.readOnly, "cannot start a change on a read-only mount") }
         return try flushLock.withLock { _ throws(MesaError) -> ChangeID in
             try flushUnlocked()
-            let parent = versions.withLock { state -> ChangeID in
-                if let working = state.working {
-                    state.base = working
-                    state.working = nil
-                }
-                return state.base
-            }
+            let parent = revision.startNewChange()
             try persistHeader()
             return parent
         }
@@ -124,36 +86,8 @@ extension RepoFileSystem {
     public func editChange(_ target: EditTarget) throws(MesaError) -> MountStatus {
         try flushLock.withLock { _ throws(MesaError) in
             if !isReadOnly { try flushUnlocked() }
-            var next = versions.withLock { $0 }
-            switch target {
-            case .bookmark(let name):
-                let bookmark = try mesaErrors { try backend.bookmark(org: org, repo: repo, name: name) }
-                next.bookmark = name
-                next.bookmarkExpected = bookmark.changeID
-                next.base = bookmark.changeID
-                next.working = nil
-            case .change(let id):
-                next.bookmark = nil
-                next.bookmarkExpected = nil
-                if id.isRoot {
-                    next.base = id
-                    next.working = nil
-                } else {
-                    let detail = try mesaErrors { try backend.change(org: org, repo: repo, id: id) }
-                    next.base = detail.change.parents.first ?? .root
-                    next.working = isReadOnly ? nil : id
-                    if isReadOnly { next.base = id }
-                }
-            }
+            let next = try revision.switchTo(target, readOnly: isReadOnly)
             let shown = next.working ?? next.base
-            if shown.isRoot {
-                next.baseTime = Timestamp.now()
-            } else {
-                let change = try mesaErrors { try backend.change(org: org, repo: repo, id: shown) }
-                next.baseTime = Timestamp(change.change.updatedAt)
-            }
-            next.lastError = nil
-            versions.withLock { $0 = next }
             let (garbage, known) = state.withLock { state in
                 state.readChange = shown
                 state.baseTime = next.baseTime
@@ -188,32 +122,30 @@ extension RepoFileSystem {
     /// Mounts of a change never move. Throws when the backend cannot be asked.
     @discardableResult
     public func followBookmark() throws(MesaError) -> FollowOutcome {
-        let (name, seen) = versions.withLock { ($0.bookmark, $0.bookmarkExpected) }
-        guard let name else { return .pinned }
-        let tip = try mesaErrors { try backend.bookmark(org: org, repo: repo, name: name) }.changeID
-        guard tip != seen else { return .unchanged }
+        let (name, seen, tip): (String, ChangeID?, ChangeID)
+        switch try revision.checkBookmark() {
+        case .pinned: return .pinned
+        case .unchanged: return .unchanged
+        case .moved(let bookmark, let from, let to): (name, seen, tip) = (bookmark, from, to)
+        }
         return try flushLock.withLock { _ throws(MesaError) -> FollowOutcome in
-            let version = versions.withLock { $0 }
             // A checkpoint or an edit ran meanwhile: the next call looks again.
-            guard version.bookmark == name, version.bookmarkExpected == seen else { return .unchanged }
-            let time = try mesaErrors { try Self.tipTime(backend, org: org, repo: repo, bookmark: name, at: tip) }
-            let header = JournalHeader(org: org, repo: repo, bookmark: name, bookmarkExpected: tip.rawValue, base: tip.rawValue,
-                                       working: nil, baseTime: time)
+            guard revision.stillShows(name, at: seen) else { return .unchanged }
+            // `working` only changes under `flushLock`, which is held: this is current.
+            let working = revision.current.working
+            let header = try revision.followHeader(name, to: tip)
             enum Decision { case held(String), failed(FSError), switched([UInt64], [(UInt64, UInt64, String)]) }
-            // `working` only changes under `flushLock`, which is held: `version` is current.
             let decision = state.withLock { state -> Decision in
-                if let reason = localWork(state, working: version.working) { return .held(reason) }
+                if let reason = RevisionView.heldBackReason(working: working, table: state.table,
+                                                            openForWriting: state.files.values.contains(where: \.writable),
+                                                            rules: cachedIgnoreRules) {
+                    return .held(reason)
+                }
                 // Nothing of the old view is left to replay: the header alone describes the mount.
                 do throws(FSError) { try journal.rewrite(header: header, keep: { _, _ in false }) } catch { return .failed(error) }
-                versions.withLock { current in
-                    current.bookmarkExpected = tip
-                    current.base = tip
-                    current.working = nil
-                    current.baseTime = time
-                    current.lastError = nil
-                }
+                revision.follow(to: tip, baseTime: header.baseTime)
                 state.readChange = tip
-                state.baseTime = time
+                state.baseTime = header.baseTime
                 state.viewGeneration += 1
                 let (garbage, known) = Self.resetView(&state.table)
                 return .switched(garbage, known)
@@ -234,31 +166,11 @@ extension RepoFileSystem {
         }
     }
 
-    /// Why the mount cannot switch its view without losing something, or nil.
-    /// Called under the state lock.
-    private func localWork(_ state: CoreState, working: ChangeID?) -> String? {
-        if let working { return "its working change \(working) is not checkpointed" }
-        if !state.table.touched.isEmpty { return "\(state.table.touched.count) changed path(s) are not uploaded yet" }
-        if state.files.values.contains(where: \.writable) { return "a file is open for writing" }
-        let localOnly = state.table.nodes.values.contains { node in
-            node.linked && node.name.lowercased() == ".git" && state.table.path(of: node.ino) != nil
-        }
-        if localOnly || !Self.unversionedRecords(state.table, withFiles: true, rules: cachedIgnoreRules).isEmpty {
-            return "it holds what the store cannot (a .git tree, ephemeral .mesaignore paths, empty directories, special files, hard links or owners and modes)"
-        }
-        return nil
-    }
-
     /// Adds the paths that differ between two revisions to the change log (for
     /// `filesChanged` notifications); when the diff cannot be had, marks it overflowed
     /// ("re-read the mount").
     private func noteChangedPaths(from old: ChangeID?, to new: ChangeID) {
-        var paths: [String] = []
-        var complete = false
-        if let old, let diff = try? backend.diff(org: org, repo: repo, base: old, head: new) {
-            paths = diff.entries.flatMap { [$0.path] + ($0.oldPath.map { [$0] } ?? []) }
-            complete = !diff.truncated
-        }
+        let (paths, complete) = revision.changedPaths(from: old, to: new)
         state.withLock { state in
             for path in paths {
                 if state.table.changeLog.count < InodeTable.changeLogLimit { state.table.changeLog.insert(path) } else {
@@ -307,7 +219,7 @@ extension RepoFileSystem {
     /// Writes the current versioning state as the journal header (records kept unless
     /// `keepRecords` is false).
     private func persistHeader(keepRecords: Bool = true) throws(MesaError) {
-        let header = currentHeader()
+        let header = revision.header
         try state.withLock { _ throws(MesaError) in
             do { try journal.rewrite(header: header, keep: { _, _ in keepRecords }) } catch {
                 throw MesaError(.internal, "cannot write the journal header: \(error)")
