@@ -1,4 +1,5 @@
 import Foundation
+import Infra
 import Logging
 import MesaAPI
 import Store
@@ -156,12 +157,13 @@ public enum CredentialResolver {
     /// Keeps asking an unreachable server until it answers, then reports each key's
     /// verdict in the log (a refused key is an error the user must fix).
     static func revalidateInBackground(_ pending: [(String, HTTPBackend)], apiURL: String, logger: Logger) {
+        let backoff = Backoff(initial: .seconds(1), cap: .seconds(30))
         let thread = Thread {
             var remaining = pending
-            var delay = 1.0
+            var attempt = 0
             while !remaining.isEmpty {
-                Thread.sleep(forTimeInterval: delay)
-                delay = min(delay * 2, 30)
+                attempt += 1
+                Backoff.sleep(backoff.delay(for: attempt))
                 remaining = remaining.filter { org, backend in
                     do {
                         guard try validate(backend, org: org, apiURL: apiURL) else { return true }
