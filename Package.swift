@@ -91,9 +91,12 @@ let package = Package(
         .executableTarget(name: "store-bench", dependencies: ["Store"], path: "bench/store-bench"),
         .executableTarget(name: "rpc-bench", dependencies: ["RPC", "MesaProtocol", "Client"], path: "bench/rpc-bench"),
 
+        // The one harness of the test targets: temporary directories, deadlines,
+        // executables and child processes stopped by pid.
+        .target(name: "TestSupport", dependencies: ["Infra"], path: "Tests/TestSupport"),
         .testTarget(name: "InfraTests", dependencies: ["Infra"]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
-        .testTarget(name: "RPCTests", dependencies: ["RPC"]),
+        .testTarget(name: "RPCTests", dependencies: ["RPC", "TestSupport"]),
         // Hook payloads, settings.json merging, the MCP server: no daemon, quick to build.
         .testTarget(name: "ClientTests", dependencies: ["Client", "MesaMCP", "RPC"]),
         .testTarget(name: "MountTests", dependencies: ["Mount", "MesaIgnore", "MesaAPI", "Store"]),
@@ -105,11 +108,11 @@ let package = Package(
         // mesa-client): the executables are found next to the test bundle.
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["MesaDaemon", "MesaProtocol", "MesaMCP", "Client", "MesaAPI", "Store", "RPC",
+            dependencies: ["MesaDaemon", "MesaProtocol", "MesaMCP", "Client", "MesaAPI", "Store", "RPC", "TestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
         // The built executables against real mounts, as a user runs them (root and /dev/fuse).
-        .testTarget(name: "E2ETests", dependencies: ["MesaProtocol", "Client", "RPC", "Store"]),
+        .testTarget(name: "E2ETests", dependencies: ["MesaProtocol", "Client", "RPC", "Store", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
