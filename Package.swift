@@ -95,11 +95,11 @@ let package = Package(
         // executables and child processes stopped by pid.
         .target(name: "TestSupport", dependencies: ["Infra"], path: "Tests/TestSupport"),
         .testTarget(name: "InfraTests", dependencies: ["Infra"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "TestSupport"]),
         .testTarget(name: "RPCTests", dependencies: ["RPC", "TestSupport"]),
         // Hook payloads, settings.json merging, the MCP server: no daemon, quick to build.
         .testTarget(name: "ClientTests", dependencies: ["Client", "MesaMCP", "RPC"]),
-        .testTarget(name: "MountTests", dependencies: ["Mount", "MesaIgnore", "MesaAPI", "Store"]),
+        .testTarget(name: "MountTests", dependencies: ["Mount", "MesaIgnore", "MesaAPI", "Store", "TestSupport"]),
         .testTarget(
             name: "APIServerTests",
             dependencies: ["APIServer", "MesaAPI", "Store", .product(name: "HummingbirdTesting", package: "hummingbird")]

@@ -59,13 +59,24 @@ public final class ChildProcess: Sendable {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
+        // A clean signal state: the calling thread may block signals (threads libfuse
+        // starts block them all, and threads they start inherit that), and a shell
+        // whose SIGCHLD stays blocked waits forever in `wait`.
+        var flags = Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+        var none = sigset_t()
+        var all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
         switch group {
         case .inherit: break
         case .newProcessGroup:
-            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+            flags |= Int16(POSIX_SPAWN_SETPGROUP)
             posix_spawnattr_setpgroup(&attributes, 0)
-        case .newSession: posix_spawnattr_setflags(&attributes, Self.spawnSetSID)
+        case .newSession: flags |= Self.spawnSetSID
         }
+        posix_spawnattr_setflags(&attributes, flags)
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
         defer {

@@ -72,3 +72,22 @@ import Testing
         #expect(silent.poll() == nil, "left running after a timeout")
     }
 }
+
+extension ChildProcessTests {
+    /// Threads libfuse starts block every signal, and threads they start inherit the
+    /// mask: a shell spawned from one must still see SIGCHLD, or its `wait` never returns.
+    @Test func aCallersBlockedSignalsAreNotInherited() throws {
+        var blocked = sigset_t()
+        var previous = sigset_t()
+        sigfillset(&blocked)
+        pthread_sigmask(SIG_BLOCK, &blocked, &previous)
+        let child: ChildProcess
+        do {
+            defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+            child = try ChildProcess("/bin/sh", ["-c", "sleep 0.1 & wait; exit 5"])
+        }
+        defer { child.kill() }
+        let status = try #require(child.wait(timeout: .seconds(20)), "the shell's wait hung")
+        #expect(ChildProcess.exitCode(status) == 5)
+    }
+}
