@@ -34,22 +34,25 @@ let package = Package(
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3")]),
 
+        // Backoff, a periodic worker, child processes: no dependency, so every layer can
+        // use the one implementation.
+        .target(name: "Infra"),
         .target(
             name: "Store",
             dependencies: ["CGit2", "CSQLite", "COpenSSL", .product(name: "Logging", package: "swift-log")]
         ),
-        .target(name: "MesaAPI", dependencies: ["Store", "CCurl", "COpenSSL", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "MesaAPI", dependencies: ["Infra", "Store", "CCurl", "COpenSSL", .product(name: "Logging", package: "swift-log")]),
         .target(name: "RPC", dependencies: [.product(name: "Logging", package: "swift-log")]),
         // The typed Mesa method catalogue: one type per JSON-RPC method.
         .target(name: "MesaProtocol", dependencies: ["RPC"]),
         // gitignore-syntax matching of ephemeral paths (`.mesaignore`): no dependencies,
         // so the mesa CLI can print the default rules without linking the mount core.
         .target(name: "MesaIgnore"),
-        .target(name: "Mount", dependencies: ["CFuse", "MesaAPI", "Store", "MesaIgnore", .product(name: "Logging", package: "swift-log")],
+        .target(name: "Mount", dependencies: ["Infra", "CFuse", "MesaAPI", "Store", "MesaIgnore", .product(name: "Logging", package: "swift-log")],
                 exclude: ["README.md"]),
         .target(
             name: "Client",
-            dependencies: ["RPC", "MesaProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Infra", "RPC", "MesaProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(
             name: "APIServer",
@@ -64,7 +67,7 @@ let package = Package(
         // can drive it in process; `mesad` is its thin executable.
         .target(
             name: "MesaDaemon",
-            dependencies: ["RPC", "MesaProtocol", "Mount", "MesaAPI", "Store", .product(name: "TOMLKit", package: "TOMLKit"),
+            dependencies: ["Infra", "RPC", "MesaProtocol", "Mount", "MesaAPI", "Store", .product(name: "TOMLKit", package: "TOMLKit"),
                            .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
@@ -88,11 +91,15 @@ let package = Package(
         .executableTarget(name: "store-bench", dependencies: ["Store"], path: "bench/store-bench"),
         .executableTarget(name: "rpc-bench", dependencies: ["RPC", "MesaProtocol", "Client"], path: "bench/rpc-bench"),
 
-        .testTarget(name: "StoreTests", dependencies: ["Store"]),
-        .testTarget(name: "RPCTests", dependencies: ["RPC"]),
+        // The one harness of the test targets: temporary directories, deadlines,
+        // executables and child processes stopped by pid.
+        .target(name: "TestSupport", dependencies: ["Infra"], path: "Tests/TestSupport"),
+        .testTarget(name: "InfraTests", dependencies: ["Infra"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "TestSupport"]),
+        .testTarget(name: "RPCTests", dependencies: ["RPC", "TestSupport"]),
         // Hook payloads, settings.json merging, the MCP server: no daemon, quick to build.
         .testTarget(name: "ClientTests", dependencies: ["Client", "MesaMCP", "RPC"]),
-        .testTarget(name: "MountTests", dependencies: ["Mount", "MesaIgnore", "MesaAPI", "Store"]),
+        .testTarget(name: "MountTests", dependencies: ["Mount", "MesaIgnore", "MesaAPI", "Store", "TestSupport"]),
         .testTarget(
             name: "APIServerTests",
             dependencies: ["APIServer", "MesaAPI", "Store", .product(name: "HummingbirdTesting", package: "hummingbird")]
@@ -101,11 +108,11 @@ let package = Package(
         // mesa-client): the executables are found next to the test bundle.
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["MesaDaemon", "MesaProtocol", "MesaMCP", "Client", "MesaAPI", "Store", "RPC",
+            dependencies: ["MesaDaemon", "MesaProtocol", "MesaMCP", "Client", "MesaAPI", "Store", "RPC", "TestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
         // The built executables against real mounts, as a user runs them (root and /dev/fuse).
-        .testTarget(name: "E2ETests", dependencies: ["MesaProtocol", "Client", "RPC", "Store"]),
+        .testTarget(name: "E2ETests", dependencies: ["MesaProtocol", "Client", "RPC", "Store", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

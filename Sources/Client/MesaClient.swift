@@ -1,4 +1,5 @@
 import Foundation
+import Infra
 import MesaProtocol
 import RPC
 
@@ -77,36 +78,22 @@ public final class MesaClient: Sendable {
         guard let executable = mesadExecutable() else {
             throw .unreachable("mesad is not running and no mesad executable was found next to \(CommandLine.arguments[0]) or on PATH")
         }
-        // posix_spawn and waitpid rather than Foundation's Process: its waitUntilExit
-        // never returned here on Linux (the child stayed a zombie), so the first client
-        // call that started mesad hung forever.
-        var pipeFDs: [Int32] = [-1, -1]
-        guard pipe(&pipeFDs) == 0 else { throw .unreachable("cannot start mesad: pipe failed: \(String(cString: strerror(errno)))") }
-        for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 2)
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
-        closeDescriptor(pipeFDs[1])
-        defer { closeDescriptor(pipeFDs[0]) }
-        guard spawned == 0 else { throw .unreachable("cannot run \(executable): \(String(cString: strerror(spawned)))") }
         // `mesad -d` returns once the daemon answers (or fails); its stderr is the reason.
-        var output: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(pipeFDs[0], $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            output += buffer[0..<count]
+        let output: [UInt8]
+        let status: Int32?
+        do {
+            let (readEnd, writeEnd) = try ChildProcess.pipe()
+            defer { closeDescriptor(readEnd) }
+            let child: ChildProcess
+            do {
+                defer { closeDescriptor(writeEnd) }
+                child = try ChildProcess(executable, arguments, stderr: .descriptor(writeEnd))
+            }
+            output = ChildProcess.readAll(readEnd)
+            status = child.wait()
+        } catch {
+            throw .unreachable("cannot start mesad: \(error)")
         }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         guard status == 0 else {
             throw .unreachable("mesad failed to start: \(String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
         }

@@ -1,6 +1,5 @@
 import Foundation
 import Mount
-import TOMLKit
 
 public enum OrgMountMode: String, Sendable, Equatable {
     /// Every repo the org's key can see, including repos created later.
@@ -102,8 +101,8 @@ public struct DaemonConfig: Sendable {
 
     // MARK: config.toml
 
-    static let knownTopLevel: Set<String> = ["mount-point", "api-url", "service-domain", "uid", "gid", "organizations",
-                                             "cache", "daemon", "secrets", "telemetry"]
+    static let knownTopLevel: Set<String> = Set(ConfigFile.CodingKeys.allCases.map(\.rawValue))
+        .union(["service-domain", "uid", "gid", "secrets", "telemetry"])
 
     mutating func apply(file path: String) throws {
         let text: String
@@ -115,75 +114,55 @@ public struct DaemonConfig: Sendable {
     }
 
     mutating func apply(toml text: String, source: String) throws {
-        let root: [String: Any]
-        do {
-            let table = try TOMLTable(string: text)
-            let json = table.convert(to: .json)
-            root = (try JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] ?? [:]
-        } catch let error as TOMLParseError {
-            throw ConfigError("\(source): invalid TOML at line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
-        }
-        for key in root.keys.sorted() where !Self.knownTopLevel.contains(key) {
+        let (file, keys) = try ConfigFile.decode(text, source: source)
+        for key in keys where !Self.knownTopLevel.contains(key) {
             warnings.append("\(source): unknown key '\(key)' ignored")
         }
-        if let value = root["mount-point"] { mountPoint = paths.expand(try string(value, "mount-point", source)) }
-        if let value = root["api-url"] { apiURL = try string(value, "api-url", source) }
-        if let cache = root["cache"] {
-            let cache = try table(cache, "cache", source)
-            if let value = cache["path"] { cacheDirectory = paths.expand(try string(value, "cache.path", source)) }
-            if let value = cache["max-size"] { cacheMaxBytes = try Self.byteSize(value, "cache.max-size", source) }
-            if let value = cache["prefetch"] { prefetch = try Self.prefetchMode(try string(value, "cache.prefetch", source), "\(source): cache.prefetch") }
+        if let value = file.mountPoint { mountPoint = paths.expand(value) }
+        if let value = file.apiURL { apiURL = value }
+        if let cache = file.cache {
+            if let value = cache.path { cacheDirectory = paths.expand(value) }
+            if let value = cache.maxSize { cacheMaxBytes = try Self.byteSize(value, "cache.max-size", source) }
+            if let value = cache.prefetch { prefetch = try Self.prefetchMode(value, "\(source): cache.prefetch") }
         }
-        if let daemon = root["daemon"] {
-            let daemon = try table(daemon, "daemon", source)
-            if let value = daemon["log-level"] { logLevel = try string(value, "daemon.log-level", source) }
-            if let value = daemon["log-file"] { logFile = paths.expand(try string(value, "daemon.log-file", source)) }
-            if let value = daemon["max-frame-size"] { maxFrameBytes = try Self.byteSize(value, "daemon.max-frame-size", source) }
-            if let value = daemon["flush-debounce-ms"] {
-                guard let number = value as? Int, (0...60_000).contains(number) else {
-                    throw ConfigError("\(source): daemon.flush-debounce-ms must be an integer from 0 to 60000")
+        if let daemon = file.daemon {
+            if let value = daemon.logLevel { logLevel = value }
+            if let value = daemon.logFile { logFile = paths.expand(value) }
+            if let value = daemon.maxFrameSize { maxFrameBytes = try Self.byteSize(value, "daemon.max-frame-size", source) }
+            if let value = daemon.flushDebounceMilliseconds {
+                guard (0...60_000).contains(value) else {
+                    throw ConfigError("\(source): daemon.flush-debounce-ms must be \(ConfigFile.flushDebounceRange)")
                 }
-                flushDebounceMilliseconds = number
+                flushDebounceMilliseconds = value
             }
-            if let value = daemon["follow-interval-ms"] {
+            if let value = daemon.followIntervalMilliseconds {
                 followIntervalMilliseconds = try Self.followInterval(value, "daemon.follow-interval-ms", source)
             }
-            if let value = daemon["durability"] {
-                durability = try Self.durability(try string(value, "daemon.durability", source), "daemon.durability", source)
-            }
+            if let value = daemon.durability { durability = try Self.durability(value, "daemon.durability", source) }
         }
-        if let organizations = root["organizations"] {
-            for (name, body) in try table(organizations, "organizations", source).sorted(by: { $0.key < $1.key }) {
-                try applyOrganization(name: name, body, source)
-            }
+        for (name, body) in (file.organizations ?? [:]).sorted(by: { $0.key < $1.key }) {
+            try applyOrganization(name: name, body, source)
         }
     }
 
-    private mutating func applyOrganization(name: String, _ body: Any, _ source: String) throws {
-        let org = try table(body, "organizations.\(name)", source)
-        var config = OrgConfig(name: name)
-        if let key = org["api-key"] { config.apiKey = try string(key, "organizations.\(name).api-key", source) }
-        if let repos = org["repos"] {
-            for (repo, repoBody) in try table(repos, "organizations.\(name).repos", source).sorted(by: { $0.key < $1.key }) {
-                let repoTable = try table(repoBody, "organizations.\(name).repos.\(repo)", source)
-                var pin: RevisionPin?
-                if let rev = repoTable["rev"] {
-                    let rev = try table(rev, "organizations.\(name).repos.\(repo).rev", source)
-                    if let bookmark = rev["bookmark"] {
-                        pin = .bookmark(try string(bookmark, "rev.bookmark", source))
-                    } else if let change = rev["change-id"] {
-                        pin = .changeID(try string(change, "rev.change-id", source))
-                    } else {
-                        throw ConfigError("\(source): organizations.\(name).repos.\(repo).rev needs 'bookmark' or 'change-id'")
-                    }
+    private mutating func applyOrganization(name: String, _ org: ConfigFile.Organization, _ source: String) throws {
+        var config = OrgConfig(name: name, apiKey: org.apiKey)
+        for (repo, body) in (org.repos ?? [:]).sorted(by: { $0.key < $1.key }) {
+            var pin: RevisionPin?
+            if let rev = body.rev {
+                if let bookmark = rev.bookmark {
+                    pin = .bookmark(bookmark)
+                } else if let change = rev.changeID {
+                    pin = .changeID(change)
+                } else {
+                    throw ConfigError("\(source): organizations.\(name).repos.\(repo).rev needs 'bookmark' or 'change-id'")
                 }
-                config.repos.append(RepoConfig(name: repo, rev: pin))
             }
+            config.repos.append(RepoConfig(name: repo, rev: pin))
         }
         // Mesa's rule: without `mount`, listing repos implies explicit mode.
         config.mount = config.repos.isEmpty ? .all : .explicit
-        if let mode = org["mount"] {
-            let text = try string(mode, "organizations.\(name).mount", source)
+        if let text = org.mount {
             guard let parsed = OrgMountMode(rawValue: text) else {
                 throw ConfigError("\(source): organizations.\(name).mount must be \"all\" or \"explicit\", not \"\(text)\"")
             }
@@ -206,7 +185,7 @@ public struct DaemonConfig: Sendable {
         if let value = environment["MESA_API_URL"], !value.isEmpty { apiURL = value }
         if let value = environment["MESA_CACHE_PATH"], !value.isEmpty { cacheDirectory = paths.expand(value) }
         if let value = environment["MESA_CACHE_MAX_SIZE"], !value.isEmpty {
-            cacheMaxBytes = try Self.byteSize(value, "MESA_CACHE_MAX_SIZE", "environment")
+            cacheMaxBytes = try Self.byteSize(.text(value), "MESA_CACHE_MAX_SIZE", "environment")
         }
         if let value = environment["MESA_CACHE_PREFETCH"], !value.isEmpty {
             prefetch = try Self.prefetchMode(value, "MESA_CACHE_PREFETCH")
@@ -257,17 +236,10 @@ public struct DaemonConfig: Sendable {
     // MARK: First boot
 
     /// The config `-y` writes on first boot: the orgs (and keys) from the environment.
-    public func firstBootTOML() -> String {
-        var lines = ["# Written by mesad on first boot (-y). Edit freely; see README.md.",
-                     "mount-point = \(Self.quote(mountPoint))"]
-        if let apiURL { lines.append("api-url = \(Self.quote(apiURL))") }
-        for org in organizations {
-            lines.append("")
-            lines.append("[organizations.\(Self.quote(org.name))]")
-            if let key = org.apiKey { lines.append("api-key = \(Self.quote(key))") }
-            lines.append("mount = \(Self.quote(org.mount.rawValue))")
-        }
-        return lines.joined(separator: "\n") + "\n"
+    public func firstBootTOML() throws -> String {
+        let file = ConfigFile(mountPoint: mountPoint, apiURL: apiURL, organizations: Dictionary(
+            organizations.map { ($0.name, ConfigFile.Organization(apiKey: $0.apiKey, mount: $0.mount.rawValue)) }) { $1 })
+        return try file.toml(header: "# Written by mesad on first boot (-y). Edit freely; see README.md.")
     }
 
     /// Writes `~/.config/mesa/config.toml` (0600) when no config file exists yet.
@@ -275,25 +247,11 @@ public struct DaemonConfig: Sendable {
     @discardableResult
     public func writeFirstBootConfigIfMissing() throws -> String? {
         guard configFile == nil, !FileManager.default.fileExists(atPath: paths.userConfigFile) else { return nil }
-        try writePrivateFile(paths.userConfigFile, firstBootTOML())
+        try writePrivateFile(paths.userConfigFile, try firstBootTOML())
         return paths.userConfigFile
     }
 
     // MARK: Value helpers
-
-    static func quote(_ text: String) -> String {
-        "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-    }
-
-    private func string(_ value: Any, _ key: String, _ source: String) throws -> String {
-        guard let text = value as? String else { throw ConfigError("\(source): \(key) must be a string") }
-        return text
-    }
-
-    private func table(_ value: Any, _ key: String, _ source: String) throws -> [String: Any] {
-        guard let table = value as? [String: Any] else { throw ConfigError("\(source): \(key) must be a table") }
-        return table
-    }
 
     static func durability(_ text: String, _ key: String, _ source: String) throws -> Durability {
         guard let value = Durability(rawValue: text) else {
@@ -302,17 +260,18 @@ public struct DaemonConfig: Sendable {
         return value
     }
 
-    static func followInterval(_ value: Any, _ key: String, _ source: String) throws -> Int {
-        guard let number = value as? Int, (0...3_600_000).contains(number) else {
-            throw ConfigError("\(source): \(key) must be an integer from 0 (never follow) to 3600000 milliseconds")
+    static func followInterval(_ number: Int, _ key: String, _ source: String) throws -> Int {
+        guard (0...3_600_000).contains(number) else {
+            throw ConfigError("\(source): \(key) must be \(ConfigFile.followIntervalRange)")
         }
         return number
     }
 
     /// Parses "10GB", "512MiB", "1024" and friends.
-    static func byteSize(_ value: Any, _ key: String, _ source: String) throws -> Int {
-        if let number = value as? Int, number > 0 { return number }
-        guard let text = (value as? String)?.trimmingCharacters(in: .whitespaces).uppercased(), !text.isEmpty else {
+    static func byteSize(_ value: ConfigFile.ByteSize, _ key: String, _ source: String) throws -> Int {
+        if case .bytes(let number) = value, number > 0 { return number }
+        guard case .text(let written) = value, case let text = written.trimmingCharacters(in: .whitespaces).uppercased(),
+              !text.isEmpty else {
             throw ConfigError("\(source): \(key) must be a size such as \"10GB\" or \"512MB\"")
         }
         let units: [(String, Int)] = [("TIB", 1 << 40), ("GIB", 1 << 30), ("MIB", 1 << 20), ("KIB", 1 << 10),

@@ -1,4 +1,5 @@
 import Foundation
+import Infra
 import RPC
 
 /// `mesad -d`: start the daemon as a detached child (its own session, stdio on
@@ -8,9 +9,6 @@ public enum Daemonizer {
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }
-
-    /// glibc's POSIX_SPAWN_SETSID; not exported to Swift.
-    private static let spawnSetSID: Int16 = 0x80
 
     /// With `pidFile`, success also needs the pid file to name the new child: another
     /// daemon already answering on the socket is not "started" (the child will exit
@@ -23,47 +21,20 @@ public enum Daemonizer {
         guard logDescriptor >= 0 else { throw Failure(description: "cannot open log file \(logFile): \(String(cString: strerror(errno)))") }
         defer { close(logDescriptor) }
         let startOffset = lseek(logDescriptor, 0, SEEK_END)
-
-        markDescriptorsCloseOnExec()
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, logDescriptor, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, spawnSetSID)
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-        guard result == 0 else { throw Failure(description: "cannot start \(executable): \(String(cString: strerror(result)))") }
-
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid {
-                throw Failure(description: logTail(logFile, from: startOffset) ?? "mesad exited during start-up (status \(status))")
-            }
-            if answers(socketPath), pidFile.map({ recordedPID($0) == pid }) ?? true { return pid }
-            usleep(20_000)
+        let child: ChildProcess
+        do {
+            child = try ChildProcess(executable, arguments, stderr: .descriptor(logDescriptor), group: .newSession,
+                                     closeOtherDescriptors: true)
+        } catch {
+            throw Failure(description: error.description)
         }
-        kill(pid, SIGTERM)
-        throw Failure(description: "mesad did not answer on \(socketPath) within \(timeout); see \(logFile)")
-    }
-
-    /// The daemon must not inherit our descriptors: a caller waiting for EOF on a pipe
-    /// that is our stderr (as `mesa mount -d` does) would otherwise wait for the daemon's
-    /// whole life.
-    private static func markDescriptorsCloseOnExec() {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
-        for entry in entries {
-            guard let descriptor = Int32(entry), descriptor > 2 else { continue }
-            let flags = fcntl(descriptor, F_GETFD)
-            if flags >= 0 { _ = fcntl(descriptor, F_SETFD, flags | FD_CLOEXEC) }
+        switch child.waitUntilReady(timeout: timeout, { answers(socketPath) && (pidFile.map { recordedPID($0) == child.pid } ?? true) }) {
+        case .ready: return child.pid
+        case .exited(let status):
+            throw Failure(description: logTail(logFile, from: startOffset) ?? "mesad exited during start-up (status \(status))")
+        case .timedOut:
+            child.signal(SIGTERM)
+            throw Failure(description: "mesad did not answer on \(socketPath) within \(timeout); see \(logFile)")
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Infra
 import Logging
 import MesaAPI
 import MesaProtocol
@@ -53,7 +54,8 @@ final class EventHub: Sendable {
     private struct State {
         var subscribers: [UInt64: Subscriber] = [:]
         var nextID = 0
-        var threadRunning = false
+        /// Runs while someone is subscribed; the next first subscriber starts a new one.
+        var worker: PeriodicWorker?
     }
 
     private let state = Mutex(State())
@@ -62,8 +64,8 @@ final class EventHub: Sendable {
     let mounts: MountManager?
     let orgs: OrgBackends
     let logger: Logger
-    /// Seconds between two looks while someone is subscribed.
-    static let interval = 0.2
+    /// Between two looks while someone is subscribed.
+    static let interval: Duration = .milliseconds(200)
     static let bookmarkInterval: Duration = .seconds(2)
 
     init(mounts: MountManager?, orgs: OrgBackends, logger: Logger) {
@@ -137,24 +139,22 @@ final class EventHub: Sendable {
     }
 
     private func startThreadIfNeeded() {
-        let start = state.withLock { state -> Bool in
-            defer { state.threadRunning = true }
-            return !state.threadRunning
+        let worker = state.withLock { state -> PeriodicWorker? in
+            guard state.worker == nil else { return nil }
+            let worker = PeriodicWorker(name: "mesad.events", interval: Self.interval)
+            state.worker = worker
+            return worker
         }
-        guard start else { return }
-        let thread = Thread { [weak self] in
-            while let hub = self {
-                Thread.sleep(forTimeInterval: Self.interval)
-                let keepGoing = hub.state.withLock { state -> Bool in
-                    if state.subscribers.isEmpty { state.threadRunning = false }
-                    return !state.subscribers.isEmpty
-                }
-                guard keepGoing else { return }  // the next first subscriber starts a new baseline
-                hub.look(extra: [], bookmarks: false)
+        worker?.start { [weak self] in
+            guard let hub = self else { return .stop }
+            let keepGoing = hub.state.withLock { state -> Bool in
+                if state.subscribers.isEmpty { state.worker = nil }
+                return !state.subscribers.isEmpty
             }
+            guard keepGoing else { return .stop }  // the next first subscriber starts a new baseline
+            hub.look(extra: [], bookmarks: false)
+            return .interval
         }
-        thread.name = "mesad.events"
-        thread.start()
     }
 
     private func look(extra: [MesaEvent], bookmarks forceBookmarks: Bool) {

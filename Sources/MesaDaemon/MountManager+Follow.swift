@@ -1,5 +1,5 @@
-import Dispatch
 import Foundation
+import Infra
 import Logging
 import MesaAPI
 import Mount
@@ -18,10 +18,7 @@ public struct FollowedMove: Sendable, Equatable {
 }
 
 struct FollowerState: Sendable {
-    var running = false
-    var stopping = false
-    var wakeup: DispatchSemaphore?
-    var finished: DispatchSemaphore?
+    var worker: PeriodicWorker?
     /// Per mount, the tip it was last held back from (so that is logged once at info).
     var heldBack: [String: ChangeID] = [:]
 }
@@ -35,52 +32,37 @@ extension MountManager {
     public func startFollowing(onMove: @escaping @Sendable ([FollowedMove]) -> Void = { _ in }) {
         let interval = config.followIntervalMilliseconds
         guard interval > 0 else { return }
-        let semaphores = follower.withLock { state -> (DispatchSemaphore, DispatchSemaphore)? in
-            guard !state.running else { return nil }
-            state.running = true
-            state.stopping = false
-            let pair = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
-            state.wakeup = pair.0
-            state.finished = pair.1
-            return pair
+        let worker = follower.withLock { state -> PeriodicWorker? in
+            guard state.worker == nil else { return nil }
+            let worker = PeriodicWorker(name: "mesad.follow", interval: .milliseconds(interval))
+            state.worker = worker
+            return worker
         }
-        guard let (wakeup, finished) = semaphores else { return }
-        let thread = Thread { [weak self] in
-            defer { finished.signal() }
-            while true {
-                _ = wakeup.wait(timeout: .now() + .milliseconds(interval))
-                guard let manager = self, !manager.follower.withLock({ $0.stopping }) else { return }
-                let moves = manager.followOnce()
-                if !moves.isEmpty { onMove(moves) }
-            }
+        worker?.start { [weak self, weak worker] in
+            guard let manager = self else { return .stop }
+            let moves = manager.followOnce(worker)
+            if !moves.isEmpty { onMove(moves) }
+            return .interval
         }
-        thread.name = "mesad.follow"
-        thread.start()
     }
 
     /// Stops the follower and waits (boundedly) for a round in progress.
     public func stopFollowing() {
-        let semaphores = follower.withLock { state -> (DispatchSemaphore, DispatchSemaphore)? in
-            guard state.running, !state.stopping, let wakeup = state.wakeup, let finished = state.finished else { return nil }
-            state.stopping = true
-            state.running = false
-            return (wakeup, finished)
-        }
-        guard let (wakeup, finished) = semaphores else { return }
-        wakeup.signal()
-        if finished.wait(timeout: .now() + .seconds(10)) == .timedOut {
+        guard let worker = follower.withLock({ state in defer { state.worker = nil }; return state.worker }) else { return }
+        if !worker.stop(timeout: .seconds(10)) {
             logger.warning("the bookmark follower is still busy (a slow backend); not waiting for it")
         }
     }
 
     /// One round: every repo mount that is serving looks at its bookmark once.
     /// Errors (backend unavailable) are logged at debug; the next round retries.
+    /// A round of `worker` ends early once it is stopping.
     @discardableResult
-    func followOnce() -> [FollowedMove] {
+    func followOnce(_ worker: PeriodicWorker? = nil) -> [FollowedMove] {
         let lost = Set(lostMounts().map(\.id))
         var moves: [FollowedMove] = []
         for mount in repoMounts() where !lost.contains(mount.id) {
-            if follower.withLock({ $0.stopping }) { break }
+            if worker?.isStopping == true { break }
             let metadata: Logger.Metadata = ["mount": "\(mount.path)", "repo": "\(mount.fs.org)/\(mount.fs.repo)"]
             // A key revoked or expired meanwhile stops the mount even while it is idle.
             mount.fs.recheckKey()

@@ -1,5 +1,5 @@
-import Dispatch
 import Foundation
+import Infra
 import Logging
 import Synchronization
 
@@ -14,25 +14,22 @@ final class Flusher: Sendable {
 
     private struct State {
         var lastActivity: ContinuousClock.Instant?
-        var stopping = false
         var failures = 0
-        var thread: pthread_t?
     }
 
     private let debounce: Duration
-    private let maxDelay: Duration
+    /// After `n` failed rounds in a row the next waits `backoff.delay(for: n)`: 0.5 s, 1 s, 2 s … `maxDelay`.
+    private let backoff: Backoff
     private let round: @Sendable () -> Outcome
     private let state = Mutex(State())
-    private let wakeup = DispatchSemaphore(value: 0)
-    private let finished = DispatchSemaphore(value: 0)
+    /// Idle, the thread waits for `notify()` (the 60 s interval only re-checks).
+    private let worker = PeriodicWorker(name: "mesa-flusher", interval: .seconds(60))
 
     init(debounce: Duration, maxDelay: Duration, logger: Logger, round: @escaping @Sendable () -> Outcome) {
         self.debounce = debounce
-        self.maxDelay = maxDelay
+        backoff = Backoff(initial: .milliseconds(500), cap: maxDelay)
         self.round = round
-        let thread = Thread { [self] in run() }
-        thread.name = "mesa-flusher"
-        thread.start()
+        worker.start { [weak self] in self?.step() ?? .stop }
     }
 
     /// Something changed: upload after the mount has been quiet for `debounce`.
@@ -43,60 +40,38 @@ final class Flusher: Sendable {
             defer { state.lastActivity = .now }
             return state.lastActivity == nil
         }
-        if idle { wakeup.signal() }
+        if idle { worker.wake() }
     }
 
-    /// Stops the thread and waits for it (a running round completes first).
-    func stop() {
-        let (already, thread) = state.withLock { state in
-            defer { state.stopping = true }
-            return (state.stopping, state.thread)
-        }
-        guard !already else { return }
-        wakeup.signal()
-        // The last reference to the mount may drop inside a round, on this very thread:
-        // waiting for ourselves would deadlock, and the loop ends on its own anyway.
-        if let thread, pthread_equal(thread, pthread_self()) != 0 { return }
-        finished.wait()
-    }
+    /// Stops the thread and waits for it (a running round completes first). The last
+    /// reference to the mount may drop inside a round, on the worker's own thread:
+    /// the worker does not wait for itself then, and the loop ends on its own.
+    func stop() { worker.stop() }
 
-    private func run() {
-        state.withLock { $0.thread = pthread_self() }
-        defer { finished.signal() }
-        while true {
-            let (stopping, activity, failures) = state.withLock { ($0.stopping, $0.lastActivity, $0.failures) }
-            if stopping { return }
-            guard let activity else {
-                _ = wakeup.wait(timeout: .now() + .seconds(60))
-                continue
-            }
-            var due = activity + debounce
-            if failures > 0 {
-                let backoff = min(Duration.milliseconds(250) * (1 << min(failures, 10)), maxDelay)
-                due = max(due, activity + backoff)
-            }
-            let wait = ContinuousClock.now.duration(to: due)
-            if wait > .zero {
-                _ = wakeup.wait(timeout: .now() + .nanoseconds(Int(wait.components.seconds * 1_000_000_000
-                                                                  + wait.components.attoseconds / 1_000_000_000)))
-                continue
-            }
-            let outcome = round()
-            state.withLock { state in
-                switch outcome {
-                case .idle:
-                    state.failures = 0
-                    if state.lastActivity == activity { state.lastActivity = nil }
-                case .more:
-                    // Still pending (a file open for writing keeps changing): wait for
-                    // the next quiet period rather than re-uploading in a loop.
-                    state.failures = 0
-                    state.lastActivity = .now
-                case .failed:
-                    state.failures += 1
-                    state.lastActivity = .now
-                }
+    /// Runs a round when one is due; says how long to wait for the next look.
+    private func step() -> PeriodicWorker.Next {
+        let (activity, failures) = state.withLock { ($0.lastActivity, $0.failures) }
+        guard let activity else { return .interval }
+        var due = activity + debounce
+        if failures > 0 { due = max(due, activity + backoff.delay(for: failures)) }
+        let wait = ContinuousClock.now.duration(to: due)
+        if wait > .zero { return .after(wait) }
+        let outcome = round()
+        state.withLock { state in
+            switch outcome {
+            case .idle:
+                state.failures = 0
+                if state.lastActivity == activity { state.lastActivity = nil }
+            case .more:
+                // Still pending (a file open for writing keeps changing): wait for
+                // the next quiet period rather than re-uploading in a loop.
+                state.failures = 0
+                state.lastActivity = .now
+            case .failed:
+                state.failures += 1
+                state.lastActivity = .now
             }
         }
+        return .after(.zero)
     }
 }

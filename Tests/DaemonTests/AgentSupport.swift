@@ -66,7 +66,7 @@ final class MountedDaemon: @unchecked Sendable {
 
     static func lazyUnmount(_ path: String) {
         guard let child = try? Child("/bin/sh", ["-c", "fusermount3 -u -z \"$0\" 2>/dev/null || true", path],
-                                     environment: ["PATH": "/usr/bin:/bin"], directory: NSTemporaryDirectory()) else { return }
+                                     environment: ["PATH": "/usr/bin:/bin"], logs: NSTemporaryDirectory()) else { return }
         _ = child.wait(timeout: .seconds(10))
         child.kill()
     }
@@ -93,7 +93,7 @@ func runHook(sandbox: Sandbox, _ event: String, input: String, arguments: [Strin
     try input.write(toFile: inputFile, atomically: true, encoding: .utf8)
     return try await offPool {
         let child = try Child("/bin/sh", ["-c", "exec \"$0\" hook \"$@\" < \"$HOOK_INPUT\"", client, event] + arguments,
-                              environment: sandbox.environment(["HOOK_INPUT": inputFile]), directory: sandbox.root)
+                              environment: sandbox.environment(["HOOK_INPUT": inputFile]), logs: sandbox.root)
         defer { child.kill() }
         let code = try child.waitExitCodeBlocking(timeout: timeout)
         return Run(code: code, stdout: child.stdout, stderr: child.stderr)

@@ -310,4 +310,54 @@ import Testing
         #expect(reread.organizations.map(\.name) == ["my.org"])
         #expect(reread.organizations.map(\.apiKey) == ["k\"ey"])
     }
+
+    /// Strings TOML must escape, or that break a hand-written quoting function.
+    static let awkwardValues = [
+        "quote\"inside", "back\\slash\\", "new\nline", "tab\there", "crlf\r\n", "ünïcødé ✓ 🗂", "'''triple'''",
+        "\"\"\"basic-triple\"\"\"", "bell\u{07}and\u{1B}esc\u{7F}del\u{01}", "#not-a-comment", "= [table] =", " spaces ",
+    ]
+
+    @Test func firstBootConfigRoundTripsValuesWithAnyCharacters() throws {
+        for (index, value) in Self.awkwardValues.enumerated() {
+            let sandbox = try Sandbox()
+            var config = try DaemonConfig.load(.init(environment: sandbox.environment()))
+            config.mountPoint = "/mnt/" + value
+            config.apiURL = "http://h/" + value
+            config.organizations = [OrgConfig(name: "org " + value, apiKey: value, mount: .explicit),
+                                    OrgConfig(name: "plain", apiKey: "k")]
+            let written = try #require(try config.writeFirstBootConfigIfMissing())
+            let reread = try DaemonConfig.load(.init(configPath: written, environment: sandbox.environment()))
+            #expect(reread.mountPoint == "/mnt/" + value, "value \(index): \(value.debugDescription)")
+            #expect(reread.apiURL == "http://h/" + value, "value \(index)")
+            #expect(reread.organizations.map(\.name) == ["org " + value, "plain"].sorted(), "value \(index)")
+            #expect(reread.organizations.first { $0.name == "org " + value }?.apiKey == value, "value \(index)")
+            #expect(reread.organizations.first { $0.name == "org " + value }?.mount == .explicit, "value \(index)")
+            #expect(reread.warnings.isEmpty)
+        }
+    }
+
+    @Test func secretsRoundTripKeysAndOrgsWithAnyCharacters() throws {
+        let sandbox = try Sandbox()
+        let secrets = SecretsFile(path: sandbox.root + "/secrets.toml")
+        #expect(try secrets.keys().isEmpty, "no file: no keys")
+        var keys: [String: String] = [:]
+        for (index, value) in Self.awkwardValues.enumerated() { keys["org\(index) " + value] = value }
+        try secrets.save(keys)
+        #expect(fileMode(secrets.path) == 0o600)
+        #expect(try secrets.keys() == keys)
+    }
+
+    @Test func aBrokenSecretsFileIsRefusedWithItsPathAndChangesNothing() throws {
+        let sandbox = try Sandbox()
+        let broken = "[organizations.local]\napi-key = \"unterminated\n"
+        let path = try sandbox.write("secrets.toml", broken)
+        let error = try #require(throws: ConfigError.self) { try SecretsFile(path: path).keys() }
+        #expect(error.message.contains(path), "\(error.message)")
+        #expect(error.message.contains("invalid TOML"), "\(error.message)")
+        #expect(error.message.contains("fix or delete it"), "\(error.message)")
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == broken)
+        let wrong = try sandbox.write("wrong.toml", "[organizations.local]\napi-key = 7\n")
+        let wrongType = try #require(throws: ConfigError.self) { try SecretsFile(path: wrong).keys() }
+        #expect(wrongType.message.contains("organizations.local.api-key must be a string"), "\(wrongType.message)")
+    }
 }

@@ -157,7 +157,7 @@ import Glibc
         let mesa = try await MountedDaemon.start()
         defer { mesa.cleanup() }
         let watch = try Child(try Executables.path("mesa-client"), ["watch", "--mount", "local/demo", "--no-start"],
-                              environment: mesa.sandbox.environment(), directory: mesa.sandbox.root)
+                              environment: mesa.sandbox.environment(), logs: mesa.sandbox.root)
         defer { watch.kill() }
         #expect(await eventually(timeout: .seconds(20)) { watch.stderr.contains("watching local/demo") }, "\(watch.stderr)")
         try "x\n".write(toFile: mesa.repoPath("demo") + "/x.txt", atomically: false, encoding: .utf8)

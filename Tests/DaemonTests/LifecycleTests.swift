@@ -16,7 +16,7 @@ import Glibc
     @Test func daemonizeReturnsOnceTheSocketAnswers() async throws {
         let sandbox = try Sandbox()
         let start = try Child(try Executables.path("mesad"), ["-d"], environment: sandbox.environment(),
-                              directory: sandbox.root)
+                              logs: sandbox.root)
         defer { start.kill() }
         // Whatever happens below, the detached daemon dies with the test.
         defer { killRecordedDaemon(sandbox) }
@@ -170,7 +170,7 @@ import Glibc
     @Test func stdioAnswersAndExitsWhenStdinCloses() async throws {
         let sandbox = try Sandbox()
         let child = try Child(try Executables.path("mesad"), ["--stdio"], environment: sandbox.environment(),
-                              directory: sandbox.root, pipeStdio: true)
+                              logs: sandbox.root, pipeStdio: true)
         defer { child.kill() }
         let reader = FrameReader(fd: child.stdoutFD)
         try writeAll(child.stdinFD, frame(#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"clientInfo":{"name":"tests"}}}"#))
@@ -211,7 +211,7 @@ import Glibc
         let daemon = try await DaemonProcess.start(sandbox)
         defer { daemon.kill() }
         let child = try Child(try Executables.path("mesad"), ["--stdio"], environment: sandbox.environment(),
-                              directory: sandbox.root, pipeStdio: true)
+                              logs: sandbox.root, pipeStdio: true)
         defer { child.kill() }
         let reader = FrameReader(fd: child.stdoutFD)
         try writeAll(child.stdinFD, frame(#"{"jsonrpc":"2.0","id":1,"method":"createRepo","params":{"name":"via-stdio"}}"#))
@@ -228,7 +228,7 @@ import Glibc
     @Test func stdioShutdownThenExit() async throws {
         let sandbox = try Sandbox()
         let child = try Child(try Executables.path("mesad"), ["--stdio"], environment: sandbox.environment(),
-                              directory: sandbox.root, pipeStdio: true)
+                              logs: sandbox.root, pipeStdio: true)
         defer { child.kill() }
         let reader = FrameReader(fd: child.stdoutFD)
         try writeAll(child.stdinFD, frame(#"{"jsonrpc":"2.0","id":1,"method":"shutdown"}"#))

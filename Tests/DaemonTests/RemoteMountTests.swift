@@ -82,7 +82,7 @@ struct RemoteMountTests {
         defer { server.stop() }
         func stdioBackend(_ environment: [String: String]) async throws -> String? {
             let child = try Child(try Executables.path("mesad"), ["--stdio"], environment: sandbox.environment(environment),
-                                  directory: sandbox.root, pipeStdio: true)
+                                  logs: sandbox.root, pipeStdio: true)
             defer { child.kill() }
             let reader = FrameReader(fd: child.stdoutFD)
             try writeAll(child.stdinFD, frame(#"{"jsonrpc":"2.0","id":1,"method":"listOrgs"}"#))

@@ -66,7 +66,7 @@ final class APIServerProcess: @unchecked Sendable {
         dataDirectory = sandbox.root + "/server-data"
         port = try freeLoopbackPort()
         let initialize = try Child(try Executables.path("mesa-server"), ["init", "--org", org, "--data", dataDirectory],
-                                   environment: sandbox.environment(), directory: sandbox.root)
+                                   environment: sandbox.environment(), logs: sandbox.root)
         defer { initialize.kill() }
         let code = try initialize.waitExitCodeBlocking(timeout: .seconds(60))
         let key = initialize.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -81,18 +81,13 @@ final class APIServerProcess: @unchecked Sendable {
     func startBlocking() throws {
         let started = try Child(try Executables.path("mesa-server"),
                                 ["serve", "--listen", "127.0.0.1:\(port)", "--data", dataDirectory],
-                                environment: sandbox.environment(), directory: sandbox.root)
+                                environment: sandbox.environment(), logs: sandbox.root)
         child.withLock { $0 = started }
-        var exited: Int32?
-        let ready = eventuallyBlocking(timeout: .seconds(60)) {
-            if let status = started.poll() {
-                exited = status
-                return true
-            }
-            return tcpAnswers(port: port)
-        }
-        if let exited { throw TestFailure("mesa-server exited during start-up (\(Child.exitCode(exited))): \(started.stderr)") }
-        guard ready else {
+        switch started.process.waitUntilReady(timeout: .seconds(60), { tcpAnswers(port: port) }) {
+        case .ready: break
+        case .exited(let status):
+            throw TestFailure("mesa-server exited during start-up (\(Child.exitCode(status))): \(started.stderr)")
+        case .timedOut:
             started.kill()
             throw TestFailure("mesa-server did not listen on \(port) within 60 s: \(started.stderr)")
         }

@@ -7,6 +7,8 @@ import MesaProtocol
 import RPC
 import Store
 import Synchronization
+// The shared harness (Child, Executables, offPool, eventually, TestFailure …), for every file here.
+@_exported import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -15,12 +17,6 @@ import Glibc
 
 // Shared helpers: temporary homes, child processes killed by pid on every path, raw
 // LSP frames over sockets and pipes, and an in-process daemon reached over a socketpair.
-
-/// Thrown by helpers when something they wait for does not happen in time.
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
 
 let quietLogger = Logger(label: "daemon-tests") { _ in SwiftLogNoOpLogHandler() }
 
@@ -36,9 +32,7 @@ final class Sandbox: @unchecked Sendable {
 
     init() throws {
         _ = loggingSilenced
-        var template = Array("/tmp/mesad-test.XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw TestFailure("mkdtemp failed: \(String(cString: strerror(errno)))") }
-        root = String(cString: made)
+        root = try makeTemporaryDirectory("mesad-test")
     }
 
     deinit { try? FileManager.default.removeItem(atPath: root) }
@@ -88,195 +82,6 @@ func fileType(_ path: String) -> mode_t? {
 
 func exists(_ path: String) -> Bool { fileType(path) != nil }
 
-/// Runs blocking work (waiting for processes and sockets) on a dispatch thread: Swift's
-/// cooperative pool has one thread per core (two here), and in-process daemons need
-/// them to answer while a test waits.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
-    }
-}
-
-func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(returning: body()) }
-    }
-}
-
-/// Polls `condition` every 10 ms until it holds or `timeout` passes (blocking).
-func eventuallyBlocking(timeout: Duration = .seconds(30), _ condition: () -> Bool) -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        usleep(10_000)
-    }
-    return condition()
-}
-
-/// Polls `condition` off the cooperative pool until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(30), _ condition: @escaping @Sendable () -> Bool) async -> Bool {
-    await offPool { eventuallyBlocking(timeout: timeout, condition) }
-}
-
-// MARK: - Executables
-
-enum Executables {
-    /// The directory holding mesad, mesa-client and mesa: next to the test bundle
-    /// (`swift build --build-tests` builds them there), or `$MESA_TEST_BIN_DIR`.
-    static let directory: String? = {
-        var candidates: [String] = []
-        if let override = ProcessInfo.processInfo.environment["MESA_TEST_BIN_DIR"] { candidates.append(override) }
-        let argument0 = CommandLine.arguments[0]
-        candidates.append((argument0 as NSString).deletingLastPathComponent)
-        if let own = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            candidates.append((own as NSString).deletingLastPathComponent)
-            // An .xctest bundle directory on some platforms: look beside the bundle too.
-            candidates.append(((own as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent)
-        }
-        candidates.append(Bundle.main.bundleURL.deletingLastPathComponent().path)
-        candidates.append(Bundle.main.bundlePath)
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0 + "/mesad") }
-    }()
-
-    static func path(_ name: String) throws -> String {
-        guard let directory else {
-            throw TestFailure("cannot find the mesad executables next to \(CommandLine.arguments[0]); build with `swift build --build-tests` or set MESA_TEST_BIN_DIR")
-        }
-        let path = directory + "/" + name
-        guard FileManager.default.isExecutableFile(atPath: path) else { throw TestFailure("\(path) is not built") }
-        return path
-    }
-}
-
-// MARK: - Child processes
-
-/// Spawning is serialized so that the pipes of one child (created, then marked
-/// close-on-exec) never leak into another spawned at the same moment.
-private let spawnLock = Mutex(())
-
-/// A process started by a test. stdout and stderr go to files (no pipe can fill up and
-/// block the child) unless `pipeStdio` asks for stdin/stdout pipes (for `--stdio`).
-/// Always call `kill()` in a `defer`: it SIGKILLs and reaps the child if it still runs.
-final class Child: @unchecked Sendable {
-    let pid: pid_t
-    let stdoutPath: String
-    let stderrPath: String
-    /// With `pipeStdio`: our ends of the child's stdin and stdout.
-    private(set) var stdinFD: Int32 = -1
-    let stdoutFD: Int32
-    private let state = Mutex<Int32?>(nil)  // exit status once reaped
-
-    init(_ executable: String, _ arguments: [String], environment: [String: String], directory: String,
-         pipeStdio: Bool = false) throws {
-        let tag = UUID().uuidString.prefix(8)
-        let stdoutPath = directory + "/\((executable as NSString).lastPathComponent)-\(tag).out"
-        let stderrPath = directory + "/\((executable as NSString).lastPathComponent)-\(tag).err"
-        self.stdoutPath = stdoutPath
-        self.stderrPath = stderrPath
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        var childIn: [Int32] = [-1, -1]
-        var childOut: [Int32] = [-1, -1]
-        let (spawned, status): (pid_t, Int32) = try spawnLock.withLock { _ in
-            if pipeStdio {
-                guard pipe(&childIn) == 0, pipe(&childOut) == 0 else { throw TestFailure("pipe failed") }
-                for fd in childIn + childOut { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-                posix_spawn_file_actions_adddup2(&actions, childIn[0], 0)
-                posix_spawn_file_actions_adddup2(&actions, childOut[1], 1)
-            } else {
-                posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-                posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-            }
-            posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-            let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-            let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-            defer {
-                argv.forEach { free($0) }
-                envp.forEach { free($0) }
-            }
-            var pid: pid_t = 0
-            let status = posix_spawn(&pid, executable, &actions, nil, argv, envp)
-            if pipeStdio {
-                close(childIn[0])
-                close(childOut[1])
-            }
-            return (pid, status)
-        }
-        guard status == 0 else {
-            if pipeStdio { close(childIn[1]); close(childOut[0]) }
-            throw TestFailure("cannot spawn \(executable): \(String(cString: strerror(status)))")
-        }
-        pid = spawned
-        stdinFD = pipeStdio ? childIn[1] : -1
-        stdoutFD = pipeStdio ? childOut[0] : -1
-    }
-
-    deinit {
-        kill()
-        if stdinFD >= 0 { close(stdinFD) }
-        if stdoutFD >= 0 { close(stdoutFD) }
-    }
-
-    /// The exit status if the child has exited (reaps it), else nil.
-    func poll() -> Int32? {
-        state.withLock { status in
-            if let status { return status }
-            var raw: Int32 = 0
-            if waitpid(pid, &raw, WNOHANG) == pid { status = raw }
-            return status
-        }
-    }
-
-    /// Waits for exit; nil on timeout (the child is left running: `kill()` it).
-    func wait(timeout: Duration = .seconds(60)) -> Int32? {
-        var status: Int32?
-        _ = eventuallyBlocking(timeout: timeout) {
-            status = poll()
-            return status != nil
-        }
-        return status
-    }
-
-    /// Decoded exit code (-signal for a signal death).
-    static func exitCode(_ raw: Int32) -> Int32 {
-        let signal = raw & 0x7f
-        return signal == 0 ? (raw >> 8) & 0xff : -signal
-    }
-
-    func waitExitCodeBlocking(timeout: Duration = .seconds(60)) throws -> Int32 {
-        guard let raw = wait(timeout: timeout) else {
-            throw TestFailure("pid \(pid) did not exit within \(timeout); stderr: \(stderr)")
-        }
-        return Self.exitCode(raw)
-    }
-
-    func waitExitCode(timeout: Duration = .seconds(60)) async throws -> Int32 {
-        try await offPool { try self.waitExitCodeBlocking(timeout: timeout) }
-    }
-
-    func signal(_ number: Int32) {
-        if poll() == nil { _ = Glibc.kill(pid, number) }
-    }
-
-    /// SIGKILL and reap, unless it already exited. Safe to call repeatedly.
-    func kill() {
-        guard poll() == nil else { return }
-        _ = Glibc.kill(pid, SIGKILL)
-        _ = wait(timeout: .seconds(10))
-    }
-
-    func closeStdin() {
-        if stdinFD >= 0 {
-            close(stdinFD)
-            stdinFD = -1
-        }
-    }
-
-    var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
-    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
-}
-
 /// Runs a command to completion with a hard timeout; the child is killed on every path.
 struct Run: Sendable {
     let code: Int32
@@ -288,7 +93,7 @@ struct Run: Sendable {
                     timeout: Duration = .seconds(60)) async throws -> Run {
         let path = try Executables.path(executable)
         return try await offPool {
-            let child = try Child(path, arguments, environment: sandbox.environment(extra), directory: sandbox.root)
+            let child = try Child(path, arguments, environment: sandbox.environment(extra), logs: sandbox.root)
             defer { child.kill() }
             let code = try child.waitExitCodeBlocking(timeout: timeout)
             return Run(code: code, stdout: child.stdout, stderr: child.stderr)
@@ -300,38 +105,8 @@ struct Run: Sendable {
     }
 }
 
-/// A process whose pid we know but which is not our child (the daemon `mesad -d`
-/// detaches): we can only signal it and watch /proc.
-struct ForeignProcess: Sendable {
-    let pid: pid_t
-
-    /// Alive and not a zombie.
-    var isAlive: Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return false }
-        let state = stat[stat.index(close, offsetBy: 2)]
-        return state != "Z" && state != "X"
-    }
-
-    /// Its command line names mesad (a pid file can outlive its process, and the pid
-    /// be reused by something else, which must never be killed).
-    var isMesad: Bool {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-        return String(decoding: data, as: UTF8.self).contains("mesad")
-    }
-
-    func kill() {
-        guard isMesad else { return }
-        if isAlive { _ = Glibc.kill(pid, SIGKILL) }
-        _ = eventuallyBlocking(timeout: .seconds(10)) { !isAlive }
-    }
-}
-
 /// The daemon named by the sandbox's pid file, if any.
-func recordedDaemon(_ sandbox: Sandbox) -> ForeignProcess? {
-    (try? String(contentsOfFile: sandbox.pidFile, encoding: .utf8))
-        .flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }.map(ForeignProcess.init)
-}
+func recordedDaemon(_ sandbox: Sandbox) -> ForeignProcess? { ForeignProcess(pidFile: sandbox.pidFile) }
 
 /// For `defer`: kills a detached daemon (`mesad -d`, a client's autostart) by its pid.
 func killRecordedDaemon(_ sandbox: Sandbox) {
@@ -354,20 +129,13 @@ final class DaemonProcess: @unchecked Sendable {
     private init(_ sandbox: Sandbox, arguments: [String], environment: [String: String], timeout: Duration) throws {
         self.sandbox = sandbox
         child = try Child(try Executables.path("mesad"), arguments, environment: sandbox.environment(environment),
-                          directory: sandbox.root)
+                          logs: sandbox.root)
         let socket = sandbox.socketPath
-        var exited: Int32?
-        let ready = eventuallyBlocking(timeout: timeout) {
-            if let status = child.poll() {
-                exited = status
-                return true
-            }
-            return Daemonizer.answers(socket)
-        }
-        if let exited {
-            throw TestFailure("mesad exited during start-up (code \(Child.exitCode(exited))): \(child.stderr)")
-        }
-        guard ready else {
+        switch child.process.waitUntilReady(timeout: timeout, { Daemonizer.answers(socket) }) {
+        case .ready: break
+        case .exited(let status):
+            throw TestFailure("mesad exited during start-up (code \(Child.exitCode(status))): \(child.stderr)")
+        case .timedOut:
             child.kill()
             throw TestFailure("mesad did not answer on \(socket) within \(timeout): \(child.stderr)")
         }

@@ -44,11 +44,11 @@ extension E2E {
                     """], in: repo)
                 // Kill once the writer is well under way (a different point each round).
                 let target = 15 + 20 * round
-                #expect(await eventually(.seconds(120)) { Self.lines(log).count >= target }, "the writer stalled: \(writer.stderr)")
+                #expect(await eventually(timeout: .seconds(120)) { Self.lines(log).count >= target }, "the writer stalled: \(writer.stderr)")
                 let daemon = try home.daemon()
-                try await off { daemon.kill9() }
+                try await offPool { daemon.kill() }
                 #expect(!daemon.isAlive)
-                #expect(try await off { writer.wait(.seconds(60)) } != nil, "the writer hung on the dead mount")
+                #expect(try await offPool { writer.exitCode(timeout: .seconds(60)) } != nil, "the writer hung on the dead mount")
                 completed[round] = Self.lines(log)
                 #expect(isStale(home.mountPoint), "after kill -9 the mount point should be a dead FUSE mount")
                 // A supervisor restarts the daemon seconds later, not within the kernel's
@@ -58,7 +58,7 @@ extension E2E {
                 // `mesad -d` clears the dead mount, mounts the tree again, replays the journal.
                 let restarted = try await home.startDaemon()
                 #expect(restarted != daemon)
-                #expect(await eventually(.seconds(120)) { FileManager.default.fileExists(atPath: repo) },
+                #expect(await eventually(timeout: .seconds(120)) { FileManager.default.fileExists(atPath: repo) },
                         "the repo did not come back after round \(round): \(home.logTail)")
                 #expect(!isStale(home.mountPoint))
                 #expect((read(home.daemonLog) ?? "").components(separatedBy: "clearing a stale mount").count - 1 == round + 1,
@@ -93,7 +93,7 @@ extension E2E {
             defer { home.close() }
             // Foreground `mesa mount` becomes mesad itself: our child, so its exit code is ours to see.
             let foreground = try home.spawn(["mesa", "mount", "-y"])
-            #expect(await eventually(.seconds(120)) { home.isMounted(home.mountPoint) }, "\(foreground.stderr)")
+            #expect(await eventually(timeout: .seconds(120)) { home.isMounted(home.mountPoint) }, "\(foreground.stderr)")
             #expect(await eventually { home.noteDaemon()?.pid == foreground.pid }, "`mesa mount` should exec mesad in the foreground")
             try await home.ok(["mesa-client", "create-repo", "--no-start", "busy"])
             let repo = home.repo("busy")
@@ -109,7 +109,7 @@ extension E2E {
             #expect(second.withUnsafeBytes { Glibc.write(unsynced, $0.baseAddress, $0.count) } == second.count)
 
             foreground.signal(SIGTERM)
-            let code = try await off { foreground.wait(.seconds(90)) }
+            let code = try await offPool { foreground.exitCode(timeout: .seconds(90)) }
             _ = Glibc.close(fsynced)
             _ = Glibc.close(unsynced)
             #expect(code == 0, "mesad exited \(String(describing: code)): \(foreground.stderr.suffix(2000))")

@@ -1,4 +1,6 @@
 import Foundation
+// The shared harness (Child, ForeignProcess, Executables, offPool, eventually, TestFailure …).
+@_exported import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -10,63 +12,9 @@ import Glibc
 // stopped by its pid (never by name) and every FUSE mount under the home is lazily
 // unmounted before the home is removed.
 
-struct E2EFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
 /// True when real mounts can be made here (CI runs as root with /dev/fuse).
 let canMount = getuid() == 0 && FileManager.default.fileExists(atPath: "/dev/fuse")
     && FileManager.default.isExecutableFile(atPath: "/bin/fusermount3")
-
-// MARK: - Executables
-
-enum Bin {
-    /// The directory of the test bundle, where `swift build --build-tests` also puts
-    /// mesad, mesa and mesa-client; `$MESA_TEST_BIN_DIR` overrides it.
-    static let directory: String? = {
-        var candidates: [String] = []
-        if let override = ProcessInfo.processInfo.environment["MESA_TEST_BIN_DIR"] { candidates.append(override) }
-        candidates.append(Bundle.main.bundleURL.deletingLastPathComponent().path)
-        candidates.append((CommandLine.arguments[0] as NSString).deletingLastPathComponent)
-        if let own = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            let directory = (own as NSString).deletingLastPathComponent
-            candidates += [directory, (directory as NSString).deletingLastPathComponent]
-        }
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0 + "/mesad") }
-    }()
-
-    static func path(_ name: String) throws -> String {
-        guard let directory, FileManager.default.isExecutableFile(atPath: directory + "/" + name) else {
-            throw E2EFailure("\(name) is not built next to the test bundle (\(CommandLine.arguments[0])); run `swift build --build-tests` or set MESA_TEST_BIN_DIR")
-        }
-        return directory + "/" + name
-    }
-}
-
-// MARK: - Blocking helpers (run off Swift's cooperative pool)
-
-/// Runs blocking work on a dispatch thread and returns its value. Assertions stay in the
-/// test's task: nothing inside calls #expect.
-func off<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
-    }
-}
-
-/// Polls every 20 ms until `condition` holds or `timeout` passes.
-func waitUntil(_ timeout: Duration, _ condition: () -> Bool) -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        usleep(20_000)
-    }
-    return condition()
-}
-
-func eventually(_ timeout: Duration = .seconds(20), _ condition: @escaping @Sendable () -> Bool) async -> Bool {
-    (try? await off { waitUntil(timeout, condition) }) ?? false
-}
 
 // MARK: - Processes
 
@@ -83,141 +31,6 @@ struct Output: Sendable, CustomStringConvertible {
     var object: [String: Any] { ((try? JSONSerialization.jsonObject(with: Data(stdout.utf8))) as? [String: Any]) ?? [:] }
 }
 
-private let posixSpawnSetPGroup: Int16 = 0x02
-
-/// A child process in its own process group, stdout/stderr in files, stdin /dev/null.
-/// `stop()`/`kill()` act on its pid only; `killGroup()` on its process group (only while
-/// it is unreaped, so the group id cannot have been reused).
-final class Child: @unchecked Sendable {
-    let pid: pid_t
-    let command: String
-    let stdoutPath: String
-    let stderrPath: String
-    private let lock = NSLock()
-    private var status: Int32?
-
-    init(_ argv: [String], environment: [String: String], directory: String?, logs: String) throws {
-        command = argv.joined(separator: " ")
-        let tag = String(UUID().uuidString.prefix(8))
-        let base = (argv[0] as NSString).lastPathComponent
-        stdoutPath = "\(logs)/\(base)-\(tag).out"
-        stderrPath = "\(logs)/\(base)-\(tag).err"
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, posixSpawnSetPGroup)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        // glibc's posix_spawn_file_actions_addchdir_np is not visible to Swift: a shell
-        // changes directory, then execs the command.
-        let launched = directory.map { ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", $0] + argv } ?? argv
-        let cArguments = launched.map { strdup($0) } + [nil]
-        let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            cArguments.forEach { free($0) }
-            cEnvironment.forEach { free($0) }
-        }
-        var spawned: pid_t = 0
-        let result = posix_spawn(&spawned, launched[0], &actions, &attributes, cArguments, cEnvironment)
-        guard result == 0 else { throw E2EFailure("cannot spawn \(argv[0]): \(String(cString: strerror(result)))") }
-        pid = spawned
-    }
-
-    deinit { kill() }
-
-    /// The raw wait status once exited (reaps), else nil.
-    func poll() -> Int32? {
-        lock.lock()
-        defer { lock.unlock() }
-        if let status { return status }
-        var raw: Int32 = 0
-        if waitpid(pid, &raw, WNOHANG) == pid { status = raw }
-        return status
-    }
-
-    /// Exit code, or -signal; nil if still running after `timeout`.
-    func wait(_ timeout: Duration) -> Int32? {
-        var raw: Int32?
-        _ = waitUntil(timeout) {
-            raw = poll()
-            return raw != nil
-        }
-        return raw.map(Self.decode)
-    }
-
-    static func decode(_ raw: Int32) -> Int32 {
-        let signal = raw & 0x7f
-        return signal == 0 ? (raw >> 8) & 0xff : -signal
-    }
-
-    func signal(_ number: Int32) {
-        if poll() == nil { _ = Glibc.kill(pid, number) }
-    }
-
-    /// SIGKILL to the whole process group (the child and what it started in that group).
-    func killGroup() {
-        if poll() == nil { _ = Glibc.kill(-pid, SIGKILL) }
-        _ = wait(.seconds(10))
-    }
-
-    /// SIGKILL and reap, unless already exited.
-    func kill() {
-        if poll() == nil { _ = Glibc.kill(pid, SIGKILL) }
-        _ = wait(.seconds(10))
-    }
-
-    var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
-    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
-}
-
-/// A process we know by pid but did not spawn (`mesad -d` detaches into its own session).
-struct DaemonPID: Sendable, Hashable {
-    let pid: pid_t
-
-    /// Running and not a zombie.
-    var isAlive: Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return false }
-        let state = stat[stat.index(close, offsetBy: 2)]
-        return state != "Z" && state != "X"
-    }
-
-    /// Its command line is mesad's: a stale pid file's number may belong to anything now.
-    var isMesad: Bool {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-        return (String(decoding: data.split(separator: 0).first ?? Data(), as: UTF8.self) as NSString).lastPathComponent == "mesad"
-    }
-
-    /// Peak resident set size (VmHWM) in KiB.
-    var peakRSSKiB: Int? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-        return status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }
-            .flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") }
-    }
-
-    /// SIGTERM, then SIGKILL after `timeout`. True if it went away after SIGTERM alone.
-    @discardableResult
-    func stop(timeout: Duration = .seconds(30)) -> Bool {
-        guard isMesad, isAlive else { return true }
-        _ = Glibc.kill(pid, SIGTERM)
-        if waitUntil(timeout, { !isAlive }) { return true }
-        if isMesad { _ = Glibc.kill(pid, SIGKILL) }
-        _ = waitUntil(.seconds(10)) { !isAlive }
-        return false
-    }
-
-    func kill9() {
-        guard isMesad, isAlive else { return }
-        _ = Glibc.kill(pid, SIGKILL)
-        _ = waitUntil(.seconds(10)) { !isAlive }
-    }
-}
-
 // MARK: - A throw-away home
 
 /// `$HOME` and `$MESA_RUNTIME_DIR` of one test, with the environment every child gets
@@ -226,13 +39,11 @@ struct DaemonPID: Sendable, Hashable {
 final class Home: @unchecked Sendable {
     let root: String
     private let lock = NSLock()
-    private var daemons: Set<DaemonPID> = []
+    private var daemons: Set<ForeignProcess> = []
     private var children: [Child] = []
 
     init() throws {
-        var template = Array("/tmp/mesa-e2e.XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw E2EFailure("mkdtemp: \(String(cString: strerror(errno)))") }
-        root = String(cString: made)
+        root = try makeTemporaryDirectory("mesa-e2e")
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
     }
 
@@ -251,7 +62,7 @@ final class Home: @unchecked Sendable {
         var environment = [
             "HOME": home,
             "MESA_RUNTIME_DIR": runtime,
-            "PATH": "\(Bin.directory ?? "/nonexistent"):/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            "PATH": "\(Executables.directory ?? "/nonexistent"):/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
             "LANG": "C.UTF-8",
             "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_AUTHOR_NAME": "E2E", "GIT_AUTHOR_EMAIL": "e2e@example.com",
@@ -279,8 +90,8 @@ final class Home: @unchecked Sendable {
     /// Starts a command (found next to the tests when it is one of ours) without waiting.
     func spawn(_ arguments: [String], in directory: String? = nil, environment extra: [String: String] = [:]) throws -> Child {
         var argv = arguments
-        if ["mesad", "mesa", "mesa-client", "bench-populate"].contains(argv[0]) { argv[0] = try Bin.path(argv[0]) }
-        let child = try Child(argv, environment: environment(extra), directory: directory, logs: logs)
+        if ["mesad", "mesa", "mesa-client", "bench-populate"].contains(argv[0]) { argv[0] = try Executables.path(argv[0]) }
+        let child = try Child(argv[0], Array(argv.dropFirst()), environment: environment(extra), logs: logs, workingDirectory: directory)
         lock.withLock { children.append(child) }
         return child
     }
@@ -289,9 +100,9 @@ final class Home: @unchecked Sendable {
     func runBlocking(_ arguments: [String], in directory: String? = nil, environment extra: [String: String] = [:],
                      timeout: Duration = .seconds(60)) throws -> Output {
         let child = try spawn(arguments, in: directory, environment: extra)
-        guard let code = child.wait(timeout) else {
+        guard let code = child.exitCode(timeout: timeout) else {
             child.killGroup()
-            throw E2EFailure("`\(child.command)` did not finish within \(timeout); stderr: \(child.stderr.suffix(2000))")
+            throw TestFailure("`\(child.command)` did not finish within \(timeout); stderr: \(child.stderr.suffix(2000))")
         }
         noteDaemon()
         return Output(command: child.command, code: code, stdout: child.stdout, stderr: child.stderr)
@@ -299,7 +110,7 @@ final class Home: @unchecked Sendable {
 
     func run(_ arguments: [String], in directory: String? = nil, environment extra: [String: String] = [:],
              timeout: Duration = .seconds(60)) async throws -> Output {
-        try await off { try self.runBlocking(arguments, in: directory, environment: extra, timeout: timeout) }
+        try await offPool { try self.runBlocking(arguments, in: directory, environment: extra, timeout: timeout) }
     }
 
     /// Runs a command that must succeed; returns its stdout.
@@ -307,7 +118,7 @@ final class Home: @unchecked Sendable {
     func ok(_ arguments: [String], in directory: String? = nil, environment extra: [String: String] = [:],
             timeout: Duration = .seconds(60)) async throws -> String {
         let output = try await run(arguments, in: directory, environment: extra, timeout: timeout)
-        guard output.code == 0 else { throw E2EFailure(output.description) }
+        guard output.code == 0 else { throw TestFailure(output.description) }
         return output.stdout
     }
 
@@ -321,7 +132,7 @@ final class Home: @unchecked Sendable {
     func call(_ method: String, _ params: [String: Any] = [:]) async throws -> [String: Any] {
         let text = String(decoding: try JSONSerialization.data(withJSONObject: params), as: UTF8.self)
         let output = try await run(["mesa-client", "call", "--no-start", method, text])
-        guard output.code == 0 else { throw E2EFailure(output.description) }
+        guard output.code == 0 else { throw TestFailure(output.description) }
         return output.object
     }
 
@@ -329,24 +140,21 @@ final class Home: @unchecked Sendable {
 
     /// The daemon the pid file names, remembered for cleanup.
     @discardableResult
-    func noteDaemon() -> DaemonPID? {
-        guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
-              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return nil }
-        let daemon = DaemonPID(pid: pid)
-        guard daemon.isMesad else { return nil }
+    func noteDaemon() -> ForeignProcess? {
+        guard let daemon = ForeignProcess(pidFile: pidFile), daemon.isMesad else { return nil }
         lock.withLock { _ = daemons.insert(daemon) }
         return daemon
     }
 
     /// The running daemon (from the pid file), or a failure.
-    func daemon() throws -> DaemonPID {
-        guard let daemon = noteDaemon(), daemon.isAlive else { throw E2EFailure("no mesad runs for \(root)") }
+    func daemon() throws -> ForeignProcess {
+        guard let daemon = noteDaemon(), daemon.isAlive else { throw TestFailure("no mesad runs for \(root)") }
         return daemon
     }
 
     /// `mesad -d` with extra arguments; returns once it answers (mesad's own promise).
     @discardableResult
-    func startDaemon(_ arguments: [String] = [], environment extra: [String: String] = [:]) async throws -> DaemonPID {
+    func startDaemon(_ arguments: [String] = [], environment extra: [String: String] = [:]) async throws -> ForeignProcess {
         try await ok(["mesad", "-d"] + arguments, environment: extra, timeout: .seconds(150))
         return try daemon()
     }
@@ -355,7 +163,7 @@ final class Home: @unchecked Sendable {
     @discardableResult
     func stopDaemon() async throws -> Bool {
         guard let daemon = noteDaemon() else { return true }
-        return try await off { daemon.stop(timeout: .seconds(60)) }
+        return try await offPool { daemon.stop(timeout: .seconds(60)) }
     }
 
     /// Stops everything, unmounts everything below the home, removes it. Never throws.
@@ -366,10 +174,10 @@ final class Home: @unchecked Sendable {
         if let current = noteDaemon() { all.insert(current) }
         for daemon in all { daemon.stop(timeout: .seconds(20)) }
         for path in mounts {
-            _ = try? Child(["/bin/fusermount3", "-u", "-z", path], environment: [:], directory: nil, logs: logs).wait(.seconds(20))
+            _ = try? Child("/bin/fusermount3", ["-u", "-z", path], environment: [:], logs: logs).wait(timeout: .seconds(20))
         }
         for path in mounts {
-            _ = try? Child(["/bin/umount", "-l", path], environment: [:], directory: nil, logs: logs).wait(.seconds(20))
+            _ = try? Child("/bin/umount", ["-l", path], environment: [:], logs: logs).wait(timeout: .seconds(20))
         }
         if ProcessInfo.processInfo.environment["MESA_E2E_KEEP"] != nil {
             FileHandle.standardError.write(Data("E2E: kept \(root) (MESA_E2E_KEEP)\n".utf8))
@@ -415,7 +223,7 @@ func walk(_ root: String) throws -> [String: Entry] {
             let path = relative.isEmpty ? name : relative + "/" + name
             let full = root + "/" + path
             var info = stat()
-            guard lstat(full, &info) == 0 else { throw E2EFailure("lstat \(full): \(String(cString: strerror(errno)))") }
+            guard lstat(full, &info) == 0 else { throw TestFailure("lstat \(full): \(String(cString: strerror(errno)))") }
             switch info.st_mode & S_IFMT {
             case S_IFDIR: if name != ".git" { try visit(path) }
             case S_IFLNK: result[path] = .symlink(try FileManager.default.destinationOfSymbolicLink(atPath: full))
@@ -450,7 +258,7 @@ func storeTree(_ home: Home, repo: String, rev: String) async throws -> [String:
 /// `<store>/repos/<repo id>.git`.
 func bareRepo(_ home: Home, repo: String) async throws -> String {
     let info = try await home.call("getRepo", ["repo": repo])
-    guard let id = (info["repo"] as? [String: Any])?["id"] as? String else { throw E2EFailure("getRepo \(repo): \(info)") }
+    guard let id = (info["repo"] as? [String: Any])?["id"] as? String else { throw TestFailure("getRepo \(repo): \(info)") }
     return "\(home.data)/store/repos/\(id).git"
 }
 

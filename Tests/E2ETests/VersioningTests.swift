@@ -272,7 +272,7 @@ extension E2E {
 
             #expect(try await home.stopDaemon(), "mesad needed SIGKILL")
             try await home.startDaemon()
-            #expect(await eventually(.seconds(60)) { FileManager.default.fileExists(atPath: repo + "/b.txt") })
+            #expect(await eventually(timeout: .seconds(60)) { FileManager.default.fileExists(atPath: repo + "/b.txt") })
             #expect(try walk(repo) == side, "the restarted mount replayed edits made before `mesa edit side`")
             #expect(!FileManager.default.fileExists(atPath: repo + "/scratch"))
             let status = try await home.call("status", ["path": repo])
@@ -292,7 +292,7 @@ func mainChange(_ home: Home, _ repo: String) async throws -> String? {
 /// The git commit of a change, for reading its tree from the store.
 func commit(_ home: Home, _ repo: String, _ change: String) async throws -> String {
     let result = try await home.call("show", ["repo": repo, "rev": change])
-    guard let oid = (result["change"] as? [String: Any])?["commitOid"] as? String else { throw E2EFailure("show \(change): \(result)") }
+    guard let oid = (result["change"] as? [String: Any])?["commitOid"] as? String else { throw TestFailure("show \(change): \(result)") }
     return oid
 }
 

@@ -29,30 +29,23 @@ struct CommandResult {
     let output: String
 }
 
-/// Runs a shell command with a time limit (`timeout` kills it), returning its status
-/// and combined output.
+/// Runs a shell command with a time limit (killed with its process group after
+/// `seconds`), returning its status and combined output.
 @discardableResult
 func shell(_ command: String, in directory: String, seconds: Int = 120, sourceLocation: SourceLocation = #_sourceLocation) throws -> CommandResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-    process.arguments = ["-k", "5", String(seconds), "/bin/sh", "-c", command]
-    process.currentDirectoryURL = URL(fileURLWithPath: directory)
     var environment = ProcessInfo.processInfo.environment
     environment["GIT_CONFIG_NOSYSTEM"] = "1"
     environment["HOME"] = directory
     environment["LC_ALL"] = "C"
-    process.environment = environment
-    let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("mesa-shell-\(UUID().uuidString)").path
-    FileManager.default.createFile(atPath: outputPath, contents: nil)
-    defer { try? FileManager.default.removeItem(atPath: outputPath) }
-    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-    process.standardOutput = handle
-    process.standardError = handle
-    try process.run()
-    process.waitUntilExit()
-    try handle.close()
-    let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-    return CommandResult(status: process.terminationStatus, output: output)
+    let logs = try makeTemporaryDirectory("mesa-shell")
+    defer { try? FileManager.default.removeItem(atPath: logs) }
+    let child = try Child("/bin/sh", ["-c", "exec 2>&1; " + command], environment: environment, logs: logs,
+                          workingDirectory: directory)
+    defer { child.killGroup() }
+    guard let status = child.exitCode(timeout: .seconds(seconds)) else {
+        return CommandResult(status: 124, output: child.stdout + "\n(killed after \(seconds) s)")
+    }
+    return CommandResult(status: status, output: child.stdout)
 }
 
 /// Like `shell`, but records an issue (with the output) when the command fails.

@@ -2,6 +2,8 @@ import Foundation
 import MesaAPI
 @testable import Mount
 import Store
+// The shared harness (Child, temporary directories, TestFailure …).
+@_exported import TestSupport
 import Testing
 
 /// A store with org `acme`, repo `proj` and an admin key, in a temporary directory, plus
@@ -15,8 +17,7 @@ final class MountFixture: @unchecked Sendable {
     let cache: BlobCache
 
     init() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("mesad-mount-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        root = URL(fileURLWithPath: try makeTemporaryDirectory("mesad-mount-tests"))
         store = try Store(directory: root.appendingPathComponent("store").path)
         _ = try store.createOrg(slug: org)
         _ = try store.createRepo(org: org, name: repo)

@@ -1,5 +1,8 @@
 import Foundation
+import Infra
 import Synchronization
+// The shared harness (TemporaryDirectory, offPool, TestFailure …).
+@_exported import TestSupport
 import Testing
 
 @testable import RPC
@@ -7,23 +10,6 @@ import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
-
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// Runs blocking work (poll/read with a timeout) on its own thread. Tests must not
-/// block the cooperative pool: on a 2-core machine it has two threads, and the
-/// handlers under test need them.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread {
-            continuation.resume(with: Result { try body() })
-        }
-        thread.start()
-    }
-}
 
 /// A connected pair of Unix stream sockets, both close-on-exec.
 func makeSocketPair() throws -> (Int32, Int32) {
@@ -34,32 +20,9 @@ func makeSocketPair() throws -> (Int32, Int32) {
     return (fds[0], fds[1])
 }
 
-func makePipe() throws -> (read: Int32, write: Int32) {
-    var fds: [Int32] = [-1, -1]
-    // Close-on-exec: processes that other tests spawn meanwhile must not inherit the
-    // write end, or the reader would wait for their exit to see end of input.
-    guard pipe(&fds) == 0 else { throw TestFailure("pipe failed: errno \(errno)") }
-    for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-    return (fds[0], fds[1])
-}
-
-/// A short temporary directory (socket paths must stay under 108 bytes), removed by
-/// `remove()`.
-struct TemporaryDirectory {
-    let path: String
-
-    init() throws {
-        var template = Array("/tmp/rpc-test-XXXXXX".utf8CString)
-        guard let base = template.withUnsafeMutableBufferPointer({ $0.baseAddress.flatMap(mkdtemp) }) else {
-            throw TestFailure("mkdtemp failed: errno \(errno)")
-        }
-        path = String(cString: base)
-    }
-
-    func remove() {
-        try? FileManager.default.removeItem(atPath: path)
-    }
-}
+/// Close-on-exec: processes that other tests spawn meanwhile must not inherit the
+/// write end, or the reader would wait for their exit to see end of input.
+func makePipe() throws -> (read: Int32, write: Int32) { try ChildProcess.pipe() }
 
 /// The test's side of a connection, speaking raw bytes so malformed input can be sent
 /// and every reply observed exactly as written. Reads block; use them via `offPool`.

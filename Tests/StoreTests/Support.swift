@@ -1,5 +1,7 @@
 import Foundation
 import Store
+// The shared harness (Child, temporary directories, TestFailure …).
+@_exported import TestSupport
 import Testing
 
 /// A store in its own temporary directory, removed when the fixture goes away.
@@ -14,8 +16,7 @@ final class Fixture: @unchecked Sendable {
     var storeDirectory: String { root.appendingPathComponent("store").path }
 
     init() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("mesad-store-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        root = URL(fileURLWithPath: try makeTemporaryDirectory("mesad-store-tests"))
         storage = try Store(directory: root.appendingPathComponent("store").path)
         _ = try store.createOrg(slug: org)
     }
@@ -96,29 +97,19 @@ final class Fixture: @unchecked Sendable {
     }
 
     private func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/git")
-        process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         // No user or system configuration: the same git behaviour on every machine.
         environment["HOME"] = root.path
         environment["GIT_CONFIG_NOSYSTEM"] = "1"
         environment["GIT_TERMINAL_PROMPT"] = "0"
         environment["LC_ALL"] = "C"
-        process.environment = environment
-        let errorPath = scratch("git-stderr")
-        _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: errorPath) }
-        let errorHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: errorPath))
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = errorHandle
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        try errorHandle.close()
-        let errors = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self), errors)
+        let logs = scratch("git")
+        try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: logs) }
+        let child = try Child("/usr/bin/git", arguments, environment: environment, logs: logs)
+        defer { child.kill() }
+        let status = try child.waitExitCodeBlocking(timeout: .seconds(300))
+        return (status, child.stdout, child.stderr)
     }
 }
 

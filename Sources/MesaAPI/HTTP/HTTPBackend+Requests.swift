@@ -1,4 +1,5 @@
 import Foundation
+import Infra
 import Store
 
 // How HTTPBackend talks: URLs, retries, the error envelope, and wire → store values.
@@ -37,42 +38,37 @@ extension HTTPBackend {
         let request = HTTPRequest(method: method, url: url, headers: headers, body: bytes, bodyFile: bodyFile)
         // GET and DELETE may be repeated; POST and PATCH only when they cannot have run.
         let idempotent = idempotent ?? (method == "GET" || method == "DELETE" || method == "HEAD")
-        let started = ContinuousClock.now
-        var attempt = 0
-        while true {
-            attempt += 1
-            let delay: Duration
-            do {
-                let response = try session.perform(request, responseFile: responseFile)
+        let backoff = Backoff(initial: configuration.initialBackoff, cap: configuration.maxBackoff, jitter: 0.5,
+                              maxAttempts: configuration.maxAttempts, budget: configuration.retryBudget)
+        do throws(Attempt) {
+            return try backoff.retry(shouldRetry: { (failure: Attempt, _) in
+                failure.retryable ? .retry(atLeast: failure.retryAfter ?? .zero) : .stop
+            }) { attempt throws(Attempt) in
+                let response: HTTPResponse
+                do throws(TransportError) { response = try session.perform(request, responseFile: responseFile) } catch {
+                    let tries = attempt == 1 ? "" : " (\(attempt) attempts)"
+                    throw Attempt(error: MesaError(.unavailable, "\(method) \(url) failed\(tries): \(error.message)"),
+                                  retryable: error.neverSent || (idempotent && error.isTransient), retryAfter: nil)
+                }
                 if (200..<300).contains(response.status) { return response }
                 let retryable = response.status == 429 || response.status == 503
                     || (idempotent && response.status >= 500 && response.status != 501 && response.status != 505)
-                guard retryable, let next = nextDelay(attempt, started, retryAfter: response.header("retry-after")) else {
-                    throw error(for: response, method: method, url: url, attempts: attempt)
-                }
-                delay = next
-            } catch let failure as TransportError {
-                guard failure.neverSent || (idempotent && failure.isTransient), let next = nextDelay(attempt, started, retryAfter: nil) else {
-                    let tries = attempt == 1 ? "" : " (\(attempt) attempts)"
-                    throw MesaError(.unavailable, "\(method) \(url) failed\(tries): \(failure.message)")
-                }
-                delay = next
+                let retryAfter = response.header("retry-after")
+                    .flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }.flatMap { $0 >= 0 ? Duration.seconds($0) : nil }
+                throw Attempt(error: error(for: response, method: method, url: url, attempts: attempt), retryable: retryable,
+                              retryAfter: retryAfter)
             }
-            Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) * 1e-18)
+        } catch {
+            throw error.error
         }
     }
 
-    /// The wait before attempt `attempt + 1`, or nil when the attempts or the time
-    /// budget are spent: exponential, with jitter, at least what Retry-After asks.
-    private func nextDelay(_ attempt: Int, _ started: ContinuousClock.Instant, retryAfter: String?) -> Duration? {
-        guard attempt < configuration.maxAttempts else { return nil }
-        let exponential = min(configuration.initialBackoff * (1 << min(attempt - 1, 16)), configuration.maxBackoff)
-        var delay = exponential * Double.random(in: 0.5...1.0)
-        if let retryAfter, let seconds = Int(retryAfter.trimmingCharacters(in: .whitespaces)), seconds >= 0 {
-            delay = max(delay, .seconds(seconds))
-        }
-        guard started.duration(to: .now) + delay <= configuration.retryBudget else { return nil }
-        return delay
+    /// One failed attempt: the error the caller sees if it is the last, and whether
+    /// another may follow (and not before what the server's Retry-After asks).
+    struct Attempt: Error {
+        let error: MesaError
+        let retryable: Bool
+        let retryAfter: Duration?
     }
 
     // MARK: URLs
