@@ -339,6 +339,54 @@ func format(_ ns: Double) -> String {
 func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
 func lpad(_ s: String, _ width: Int) -> String { s.count >= width ? s : String(repeating: " ", count: width - s.count) + s }
 
+// MARK: - What users see
+
+/// What each library says about the inputs the transport promises clear errors for:
+/// invalid UTF-8, nesting past the limit, a wrong field type. Speed only counts for a
+/// library that keeps these (or could be made to, with code the table must pay for).
+func behaviour() throws {
+    let head = #"{"jsonrpc":"2.0","id":1,"method":"listChanges","params":"#
+    let cases: [(String, [UInt8])] = [
+        ("invalid UTF-8", Array((head + #"{"bookmark":"a"#).utf8) + [0xFF] + Array(#""}}"#.utf8)),
+        ("100,000 nested arrays", Array((head + #"{"cursor":"#).utf8) + [UInt8](repeating: UInt8(ascii: "["), count: 100_000)),
+        ("limit: 1.5 (an Int field)", Array((head + #"{"limit":1.5}}"#).utf8)),
+    ]
+    func pathed(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "\(error)" }
+        switch error {
+        case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c):
+            let underlying = c.underlyingError.map { " (underlying: \(($0 as NSError).userInfo[NSDebugDescriptionErrorKey] ?? $0))" } ?? ""
+            return "at '\(c.codingPath.map(\.stringValue).joined(separator: "."))': \(c.debugDescription)\(underlying)"
+        case .keyNotFound(let key, let c):
+            return "at '\((c.codingPath + [key]).map(\.stringValue).joined(separator: "."))': \(c.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+    print("What a user is told (the message each library gives):")
+    for (name, bytes) in cases {
+        print("  \(name)")
+        let project: String
+        switch MessageParser.parse(bytes) {
+        case .unanswerable(let error): project = error.message
+        case .single(.message(.request(let request))):
+            do { _ = try (request.params ?? [:]).decode(ListChanges.Params.self); project = "accepted" } catch { project = pathed(error) }
+        default: project = "unexpected parse result"
+        }
+        print("    project:    \(project)")
+        do {
+            _ = try JSONDecoder().decode(RequestEnvelope<ListChanges.Params>.self, from: Data(bytes))
+            print("    Foundation: accepted")
+        } catch { print("    Foundation: \(pathed(error))") }
+        if Jansson.available {
+            do {
+                let json = try Jansson.parse(bytes)
+                jshim_decref(json)
+                print("    jansson:    parsed (no typed decoding: a field error would need a Decoder over json_t)")
+            } catch { print("    \(error)") }
+        }
+    }
+}
+
 // MARK: - Main
 
 let options = Options()
@@ -367,6 +415,9 @@ do {
         name: "body", describe: "a write request with a 1 MiB body (base64)",
         payload: WriteParams(mountId: "m-4f2a9c0e", path: "assets/model.bin", offset: 0, content: content),
         direction: .request(method: "writeFile"), check: { $0.content.count + $0.path.count })
+
+    if options.only == nil || options.only == "behaviour" { try behaviour() }
+    if options.only == "behaviour" { exit(0) }
 
     print("json-bench: median of \(options.samples) samples of ≥\(Int(options.sampleMilliseconds)) ms; spread = IQR/median; ratio to the fastest e2e row")
     for frame in [small, listing, body] where options.only == nil || options.only == frame.name {
