@@ -213,7 +213,10 @@ enum Jansson {
         let json = bytes.withUnsafeBufferPointer { input in
             error.withUnsafeMutableBufferPointer { jshim_parse(input.baseAddress, input.count, $0.baseAddress, $0.count) }
         }
-        guard let json else { throw BenchError("jansson: \(String(cString: error))") }
+        guard let json else {
+            let message = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw BenchError("jansson: \(message)")
+        }
         return json
     }
 
