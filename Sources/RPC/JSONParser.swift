@@ -41,40 +41,52 @@ enum JSONParser {
 
     /// The offset of the first byte that is not part of well-formed UTF-8, if any.
     static func firstInvalidUTF8Offset(_ bytes: [UInt8]) -> Int? {
-        var index = 0
-        let count = bytes.count
-        while index < count {
-            let lead = bytes[index]
-            if lead < 0x80 {
-                index += 1
-                continue
+        bytes.withUnsafeBufferPointer { buffer -> Int? in
+            guard let base = buffer.baseAddress else { return nil }
+            let count = buffer.count
+            var index = 0
+            while index < count {
+                // ASCII runs (keys, numbers, base64 bodies: most of every frame) eight bytes
+                // at a time. With the word loop in `parseString`, parsing a 1 MiB base64
+                // body went from 1.56 ms to 0.37 ms (bench/json.sh).
+                while index + 8 <= count,
+                    UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self) & 0x8080_8080_8080_8080 == 0
+                {
+                    index += 8
+                }
+                guard index < count else { break }
+                let lead = base[index]
+                if lead < 0x80 {
+                    index += 1
+                    continue
+                }
+                // Table 3-7 of the Unicode standard: valid lead bytes and the range of the
+                // first continuation byte, which excludes overlongs and surrogates.
+                let length: Int
+                var low: UInt8 = 0x80
+                var high: UInt8 = 0xBF
+                switch lead {
+                case 0xC2...0xDF: length = 2
+                case 0xE0: length = 3; low = 0xA0
+                case 0xE1...0xEC, 0xEE...0xEF: length = 3
+                case 0xED: length = 3; high = 0x9F
+                case 0xF0: length = 4; low = 0x90
+                case 0xF1...0xF3: length = 4
+                case 0xF4: length = 4; high = 0x8F
+                default: return index
+                }
+                if index + length > count { return index }
+                let second = base[index + 1]
+                if second < low || second > high { return index }
+                var k = 2
+                while k < length {
+                    if base[index + k] & 0xC0 != 0x80 { return index }
+                    k += 1
+                }
+                index += length
             }
-            // Table 3-7 of the Unicode standard: valid lead bytes and the range of the
-            // first continuation byte, which excludes overlongs and surrogates.
-            let length: Int
-            var low: UInt8 = 0x80
-            var high: UInt8 = 0xBF
-            switch lead {
-            case 0xC2...0xDF: length = 2
-            case 0xE0: length = 3; low = 0xA0
-            case 0xE1...0xEC, 0xEE...0xEF: length = 3
-            case 0xED: length = 3; high = 0x9F
-            case 0xF0: length = 4; low = 0x90
-            case 0xF1...0xF3: length = 4
-            case 0xF4: length = 4; high = 0x8F
-            default: return index
-            }
-            if index + length > count { return index }
-            let second = bytes[index + 1]
-            if second < low || second > high { return index }
-            var k = 2
-            while k < length {
-                if bytes[index + k] & 0xC0 != 0x80 { return index }
-                k += 1
-            }
-            index += length
+            return nil
         }
-        return nil
     }
 
     private struct Cursor {
@@ -186,7 +198,16 @@ enum JSONParser {
         mutating func parseString() throws(JSONParseError) -> String {
             index += 1  // opening quote
             let start = index
-            // Fast path: no escapes, the common case for keys and most values.
+            // Fast path: no escapes, the common case for keys and most values. Whole
+            // words without a quote, backslash or control byte are skipped at once (a
+            // word that might hold one goes through the byte loop below).
+            if let base = bytes.baseAddress {
+                while index + 8 <= bytes.count {
+                    let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
+                    if Self.mayHoldSpecialByte(word) { break }
+                    index += 8
+                }
+            }
             while index < bytes.count {
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "\"") {
@@ -215,6 +236,17 @@ enum JSONParser {
                     index += 1
                 }
             }
+        }
+
+        /// Whether a word may contain '"', '\\' or a byte below 0x20 (SWAR zero-byte
+        /// tests: exact when the answer is no, which is all the fast path relies on).
+        @inline(__always)
+        static func mayHoldSpecialByte(_ word: UInt64) -> Bool {
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            func hasZeroByte(_ v: UInt64) -> Bool { (v &- ones) & ~v & highs != 0 }
+            let belowSpace = (word &- ones &* 0x20) & ~word & highs != 0
+            return belowSpace || hasZeroByte(word ^ (ones &* 0x22)) || hasZeroByte(word ^ (ones &* 0x5C))
         }
 
         mutating func parseEscape(into out: inout [UInt8]) throws(JSONParseError) {

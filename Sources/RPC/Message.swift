@@ -204,6 +204,8 @@ public enum MessageParser {
 public enum MessageEncoder {
     public static func request(id: RequestID, method: String, params: EncodedJSON?) -> [UInt8] {
         var out = prefix
+        // One allocation for the whole frame: a 1 MiB body is not copied on regrowth.
+        out.reserveCapacity(64 + method.utf8.count + (params?.bytes.count ?? 0))
         out.append(contentsOf: #","id":"#.utf8)
         appendID(id, to: &out)
         appendMethodAndParams(method, params, to: &out)
@@ -218,6 +220,7 @@ public enum MessageEncoder {
 
     public static func response(id: RequestID?, result: Result<EncodedJSON, ResponseError>) -> [UInt8] {
         var out = prefix
+        if case .success(let value) = result { out.reserveCapacity(64 + value.bytes.count) }
         out.append(contentsOf: #","id":"#.utf8)
         if let id { appendID(id, to: &out) } else { out.append(contentsOf: "null".utf8) }
         switch result {

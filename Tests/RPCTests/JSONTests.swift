@@ -50,6 +50,34 @@ struct JSONTests {
         }
     }
 
+    /// The validator and the string scanner skip ASCII eight bytes at a time: a bad byte,
+    /// a quote, a backslash or a control byte must be found at every position of a word.
+    @Test func wordAtATimeScanningMissesNothing() throws {
+        for prefix in 0..<20 {
+            let run = String(repeating: "a", count: prefix)
+            // Invalid UTF-8 after an ASCII run: refused, at its exact offset.
+            var bytes = Array("\"\(run)".utf8) + [0xFF] + Array("bcdefghijklmnop\"".utf8)
+            #expect {
+                try JSONValue.parse(bytes)
+            } throws: { error in
+                (error as? JSONParseError).map { $0.kind == .invalidUTF8 && $0.offset == 1 + prefix } ?? false
+            }
+            // Valid multi-byte UTF-8 after an ASCII run is kept.
+            bytes = Array("\"\(run)é😀\(run)\"".utf8)
+            #expect(try JSONValue.parse(bytes) == .string("\(run)é😀\(run)"))
+            // The string ends at the first quote; escapes and controls are seen wherever they fall.
+            #expect(try parse("[\"\(run)\",\"\(run)b\"]") == [.string(run), .string(run + "b")])
+            #expect(try parse("\"\(run)\\n\(run)\"") == .string(run + "\n" + run))
+            #expect(throws: JSONParseError.self) { try parse("\"\(run)\u{01}abcdefghij\"") }
+            #expect(throws: JSONParseError.self) { try parse("\"\(run)\u{1F}abcdefghij\"") }
+            // And what is written back escapes the same bytes, wherever they fall.
+            let tricky = JSONValue.string(run + "\"\\\n\u{01}" + run + "/é")
+            #expect(try JSONValue.parse(tricky.serialized) == tricky)
+        }
+        // Bytes just above the specials are plain text, not escapes.
+        #expect(try parse("\" !#[]^~\u{7F}abcdefgh\"") == .string(" !#[]^~\u{7F}abcdefgh"))
+    }
+
     @Test func deepNestingIsRefusedWithoutExhaustingTheStack() throws {
         let limit = JSONParser.maximumDepth
         let deepest = String(repeating: "[", count: limit) + String(repeating: "]", count: limit)
