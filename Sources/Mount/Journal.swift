@@ -299,32 +299,41 @@ final class Journal: Sendable {
     }
 
     private func takeFromPool() throws(FSError) -> UInt64 {
-        let (taken, low) = state.withLock { state -> (UInt64?, Bool) in
-            let id = state.pool.popLast()
-            let low = state.pool.count < Self.poolBatch && !state.refilling
-            if low { state.refilling = true }
-            return (id, low)
-        }
-        if low {
-            // Refill ahead, off the caller's thread: creating files is an inode allocation
-            // each, and a create through the mount should not wait for 64 of them.
-            refills.enter()
-            DispatchQueue.global().async { [weak self] in
-                guard let self else { return }
-                defer {
-                    self.state.withLock { $0.refilling = false }
-                    self.refills.leave()
-                }
-                try? self.refillLock.withLock { _ throws(FSError) in
-                    if self.state.withLock({ $0.pool.count }) < Self.poolBatch { try self.refill(keepFirst: false) }
-                }
+        let id: UInt64
+        if let taken = state.withLock({ $0.pool.popLast() }) {
+            id = taken
+        } else {
+            id = try refillLock.withLock { _ throws(FSError) -> UInt64 in
+                if let id = state.withLock({ $0.pool.popLast() }) { return id }  // another thread refilled
+                guard let id = try refill(keepFirst: true) else { throw FSError(EIO, "journal data pool is empty") }
+                return id
             }
         }
-        if let taken { return taken }
-        return try refillLock.withLock { _ throws(FSError) -> UInt64 in
-            if let id = state.withLock({ $0.pool.popLast() }) { return id }  // another thread refilled
-            guard let id = try refill(keepFirst: true) else { throw FSError(EIO, "journal data pool is empty") }
-            return id
+        // Decided after the caller has its file, so an empty pool refilled here is also
+        // refilled ahead (was a race: whichever refill took the lock first set the count).
+        refillAheadIfLow()
+        return id
+    }
+
+    /// Refills the pool ahead, off the caller's thread, when it runs low: creating files
+    /// is an inode allocation each, and a create through the mount should not wait for 64.
+    private func refillAheadIfLow() {
+        let low = state.withLock { state -> Bool in
+            let low = state.pool.count < Self.poolBatch && !state.refilling
+            if low { state.refilling = true }
+            return low
+        }
+        guard low else { return }
+        refills.enter()
+        DispatchQueue.global().async { [weak self] in
+            guard let self else { return }
+            defer {
+                self.state.withLock { $0.refilling = false }
+                self.refills.leave()
+            }
+            try? self.refillLock.withLock { _ throws(FSError) in
+                if self.state.withLock({ $0.pool.count }) < Self.poolBatch { try self.refill(keepFirst: false) }
+            }
         }
     }
 
