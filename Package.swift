@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Module layout follows ../shared/DESIGN.md: C shims at the bottom, the versioned
+// Module layout (ARCHITECTURE.md): C shims at the bottom, the versioned
 // Store above them, then the API types, transport, filesystem and executables.
 let package = Package(
     name: "mesad",
@@ -37,15 +37,17 @@ let package = Package(
 
         // Backoff, a periodic worker, child processes: no dependency, so every layer can
         // use the one implementation.
-        .target(name: "Infra"),
+        .target(name: "Infra", exclude: ["README.md"]),
         .target(
             name: "Store",
-            dependencies: ["CGit2", "CSQLite", "COpenSSL", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CGit2", "CSQLite", "COpenSSL", .product(name: "Logging", package: "swift-log")],
+            exclude: ["README.md"]
         ),
-        .target(name: "MesaAPI", dependencies: ["Infra", "Store", "CCurl", "COpenSSL", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "RPC", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        .target(name: "MesaAPI", dependencies: ["Infra", "Store", "CCurl", "COpenSSL", .product(name: "Logging", package: "swift-log")],
+                exclude: ["README.md"]),
+        .target(name: "RPC", dependencies: [.product(name: "Logging", package: "swift-log")], exclude: ["README.md"]),
         // The typed Mesa method catalogue: one type per JSON-RPC method.
-        .target(name: "MesaProtocol", dependencies: ["RPC"]),
+        .target(name: "MesaProtocol", dependencies: ["RPC"], exclude: ["README.md"]),
         // gitignore-syntax matching of ephemeral paths (`.mesaignore`): no dependencies,
         // so the mesa CLI can print the default rules without linking the mount core.
         .target(name: "MesaIgnore"),
@@ -53,13 +55,15 @@ let package = Package(
                 exclude: ["README.md"]),
         .target(
             name: "Client",
-            dependencies: ["Infra", "RPC", "MesaProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Infra", "RPC", "MesaProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            exclude: ["README.md"]
         ),
         .target(
             name: "APIServer",
             dependencies: ["MesaAPI", "Store", .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
-                           .product(name: "Logging", package: "swift-log")]
+                           .product(name: "Logging", package: "swift-log")],
+            exclude: ["README.md"]
         ),
         // The Model Context Protocol face of mesad (`mesad --mcp`), on RPC's JSON types.
         .target(name: "MesaMCP", dependencies: ["RPC", "MesaProtocol", "Client", .product(name: "Logging", package: "swift-log")]),
@@ -69,7 +73,8 @@ let package = Package(
         .target(
             name: "MesaDaemon",
             dependencies: ["Infra", "RPC", "MesaProtocol", "Mount", "MesaAPI", "Store", .product(name: "TOMLKit", package: "TOMLKit"),
-                           .product(name: "Logging", package: "swift-log")]
+                           .product(name: "Logging", package: "swift-log")],
+            exclude: ["README.md"]
         ),
         .executableTarget(
             name: "mesad",
@@ -97,7 +102,7 @@ let package = Package(
 
         // The one harness of the test targets: temporary directories, deadlines,
         // executables and child processes stopped by pid.
-        .target(name: "TestSupport", dependencies: ["Infra"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Infra"], path: "Tests/TestSupport", exclude: ["README.md"]),
         .testTarget(name: "InfraTests", dependencies: ["Infra"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "TestSupport"]),
         .testTarget(name: "RPCTests", dependencies: ["RPC", "TestSupport"]),

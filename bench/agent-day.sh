@@ -50,8 +50,8 @@ for tool in "${tools[@]}"; do
 done
 
 if (( build )); then
-    swift build -c release --product mesad >/dev/null
-    swift build -c release --product mesa-client >/dev/null
+    swift build -c release --static-swift-stdlib --product mesad >/dev/null
+    swift build -c release --static-swift-stdlib --product mesa-client >/dev/null
 fi
 bin=$PWD/.build/release
 [[ -x $bin/mesad && -x $bin/mesa-client ]] || { echo "agent-day.sh: no release build in $bin" >&2; exit 2; }

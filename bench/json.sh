@@ -5,5 +5,5 @@
 # Arguments go to json-bench (e.g. --samples 41 --sample-ms 50 --only listing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product json-bench >/dev/null
-"$(swift build -c release --show-bin-path)/json-bench" "$@"
+swift build -c release --static-swift-stdlib --product json-bench >/dev/null
+"$(swift build -c release --static-swift-stdlib --show-bin-path)/json-bench" "$@"

@@ -12,9 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mib=${1:-1024}
 for product in mesad mesa-server mesa-client; do
-    swift build -c release --product "$product" >/tmp/mesa-bench-build.log 2>&1 || { cat /tmp/mesa-bench-build.log; exit 1; }
+    swift build -c release --static-swift-stdlib --product "$product" >/tmp/mesa-bench-build.log 2>&1 || { cat /tmp/mesa-bench-build.log; exit 1; }
 done
-bin=$(swift build -c release --show-bin-path)
+bin=$(swift build -c release --static-swift-stdlib --show-bin-path)
 work=$(mktemp -d /var/tmp/mesa-large-bench.XXXXXX)
 export HOME=$work/home MESA_RUNTIME_DIR=$work/run
 unset XDG_CONFIG_HOME XDG_CACHE_HOME XDG_DATA_HOME MESA_API_URL MESA_ORGS MESA_ORG MESA_API_KEY MESA_NO_CONFIG_FILE

@@ -6,9 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 files=${1:-100000}
-swift build -c release --product mesad >/dev/null
-swift build -c release --product mesa-client >/dev/null
-bin=$(swift build -c release --show-bin-path)
+swift build -c release --static-swift-stdlib --product mesad >/dev/null
+swift build -c release --static-swift-stdlib --product mesa-client >/dev/null
+bin=$(swift build -c release --static-swift-stdlib --show-bin-path)
 work=$(mktemp -d /var/tmp/mesa-bench.XXXXXX)
 export HOME=$work/home MESA_RUNTIME_DIR=$work/run MESA_NO_CONFIG_FILE=1
 mkdir -p "$HOME" "$work/native"

@@ -5,9 +5,9 @@
 # Arguments go to rpc-bench (e.g. --requests 5000 --clients 16 --per-client 2000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product mesad >/dev/null
-swift build -c release --product rpc-bench >/dev/null
-bin=$(swift build -c release --show-bin-path)
+swift build -c release --static-swift-stdlib --product mesad >/dev/null
+swift build -c release --static-swift-stdlib --product rpc-bench >/dev/null
+bin=$(swift build -c release --static-swift-stdlib --show-bin-path)
 
 work=$(mktemp -d /tmp/mesa-rpc-bench.XXXXXX)
 pid=""

@@ -13,9 +13,9 @@ connections=${3:-16}
 command -v wrk >/dev/null && command -v nginx >/dev/null ||
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null; }
 for product in mesa-server mesad mesa-client; do
-    swift build -c release --product "$product" >/tmp/mesa-bench-build.log 2>&1 || { cat /tmp/mesa-bench-build.log; exit 1; }
+    swift build -c release --static-swift-stdlib --product "$product" >/tmp/mesa-bench-build.log 2>&1 || { cat /tmp/mesa-bench-build.log; exit 1; }
 done
-bin=$(swift build -c release --show-bin-path)
+bin=$(swift build -c release --static-swift-stdlib --show-bin-path)
 
 work=$(mktemp -d /var/tmp/mesa-server-bench.XXXXXX)
 pids=()

@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-swift build -c release
-bin=$(swift build -c release --show-bin-path)
+swift build -c release --static-swift-stdlib
+bin=$(swift build -c release --static-swift-stdlib --show-bin-path)
 install -m 0755 "$bin/mesad" "$bin/mesa" "$bin/mesa-client" /usr/local/bin/
 [ -x "$bin/mesa-server" ] && install -m 0755 "$bin/mesa-server" /usr/local/bin/
 

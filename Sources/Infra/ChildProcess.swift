@@ -135,7 +135,9 @@ public final class ChildProcess: Sendable {
     /// left running then): how a caller sees a started server come up.
     public func waitUntilReady(timeout: Duration, _ probe: () -> Bool) -> Readiness {
         var exited: Int32?
-        let ready = Self.poll(until: .now + timeout) {
+        // Every 2 ms: a probe before the server listens is a refused connect (microseconds),
+        // and the start of a daemon is on the path of every first command (time to first read).
+        let ready = Self.poll(until: .now + timeout, every: 2_000) {
             if let status = poll() {
                 exited = status
                 return true
@@ -168,11 +170,13 @@ public final class ChildProcess: Sendable {
         return signal == 0 ? (raw >> 8) & 0xff : -signal
     }
 
-    /// Calls `condition` every 10 ms until it holds (true) or `deadline` passes (its last answer).
-    public static func poll(until deadline: ContinuousClock.Instant, _ condition: () -> Bool) -> Bool {
+    /// Calls `condition` every `microseconds` (10 ms) until it holds (true) or `deadline`
+    /// passes (its last answer).
+    public static func poll(until deadline: ContinuousClock.Instant, every microseconds: UInt32 = 10_000,
+                            _ condition: () -> Bool) -> Bool {
         while ContinuousClock.now < deadline {
             if condition() { return true }
-            usleep(10_000)
+            usleep(microseconds)
         }
         return condition()
     }
