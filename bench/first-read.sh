@@ -3,7 +3,12 @@
 # mounts the daemon tree and reads one file (cold blob cache), as bench/mount.sh's
 # "time to first read" row, repeated RUNS times per mode; prints the median and the
 # time the background prefetch then took to finish. Needs root and /dev/fuse.
-# Usage: [MODES="off layout content"] bash bench/first-read.sh [FILES=100000] [RUNS=5]
+# Usage: [MODES="off layout content"] [SETTLE=90] bash bench/first-read.sh [FILES=100000] [RUNS=5]
+# SETTLE: seconds to wait after writing the repo before the runs. Writing it through a
+# mount frees tens of thousands of journal inodes; ext4 without a journal (this VM's
+# disk) then skips inodes freed in the last 60-300 s on every allocation, which adds
+# 20-30 ms to the mount's first mkdirs. A fresh sandbox has no such backlog; SETTLE=0
+# shows the figure with it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 files=${1:-100000}
@@ -44,6 +49,7 @@ for i in range(count):
 PY
 "$bin/mesa-client" checkpoint --mount local/bench -m tree >/dev/null
 stop
+sync; sleep "${SETTLE:-90}"
 
 echo "time to first read, $files files, median of $runs ($(nproc) cores, $(uname -r))"
 for mode in ${MODES:-off layout content}; do
