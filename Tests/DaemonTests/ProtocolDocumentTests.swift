@@ -1,5 +1,6 @@
 import Foundation
 @testable import MesaDaemon
+import MesaMCP
 import MesaProtocol
 import Testing
 
@@ -63,5 +64,58 @@ import Testing
         #expect(result.capabilities.methods == daemon.daemon.methodNames)
         #expect(result.capabilities.notifications.contains("$/progress"))
         #expect(result.capabilities.notifications.contains("window/logMessage"))
+    }
+
+    /// The params protocol.md documents for each method: the names in its section's
+    /// "Params: …" text (up to "Result:"), which may wrap over lines.
+    static func documentedParams() throws -> [String: Set<String>] {
+        let text = try String(contentsOfFile: protocolDocument, encoding: .utf8)
+        var sections: [String: String] = [:]
+        var current: String?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.hasPrefix("### `"), trimmed.hasSuffix("`") {
+                current = String(trimmed.dropFirst(5).dropLast())
+            } else if trimmed.hasPrefix("#") {
+                current = nil
+            } else if let current {
+                sections[current, default: ""] += trimmed + " "
+            }
+        }
+        return sections.compactMapValues { body -> Set<String>? in
+            guard let start = body.range(of: "Params:") else { return nil }
+            let rest = body[start.upperBound...]
+            let span = rest.range(of: "Result:").map { rest[..<$0.lowerBound] } ?? rest
+            let words = span.split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "_") }).map(String.init)
+            return Set(words)
+        }
+    }
+
+    /// MCP tools name mesad methods by string and carry hand-written input schemas: each
+    /// must call a method the daemon registers, and every property of its schema must be
+    /// a param protocol.md documents for that method (arguments are passed through as the
+    /// params, and the decoder ignores unknown keys, so a misspelled property would be
+    /// silently dropped).
+    @Test func everyMCPToolCallsARegisteredMethodWithDocumentedParams() throws {
+        let daemon = try InProcessDaemon()
+        let registered = Set(daemon.daemon.methodNames)
+        let documented = try Self.documentedParams()
+        #expect(MCPTool.catalogue.count >= 10)
+        for tool in MCPTool.catalogue {
+            #expect(registered.contains(tool.method), "MCP tool \(tool.name) calls \(tool.method), which mesad does not register")
+            let properties = tool.inputSchema["properties"]?.objectValue?.keys.sorted() ?? []
+            let params = documented[tool.method] ?? []
+            let undocumented = properties.filter { !params.contains($0) }
+            #expect(undocumented.isEmpty,
+                    "MCP tool \(tool.name): \(undocumented) are not params of \(tool.method) in protocol.md")
+        }
+    }
+
+    /// The check above finds a schema property the method does not take.
+    @Test func aMisspelledToolPropertyIsDetected() throws {
+        let documented = try Self.documentedParams()
+        let listRepos = try #require(documented["listRepos"])
+        #expect(listRepos.contains("cursor") && listRepos.contains("limit"))
+        #expect(!listRepos.contains("cursorr"))
     }
 }
