@@ -61,7 +61,8 @@ let package = Package(
         .target(
             name: "APIServer",
             dependencies: ["MesaAPI", "Store", .product(name: "Hummingbird", package: "hummingbird"),
-                           .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "HummingbirdCore", package: "hummingbird"),
+                           .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "Logging", package: "swift-log")],
             exclude: ["README.md"]
         ),
