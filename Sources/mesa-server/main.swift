@@ -1,6 +1,7 @@
 import APIServer
 import ArgumentParser
 import Foundation
+import Infra
 import Hummingbird
 import Logging
 import MesaAPI
@@ -64,6 +65,7 @@ struct Serve: AsyncParsableCommand {
         var host = String(listen[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         let store = try Store(directory: data)
+        LoggingSystem.bootstrap { SafeLogHandler(StreamLogHandler.standardError(label: $0)) }
         var logger = Logger(label: "mesa-server")
         logger.logLevel = .info
         var limits = Limits()
