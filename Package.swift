@@ -37,7 +37,7 @@ let package = Package(
 
         // Backoff, a periodic worker, child processes: no dependency, so every layer can
         // use the one implementation.
-        .target(name: "Infra", exclude: ["README.md"]),
+        .target(name: "Infra", dependencies: [.product(name: "Logging", package: "swift-log")], exclude: ["README.md"]),
         .target(
             name: "Store",
             dependencies: ["CGit2", "CSQLite", "COpenSSL", .product(name: "Logging", package: "swift-log")],
@@ -61,7 +61,8 @@ let package = Package(
         .target(
             name: "APIServer",
             dependencies: ["MesaAPI", "Store", .product(name: "Hummingbird", package: "hummingbird"),
-                           .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "HummingbirdCore", package: "hummingbird"),
+                           .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "Logging", package: "swift-log")],
             exclude: ["README.md"]
         ),
@@ -78,7 +79,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "mesad",
-            dependencies: ["MesaDaemon", "MesaMCP", "Mount", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["MesaDaemon", "Infra", "MesaMCP", "Mount", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
@@ -91,7 +92,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "mesa-server",
-            dependencies: ["APIServer", "MesaAPI", "Store", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["APIServer", "Infra", "MesaAPI", "Store", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(name: "store-bench", dependencies: ["Store"], path: "bench/store-bench"),
@@ -103,7 +104,7 @@ let package = Package(
         // The one harness of the test targets: temporary directories, deadlines,
         // executables and child processes stopped by pid.
         .target(name: "TestSupport", dependencies: ["Infra"], path: "Tests/TestSupport", exclude: ["README.md"]),
-        .testTarget(name: "InfraTests", dependencies: ["Infra"]),
+        .testTarget(name: "InfraTests", dependencies: ["Infra", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "TestSupport"]),
         .testTarget(name: "RPCTests", dependencies: ["RPC", "TestSupport"]),
         // Hook payloads, settings.json merging, the MCP server: no daemon, quick to build.

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import MesaAPI
 import NIOCore
@@ -12,19 +13,29 @@ import Store
 public struct APIServer: Sendable {
     public let store: Store
     public let logger: Logger
-    /// Request bodies above this size are refused with 413.
-    public let maxBodyBytes: Int
+    public let limits: Limits
+    /// Body bytes reserved by the requests under way (`Limits.maxInFlightBodyBytes`).
+    let bodyBudget: BodyBudget
+    let connections = ConnectionCount()
 
-    public init(store: Store, logger: Logger = Logger(label: "mesa-server"), maxBodyBytes: Int = 32 << 20) {
+    public init(store: Store, logger: Logger = Logger(label: "mesa-server"), limits: Limits = Limits()) {
         self.store = store
         self.logger = logger
-        self.maxBodyBytes = maxBodyBytes
+        self.limits = limits
+        bodyBudget = BodyBudget(capacity: limits.maxInFlightBodyBytes)
     }
 
-    /// The application listening on `host:port`.
+    /// The application listening on `host:port` (port 0: any free port), with the
+    /// connection limit and the connection guard's timeouts.
     public func application(host: String = "127.0.0.1", port: Int = 8420) -> some ApplicationProtocol {
-        Application(router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "mesa-server"),
-                    logger: logger)
+        let limits = self.limits, connections = self.connections
+        return Application(
+            router: router(),
+            server: HTTPServerBuilder { responder in
+                GuardedHTTP1Channel(http1: HTTP1Channel(responder: responder), limits: limits, connections: connections)
+            },
+            configuration: .init(address: .hostname(host, port: port), serverName: "mesa-server"),
+            logger: logger)
     }
 
     // MARK: Plumbing
@@ -67,6 +78,10 @@ public struct APIServer: Sendable {
             do {
                 return try RESTCoding.decoder().decode(T.self, from: Data(body.readableBytesView))
             } catch let error as DecodingError {
+                if case .dataCorrupted(let context) = error, context.codingPath.isEmpty,
+                   let (field, number) = NumberProbe.firstNonInteger(in: body.readableBytesView) {
+                    throw .invalid("invalid JSON body: '\(field)' must be a whole number that fits in 64 bits, got \(number.clipped)")
+                }
                 throw .invalid("invalid JSON body: \(Self.describe(error))")
             } catch {
                 throw .invalid("invalid JSON body: \(error)")
@@ -79,8 +94,10 @@ public struct APIServer: Sendable {
                 return keys.isEmpty ? "body" : "'" + keys.joined(separator: ".") + "'"
             }
             switch error {
-            case .dataCorrupted(let context):
-                return context.codingPath.isEmpty ? "the body is not valid JSON" : "\(path(context)): \(context.debugDescription)"
+            case .dataCorrupted(let context) where !context.codingPath.isEmpty:
+                return "\(path(context)): \(context.debugDescription)"
+            case .dataCorrupted:
+                return "the body is not valid JSON"
             case .keyNotFound(let key, let context):
                 return "missing required field '\(key.stringValue)'" + (context.codingPath.isEmpty ? "" : " in \(path(context))")
             case .typeMismatch(let type, let context):
@@ -125,22 +142,41 @@ public struct APIServer: Sendable {
         case .success(let value): secret = value
         case .failure(let refusal): return Self.envelope(refusal.status, refusal.code, refusal.message)
         }
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: maxBodyBytes)
-        } catch {
-            return Self.envelope(413, "PAYLOAD_TOO_LARGE", "request body exceeds the limit of \(maxBodyBytes) bytes")
+        let store = self.store
+        // A request with a body is authenticated from its headers before any of the body
+        // is read, and reserves its size first: unknown keys and floods cost no memory.
+        var backend: LocalBackend?
+        var buffer = ByteBuffer()
+        var reserved = 0
+        defer { if reserved > 0 { bodyBudget.release(reserved) } }
+        let declared = request.headers[.contentLength].flatMap { Int($0) }
+        if (declared ?? 0) > 0 || request.headers[.transferEncoding] != nil {
+            do {
+                backend = try await NIOThreadPool.singleton.runIfActive { try LocalBackend(store: store, secret: secret) }
+            } catch {
+                return render(error, request)
+            }
+            let limit = limits.maxBodyBytes
+            if let declared, declared > limit { return Self.bodyTooLarge(limit) }
+            let size = declared ?? limit
+            guard bodyBudget.reserve(size) else {
+                return Self.envelope(503, "UNAVAILABLE", "the server is receiving too many request bodies at once; retry shortly")
+            }
+            reserved = size
+            do {
+                buffer = try await request.body.collect(upTo: limit)
+            } catch {
+                return Self.bodyTooLarge(limit)
+            }
         }
         let parameters = Self.parameters(context)
         var query: [String: String] = [:]
         for (key, value) in request.uri.queryParameters { query[String(key)] = String(value) }
         let call = Call(parameters: parameters, query: query, body: buffer,
                         accept: request.headers[.accept]?.lowercased() ?? "")
-        let store = self.store
         do {
-            let value = try await NIOThreadPool.singleton.runIfActive { () throws -> SendableBox in
-                let backend = try LocalBackend(store: store, secret: secret)
-                return SendableBox(try body(backend, call))
+            let value = try await NIOThreadPool.singleton.runIfActive { [backend] () throws -> SendableBox in
+                SendableBox(try body(try backend ?? LocalBackend(store: store, secret: secret), call))
             }
             if let raw = value.value as? RawReply {
                 var headers = HTTPFields()
@@ -149,14 +185,26 @@ public struct APIServer: Sendable {
                 return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: raw.bytes)))
             }
             return Self.json(value.value, status: status)
-        } catch let error as NotImplemented {
-            return Self.envelope(501, "NOT_IMPLEMENTED", "\(error.what) is not implemented by this mesa-server yet")
-        } catch let error as HTTPRefusal {
-            return Self.envelope(error.status, error.code, error.message)
         } catch {
+            return render(error, request)
+        }
+    }
+
+    static func bodyTooLarge(_ limit: Int) -> Response {
+        envelope(413, "PAYLOAD_TOO_LARGE", "request body exceeds the limit of \(limit) bytes")
+    }
+
+    /// The envelope of a failed call; server-side failures are logged.
+    func render(_ error: any Error, _ request: Request) -> Response {
+        switch error {
+        case let error as NotImplemented:
+            return Self.envelope(501, "NOT_IMPLEMENTED", "\(error.what) is not implemented by this mesa-server yet")
+        case let error as HTTPRefusal:
+            return Self.envelope(error.status, error.code, error.message)
+        default:
             let mesa = MesaError.from(error)
             if mesa.httpStatus >= 500 {
-                logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(mesa.message)"])
+                logger.error("request failed", metadata: ["path": "\(request.uri.path.clipped)", "error": "\(mesa.message)"])
             }
             return Self.error(mesa)
         }
@@ -188,7 +236,7 @@ public struct APIServer: Sendable {
     func logAccess(_ request: Request, _ response: Response, since start: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - start
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        logger.info("request", metadata: ["method": "\(request.method.rawValue)", "path": "\(request.uri.path)",
+        logger.info("request", metadata: ["method": "\(request.method.rawValue)", "path": "\(request.uri.path.clipped)",
                                           "status": "\(response.status.code)", "duration_ms": "\(String(format: "%.1f", ms))"])
     }
 

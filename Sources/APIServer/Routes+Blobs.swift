@@ -59,7 +59,7 @@ extension APIServer {
             let oid = try await NIOThreadPool.singleton.runIfActive { try writer.finish() }
             return Self.json(RESTBlobCreated(oid: oid, size: size), status: .created)
         } catch {
-            return failure(error, request)
+            return render(error, request)
         }
     }
 
@@ -83,7 +83,7 @@ extension APIServer {
                 try LocalBackend(store: store, secret: secret).blobReader(org: org, repo: repo, oid: sha)
             }
         } catch {
-            return failure(error, request)
+            return render(error, request)
         }
         var headers = HTTPFields()
         headers[.contentType] = "application/octet-stream"
@@ -100,11 +100,4 @@ extension APIServer {
         return Response(status: .ok, headers: headers, body: body)
     }
 
-    private func failure(_ error: any Error, _ request: Request) -> Response {
-        let mesa = MesaError.from(error)
-        if mesa.httpStatus >= 500 {
-            logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(mesa.message)"])
-        }
-        return Self.error(mesa)
-    }
 }

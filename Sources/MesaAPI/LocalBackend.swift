@@ -54,8 +54,10 @@ public struct LocalBackend: Backend {
     /// The org record and how many repos it holds.
     public func org(_ slug: String) throws -> (org: Org, repoCount: Int) {
         try mesaErrors {
-            try store.authorize(try caller(), .read, org: slug)
-            return (try store.org(slug), try store.repoCount(org: slug))
+            let caller = try caller()
+            try store.authorize(caller, .read, org: slug)
+            // Only the repos the key can see count, like the listing.
+            return (try store.org(slug), try store.repoCount(org: slug, only: caller.repoIDs))
         }
     }
 
@@ -96,7 +98,7 @@ public struct LocalBackend: Backend {
 
     public func deleteRepo(org: String, name: String) throws {
         try mesaErrors {
-            _ = try authorizedRepo(org, name, .write)
+            _ = try authorizedRepo(org, name, .deleteRepo)
             try store.deleteRepo(org: org, name: name)
         }
     }
@@ -316,9 +318,18 @@ public struct LocalBackend: Backend {
     /// Looks the repo up and checks the principal may act on it. Repos outside the
     /// key's scope look exactly like missing ones.
     private func authorizedRepo(_ org: String, _ name: String, _ action: Action) throws -> Repo {
-        try store.authorize(try caller(), .read, org: org)
-        let repo = try store.repo(org: org, name: name)
-        try store.authorize(try caller(), action, org: org, repoID: repo.id)
+        let caller = try caller()
+        try store.authorize(caller, .read, org: org)
+        let repo: Repo
+        do {
+            repo = try store.repo(org: org, name: name)
+            try store.authorize(caller, .read, org: org, repoID: repo.id)
+        } catch let error as StoreError where error.code == .notFound {
+            // A missing repo and one the key cannot see answer alike, so a repo-scoped
+            // key cannot learn which other repos exist.
+            throw StoreError(.notFound, "repository '\(org)/\(name.clipped)' does not exist or this key cannot see it")
+        }
+        try store.authorize(caller, action, org: org, repoID: repo.id)
         return repo
     }
 

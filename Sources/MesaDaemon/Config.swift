@@ -55,6 +55,8 @@ public struct DaemonConfig: Sendable {
     /// What `close` promises on a mount: `fsync` (journaled at close, synced at fsync,
     /// as local filesystems do) or `close` (synced at every close).
     public var durability: Durability = .fsync
+    /// `[daemon] allow-other`: other local users may reach the mounts (FUSE allow_other).
+    public var allowOther = false
     /// Problems that do not stop the daemon (unknown keys), reported in the log.
     public var warnings: [String] = []
 
@@ -139,6 +141,7 @@ public struct DaemonConfig: Sendable {
                 followIntervalMilliseconds = try Self.followInterval(value, "daemon.follow-interval-ms", source)
             }
             if let value = daemon.durability { durability = try Self.durability(value, "daemon.durability", source) }
+            if let value = daemon.allowOther { allowOther = value }
         }
         for (name, body) in (file.organizations ?? [:]).sorted(by: { $0.key < $1.key }) {
             try applyOrganization(name: name, body, source)

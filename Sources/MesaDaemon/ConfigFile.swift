@@ -30,10 +30,12 @@ struct ConfigFile: Codable, Equatable {
         var flushDebounceMilliseconds: Int?
         var followIntervalMilliseconds: Int?
         var durability: String?
+        var allowOther: Bool?
 
         enum CodingKeys: String, CodingKey {
             case logLevel = "log-level", logFile = "log-file", maxFrameSize = "max-frame-size"
             case flushDebounceMilliseconds = "flush-debounce-ms", followIntervalMilliseconds = "follow-interval-ms", durability
+            case allowOther = "allow-other"
         }
     }
 

@@ -78,7 +78,7 @@ public final class MountManager: Sendable {
         }
         let fs = TreeFileSystem(provider: treeProvider())
         let session: MountSession
-        do { session = try MountSession.start(at: path, root: fs, name: "tree", logger: logger) } catch {
+        do { session = try MountSession.start(at: path, root: fs, name: "tree", options: sessionOptions, logger: logger) } catch {
             throw error.mesaError
         }
         state.withLock {
@@ -139,7 +139,8 @@ public final class MountManager: Sendable {
         do {
             let fs = try RepoFileSystem(configuration: configuration, backend: backend, cache: cache, logger: logger)
             do {
-                let session = try MountSession.start(at: record.path, root: fs, name: "\(record.org)/\(record.repo)", logger: logger)
+                let session = try MountSession.start(at: record.path, root: fs, name: "\(record.org)/\(record.repo)",
+                                                       options: sessionOptions, logger: logger)
                 return PathSession(session: session, fs: fs, record: record)
             } catch {
                 try? fs.shutdown()
@@ -369,6 +370,8 @@ public final class MountManager: Sendable {
         return MountInfo(mountId: mountId, path: path, org: fs.org, repo: fs.repo, mode: fs.isReadOnly ? "ro" : "rw",
                          bookmark: status.bookmark, changeId: (status.workingChange ?? status.baseChange).rawValue)
     }
+
+    private var sessionOptions: MountSession.Options { MountSession.Options(allowOther: config.allowOther) }
 
     private func treeInfo(_ path: String) -> MountInfo {
         MountInfo(mountId: "tree", path: path, mode: "rw")

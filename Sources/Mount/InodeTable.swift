@@ -93,6 +93,10 @@ struct InodeTable: Sendable {
     /// flush round: journal compaction re-records their local-only children.
     var ephemeralParents: Set<UInt64> = []
 
+    /// A read-only mount (mode "ro" or a key without write) shows no write bits, so tools
+    /// that check modes (editors, `test -w`, make) see what EROFS will tell them.
+    var readOnly = false
+
     init(root: Node) { nodes[root.ino] = root }
 
     func node(_ ino: UInt64) throws(FSError) -> Node {
@@ -260,7 +264,7 @@ struct InodeTable: Sendable {
     }
 
     func attributes(_ node: Node) -> Attributes {
-        Attributes(ino: node.ino, kind: node.kind, permissions: node.permissions, size: node.size, nlink: nlink(node),
+        Attributes(ino: node.ino, kind: node.kind, permissions: readOnly ? node.permissions & ~0o222 : node.permissions, size: node.size, nlink: nlink(node),
                    uid: node.uid, gid: node.gid, atime: node.atime, mtime: node.mtime, ctime: node.ctime, rdev: node.rdev)
     }
 }

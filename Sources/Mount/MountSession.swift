@@ -28,13 +28,15 @@ struct SessionInvalidator: Invalidator {
 /// new session → mount → loop … exit → unmount → join → destroy.
 public final class MountSession: Sendable {
     public struct Options: Sendable {
-        /// Let other users see the mount (needs `user_allow_other` unless root).
+        /// Let other local users reach the mount (needs `user_allow_other` unless root).
+        /// Off by default: they would read everything the daemon's key can read and
+        /// write where modes allow, uploading as that key.
         public var allowOther: Bool
         public var maxThreads: UInt32
         /// How long `stop` waits for busy files before aborting the connection.
         public var stopTimeout: Duration
 
-        public init(allowOther: Bool = getuid() == 0, maxThreads: UInt32 = 16, stopTimeout: Duration = .seconds(5)) {
+        public init(allowOther: Bool = false, maxThreads: UInt32 = 16, stopTimeout: Duration = .seconds(5)) {
             self.allowOther = allowOther
             self.maxThreads = maxThreads
             self.stopTimeout = stopTimeout

@@ -121,6 +121,7 @@ public final class RepoFileSystem: Sendable {
                         uid: configuration.uid, gid: configuration.gid, size: 4096, atime: header.baseTime,
                         mtime: header.baseTime, ctime: header.baseTime, content: .none, children: nil)
         var table = InodeTable(root: root)
+        table.readOnly = isReadOnly
         table.defaultUID = configuration.uid
         table.defaultGID = configuration.gid
         state = Locked(CoreState(table: table, readChange: version.working ?? version.base, baseTime: header.baseTime))

@@ -33,7 +33,7 @@ extension RepoFileSystem {
         }
         let prefetch = prefetchProgress
         let version = revision.current
-        return MountStatus(org: org, repo: repo, mode: configuration.mode, bookmark: version.bookmark, baseChange: version.base,
+        return MountStatus(org: org, repo: repo, mode: isReadOnly ? .ro : configuration.mode, bookmark: version.bookmark, baseChange: version.base,
                            workingChange: version.working, dirtyPaths: Array(pending.prefix(1000)), pendingUploads: pending.count,
                            lastError: version.lastError, lastFlush: version.lastFlush, prefetch: prefetch)
     }

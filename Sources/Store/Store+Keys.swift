@@ -89,8 +89,11 @@ public struct Principal: Equatable, Sendable {
 public enum Action: Sendable, Equatable {
     /// View repos, changes, content, diffs, bookmarks.
     case read
-    /// Modify an existing repo: changes, bookmarks, merges, settings, deletion.
+    /// Modify an existing repo: changes, bookmarks, merges, settings.
     case write
+    /// Delete a repository and its whole history: needs `admin`, never the read+write
+    /// keys handed to sandboxes.
+    case deleteRepo
     /// Create a repository in the org (needs an org-wide key).
     case createRepo
     /// Manage API keys of the whole org: list and revoke them (needs an org-wide key).
@@ -103,7 +106,7 @@ public enum Action: Sendable, Equatable {
         switch self {
         case .read: .read
         case .write, .createRepo: .write
-        case .admin, .createKey: .admin
+        case .admin, .createKey, .deleteRepo: .admin
         }
     }
 }
@@ -130,7 +133,7 @@ extension Store {
         }
         if let creator {
             guard creator.org.slug.lowercased() == slug.lowercased() else {
-                throw StoreError.notFound("organization '\(slug)' does not exist or the calling key cannot see it")
+                throw StoreError.notFound("organization '\(slug.clipped)' does not exist or the calling key cannot see it")
             }
             if let above = scopes.first(where: { !creator.has($0) }) {
                 throw StoreError(.forbidden, "cannot create a key with scope '\(above.rawValue)': the calling key only has \(creator.scopes.map(\.rawValue).joined(separator: ","))")
@@ -149,11 +152,11 @@ extension Store {
         try withDatabase { db in
             try db.transaction {
                 guard let org = try db.queryOne("SELECT id FROM orgs WHERE slug = ?", [.text(slug)]) else {
-                    throw StoreError.notFound("organization '\(slug)' does not exist")
+                    throw StoreError.notFound("organization '\(slug.clipped)' does not exist")
                 }
                 for repoID in key.repoIDs ?? [] {
                     guard try db.queryOne("SELECT 1 FROM repos WHERE id = ? AND org_id = ?", [.text(repoID), .text(org.string(0))]) != nil else {
-                        throw StoreError.notFound("repository with id '\(repoID)' does not exist in '\(slug)'")
+                        throw StoreError.notFound("repository with id '\(repoID)' does not exist in '\(slug.clipped)'")
                     }
                 }
                 try db.query("""
@@ -182,7 +185,7 @@ extension Store {
         let needle = query?.lowercased()
         return try withDatabase { db in
             guard try db.queryOne("SELECT 1 FROM orgs WHERE slug = ?", [.text(slug)]) != nil else {
-                throw StoreError.notFound("organization '\(slug)' does not exist")
+                throw StoreError.notFound("organization '\(slug.clipped)' does not exist")
             }
             let rows = try db.query("""
                 SELECT \(Self.keyColumns) FROM api_keys k JOIN orgs o ON o.id = k.org_id
@@ -207,7 +210,7 @@ extension Store {
         try withDatabase { db in
             guard let row = try db.queryOne("SELECT \(Self.keyColumns) FROM api_keys k JOIN orgs o ON o.id = k.org_id WHERE o.slug = ? AND k.id = ?",
                                             [.text(slug), .text(id)]) else {
-                throw StoreError.notFound("API key '\(id)' does not exist in '\(slug)'")
+                throw StoreError.notFound("API key '\(id.clipped)' does not exist in '\(slug)'")
             }
             return Self.apiKey(row)
         }
@@ -221,7 +224,7 @@ extension Store {
                     UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?)
                     WHERE id = ? AND org_id = (SELECT id FROM orgs WHERE slug = ?)
                     """, [.double(Date().timeIntervalSince1970), .text(id), .text(slug)])
-                guard db.changes == 1 else { throw StoreError.notFound("API key '\(id)' does not exist in '\(slug)'") }
+                guard db.changes == 1 else { throw StoreError.notFound("API key '\(id.clipped)' does not exist in '\(slug)'") }
             }
         }
         logger.info("revoked API key", metadata: ["org": "\(slug)", "key": "\(id)"])
@@ -233,7 +236,7 @@ extension Store {
             try db.transaction {
                 guard let row = try db.queryOne("SELECT \(Self.keyColumns) FROM api_keys k JOIN orgs o ON o.id = k.org_id WHERE o.slug = ? AND k.id = ?",
                                                 [.text(slug), .text(id)]) else {
-                    throw StoreError.notFound("API key '\(id)' does not exist in '\(slug)'")
+                    throw StoreError.notFound("API key '\(id.clipped)' does not exist in '\(slug)'")
                 }
                 var merged = Self.apiKey(row).tags
                 for (key, value) in tags { merged[key.lowercased()] = value }
@@ -279,7 +282,7 @@ extension Store {
     /// other orgs are reported as not found, so their names do not leak.
     public func authorize(_ principal: Principal, _ action: Action, org slug: String, repoID: String? = nil) throws {
         guard principal.org.slug.lowercased() == slug.lowercased() else {
-            throw StoreError.notFound("organization '\(slug)' does not exist or this key cannot see it")
+            throw StoreError.notFound("organization '\(slug.clipped)' does not exist or this key cannot see it")
         }
         if let repoID, let allowed = principal.repoIDs, !allowed.contains(repoID) {
             throw StoreError.notFound("repository does not exist or this key cannot see it")

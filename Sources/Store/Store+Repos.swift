@@ -32,7 +32,7 @@ extension Store {
         try withDatabase { db in
             try db.transaction {
                 if try db.queryOne("SELECT 1 FROM orgs WHERE slug = ?", [.text(slug)]) != nil {
-                    throw StoreError(.alreadyExists, "organization '\(slug)' already exists")
+                    throw StoreError(.alreadyExists, "organization '\(slug.clipped)' already exists")
                 }
                 try db.query("INSERT INTO orgs(id, slug, name, created_at) VALUES (?, ?, ?, ?)",
                              [.text(org.id), .text(org.slug), .text(org.name), .double(org.createdAt.timeIntervalSince1970)])
@@ -45,7 +45,7 @@ extension Store {
     public func org(_ slug: String) throws -> Org {
         try withDatabase { db in
             guard let row = try db.queryOne("SELECT id, slug, name, created_at FROM orgs WHERE slug = ?", [.text(slug)]) else {
-                throw StoreError.notFound("organization '\(slug)' does not exist")
+                throw StoreError.notFound("organization '\(slug.clipped)' does not exist")
             }
             return Self.org(row)
         }
@@ -57,10 +57,16 @@ extension Store {
         }
     }
 
-    public func repoCount(org slug: String) throws -> Int {
+    /// How many repos the org holds; with `only`, how many of those ids exist in it.
+    public func repoCount(org slug: String, only: Set<String>? = nil) throws -> Int {
         try withDatabase { db in
-            try db.queryOne("SELECT count(*) FROM repos r JOIN orgs o ON o.id = r.org_id WHERE o.slug = ?",
-                            [.text(slug)])?.int(0) ?? 0
+            let count = try db.queryOne("SELECT count(*) FROM repos r JOIN orgs o ON o.id = r.org_id WHERE o.slug = ?",
+                                        [.text(slug)])?.int(0) ?? 0
+            guard let only else { return count }
+            return try only.count { id in
+                try db.queryOne("SELECT 1 FROM repos r JOIN orgs o ON o.id = r.org_id WHERE o.slug = ? AND r.id = ?",
+                                [.text(slug), .text(id)]) != nil
+            }
         }
     }
 
@@ -91,11 +97,11 @@ extension Store {
             try withDatabase { db in
                 try db.transaction {
                     guard let orgRow = try db.queryOne("SELECT id FROM orgs WHERE slug = ?", [.text(slug)]) else {
-                        throw StoreError.notFound("organization '\(slug)' does not exist")
+                        throw StoreError.notFound("organization '\(slug.clipped)' does not exist")
                     }
                     if try db.queryOne("SELECT 1 FROM repos WHERE org_id = ? AND name = ?",
                                        [.text(orgRow.string(0)), .text(name)]) != nil {
-                        throw StoreError(.alreadyExists, "repository '\(slug)/\(name)' already exists")
+                        throw StoreError(.alreadyExists, "repository '\(slug.clipped)/\(name.clipped)' already exists")
                     }
                     try db.query("INSERT INTO repos(id, org_id, name, default_bookmark, tags, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                                  [.text(id), .text(orgRow.string(0)), .text(name), .text(defaultBookmark),
@@ -121,7 +127,7 @@ extension Store {
         try withDatabase { db in
             guard let row = try db.queryOne("SELECT \(RepoRow.columns) FROM repos r JOIN orgs o ON o.id = r.org_id WHERE r.id = ?",
                                             [.text(id)]) else {
-                throw StoreError.notFound("repository with id '\(id)' does not exist")
+                throw StoreError.notFound("repository with id '\(id.clipped)' does not exist")
             }
             return try publicRepo(RepoRow(row), db)
         }
@@ -136,7 +142,7 @@ extension Store {
         let limit = try Cursor.limit(limit)
         return try withDatabase { db in
             guard try db.queryOne("SELECT 1 FROM orgs WHERE slug = ?", [.text(slug)]) != nil else {
-                throw StoreError.notFound("organization '\(slug)' does not exist")
+                throw StoreError.notFound("organization '\(slug.clipped)' does not exist")
             }
             var items: [Repo] = []
             var last = position
@@ -173,7 +179,7 @@ extension Store {
                 let row = try repoRow(org: slug, name: name, db)
                 if let newName, newName.lowercased() != row.name.lowercased(),
                    try db.queryOne("SELECT 1 FROM repos WHERE org_id = ? AND name = ?", [.text(row.orgID), .text(newName)]) != nil {
-                    throw StoreError(.alreadyExists, "repository '\(slug)/\(newName)' already exists")
+                    throw StoreError(.alreadyExists, "repository '\(slug.clipped)/\(newName.clipped)' already exists")
                 }
                 if let defaultBookmark {
                     guard try db.queryOne("SELECT 1 FROM bookmarks WHERE repo_id = ? AND name = ?",
@@ -246,7 +252,7 @@ extension Store {
         if let cached = repoCache.withLock({ $0[key] }) { return cached }
         guard let row = try db.queryOne("SELECT \(RepoRow.columns) FROM repos r JOIN orgs o ON o.id = r.org_id WHERE o.slug = ? AND r.name = ?",
                                         [.text(slug), .text(name)]) else {
-            throw StoreError.notFound("repository '\(slug)/\(name)' does not exist")
+            throw StoreError.notFound("repository '\(slug.clipped)/\(name.clipped)' does not exist")
         }
         let repo = RepoRow(row)
         repoCache.withLock { $0[key] = repo }
@@ -256,7 +262,7 @@ extension Store {
     func repoRow(id: String, _ db: SQLiteDatabase) throws -> RepoRow {
         guard let row = try db.queryOne("SELECT \(RepoRow.columns) FROM repos r JOIN orgs o ON o.id = r.org_id WHERE r.id = ?",
                                         [.text(id)]) else {
-            throw StoreError.notFound("repository with id '\(id)' does not exist")
+            throw StoreError.notFound("repository with id '\(id.clipped)' does not exist")
         }
         return RepoRow(row)
     }

@@ -42,6 +42,7 @@ public final class Store: Sendable {
         } catch {
             throw StoreError.internal("cannot create store directory \(directory): \(error.localizedDescription)")
         }
+        try Self.restrictPermissions(directory)
         let lock = try Self.lockDirectory(directory)
         lockDescriptor = lock
         let connection: SQLiteDatabase
@@ -64,6 +65,21 @@ public final class Store: Sendable {
     }
 
     deinit { close(lockDescriptor) }
+
+    /// The store holds key digests and every repository: only its owner may read it,
+    /// whatever mode the directory had before (`init --data` on an existing 0755 folder).
+    /// SQLite gives its -wal and -shm files the mode of the database file.
+    private static func restrictPermissions(_ directory: String) throws {
+        let database = directory + "/meta.sqlite"
+        let descriptor = open(database, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        if descriptor >= 0 { close(descriptor) }
+        for (path, mode) in [(directory, 0o700), (directory + "/repos", 0o700), (database, 0o600),
+                             (database + "-wal", 0o600), (database + "-shm", 0o600)] as [(String, mode_t)] {
+            guard chmod(path, mode) == 0 || errno == ENOENT else {
+                throw StoreError.internal("cannot restrict \(path) to mode \(String(mode, radix: 8)): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
 
     /// Takes an exclusive lock on the data directory for the life of this instance.
     private static func lockDirectory(_ directory: String) throws -> Int32 {

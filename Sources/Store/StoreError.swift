@@ -35,3 +35,11 @@ public struct StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     static func notFound(_ message: String) -> StoreError { StoreError(.notFound, message) }
     static func `internal`(_ message: String) -> StoreError { StoreError(.internal, message) }
 }
+
+extension StringProtocol {
+    /// The value as error messages and logs quote it: a long one is cut, so a 10 MB name
+    /// sent by a client is not echoed back (or logged) whole.
+    public var clipped: String {
+        count <= 100 ? String(self) : "\(prefix(100))… (\(utf8.count) bytes)"
+    }
+}

@@ -1,6 +1,7 @@
 import APIServer
 import ArgumentParser
 import Foundation
+import Infra
 import Hummingbird
 import Logging
 import MesaAPI
@@ -27,6 +28,35 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Directory of the store.")
     var data: String = Store.defaultDirectory
 
+    @Option(help: "Largest request body in bytes (blob uploads stream and are not bound by it).")
+    var maxBodyBytes = Limits().maxBodyBytes
+
+    @Option(help: "Bytes all request bodies under way may hold together; past it, 503.")
+    var maxInflightBodyBytes = Limits().maxInFlightBodyBytes
+
+    @Option(help: "Most open connections; past it a connection is answered 503 and closed.")
+    var maxConnections = Limits().maxConnections
+
+    @Option(help: "Seconds from a request's first byte to the end of its headers.")
+    var headerTimeout = Limits().headerTimeout.components.seconds
+
+    @Option(help: "Seconds a kept-alive connection may sit with no request under way.")
+    var idleTimeout = Limits().idleTimeout.components.seconds
+
+    @Option(help: "Seconds from the end of a request's headers to the end of its body.")
+    var requestTimeout = Limits().requestTimeout.components.seconds
+
+    func validate() throws {
+        for (name, value) in [("--max-body-bytes", Int64(maxBodyBytes)), ("--max-inflight-body-bytes", Int64(maxInflightBodyBytes)),
+                              ("--max-connections", Int64(maxConnections)), ("--header-timeout", headerTimeout),
+                              ("--idle-timeout", idleTimeout), ("--request-timeout", requestTimeout)] where value <= 0 {
+            throw ValidationError("\(name) must be a positive number, got \(value)")
+        }
+        guard maxInflightBodyBytes >= maxBodyBytes else {
+            throw ValidationError("--max-inflight-body-bytes (\(maxInflightBodyBytes)) must be at least --max-body-bytes (\(maxBodyBytes))")
+        }
+    }
+
     func run() async throws {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
               (0...65535).contains(port) else {
@@ -35,9 +65,17 @@ struct Serve: AsyncParsableCommand {
         var host = String(listen[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         let store = try Store(directory: data)
+        LoggingSystem.bootstrap { SafeLogHandler(StreamLogHandler.standardError(label: $0)) }
         var logger = Logger(label: "mesa-server")
         logger.logLevel = .info
-        let server = APIServer(store: store, logger: logger)
+        var limits = Limits()
+        limits.maxBodyBytes = maxBodyBytes
+        limits.maxInFlightBodyBytes = maxInflightBodyBytes
+        limits.maxConnections = maxConnections
+        limits.headerTimeout = .seconds(headerTimeout)
+        limits.idleTimeout = .seconds(idleTimeout)
+        limits.requestTimeout = .seconds(requestTimeout)
+        let server = APIServer(store: store, logger: logger, limits: limits)
         try await server.application(host: host, port: port).runService()
     }
 }

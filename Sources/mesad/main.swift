@@ -2,6 +2,7 @@
 // sets up logging and signals, and picks stdio or socket mode.
 import ArgumentParser
 import Foundation
+import Infra
 import Logging
 import MesaDaemon
 import MesaMCP
@@ -52,7 +53,7 @@ struct Mesad: AsyncParsableCommand {
             throw fail("\(error)", code: 2)
         }
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = SafeLogHandler(StreamLogHandler.standardError(label: label))
             handler.logLevel = Logger.Level(rawValue: config.logLevel?.lowercased() ?? "info") ?? .info
             return handler
         }

@@ -22,10 +22,12 @@ struct Fixture {
 
     /// `.router` calls the router in process; `.live` goes through a real socket and
     /// Hummingbird's HTTP/1.1 server.
-    func run(_ setup: TestingSetup = .router, maxBodyBytes: Int = 32 << 20,
+    /// `limits` applies to `.live` runs whole; `.router` runs see only the body limits.
+    func run(_ setup: TestingSetup = .router, maxBodyBytes: Int = 32 << 20, limits: Limits? = nil,
              _ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let app = Application(router: APIServer(store: store, maxBodyBytes: maxBodyBytes).router(),
-                              configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        var chosen = limits ?? Limits()
+        if limits == nil { chosen.maxBodyBytes = maxBodyBytes }
+        let app = APIServer(store: store, limits: chosen).application(host: "127.0.0.1", port: 0)
         try await app.test(setup, body)
     }
 }

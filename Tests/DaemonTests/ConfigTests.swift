@@ -136,6 +136,13 @@ import Testing
         #expect(configError(nil, environment: ["MESA_DURABILITY": "never"])?.message.contains("MESA_DURABILITY") == true)
     }
 
+    @Test func otherUsersAreKeptOutUnlessAllowOtherIsSet() throws {
+        #expect(try load(nil).allowOther == false)
+        #expect(try load("[daemon]\nallow-other = true\n").allowOther == true)
+        #expect(try load("[daemon]\nallow-other = false\n").allowOther == false)
+        #expect(configError("[daemon]\nallow-other = \"yes\"\n")?.message.contains("allow-other") == true)
+    }
+
     @Test func integerCacheSizeIsBytes() throws {
         #expect(try load("[cache]\nmax-size = 4096\n").cacheMaxBytes == 4096)
     }

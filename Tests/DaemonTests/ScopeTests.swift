@@ -59,11 +59,14 @@ import Testing
         #expect(try await world.admin.call(ListKeys.self, .init(status: "revoked")).keys.isEmpty)
     }
 
-    @Test func writeKeyWritesButIsNoAdmin() async throws {
+    @Test func writeKeyWritesButIsNoAdminAndCannotDeleteRepos() async throws {
         let world = try await World()
         let writer = try world.daemon(actingWith: try await world.key(["read", "write"]).key)
         #expect(try await writer.call(CreateRepo.self, .init(name: "gamma")).repo.name == "gamma")
-        #expect(try await writer.call(DeleteRepo.self, .init(repo: "gamma")).ok)
+        // Deleting destroys history: it needs admin, not the read+write of a sandbox key.
+        expectError(await writer.failure(DeleteRepo.self, .init(repo: "gamma")), code: -32008, name: "FORBIDDEN", mentions: ["admin"])
+        #expect(try await writer.call(GetRepo.self, .init(repo: "gamma")).repo.name == "gamma")
+        #expect(try await world.admin.call(DeleteRepo.self, .init(repo: "gamma")).ok)
         expectError(await writer.failure(ListKeys.self, .init()), code: -32008, name: "FORBIDDEN", mentions: ["admin"])
         expectError(await writer.failure(CreateEphemeralKey.self, .init()), code: -32008, name: "FORBIDDEN")
     }

@@ -16,6 +16,24 @@ import Testing
         return (try fx.mount(backend: backend), key.key.id)
     }
 
+    @Test func aReadOnlyKeyMakesARwMountReadOnlyInStatusAndModes() throws {
+        let fx = try MountFixture()
+        try fx.seed(["a.txt": "a\n", "tool.sh": "#!/bin/sh\n", "d/x": "x"])
+        let (fs, _) = try mount(fx, scopes: [.read])
+        #expect(fs.isReadOnly)
+        #expect(fs.status().mode == .ro)
+        for path in ["a.txt", "tool.sh", "d"] {
+            let attributes = try fs.getattr(try fs.ino(path))
+            #expect(attributes.permissions & 0o222 == 0, "\(path): \(String(attributes.permissions, radix: 8))")
+            #expect(attributes.permissions & 0o444 == 0o444, "\(path) stays readable")
+        }
+        #expect(try fs.getattr(InodeTable.rootIno).permissions == 0o555)
+        // A key with write keeps the modes git versions.
+        let (writable, _) = try mount(try MountFixture(), scopes: [.read, .write])
+        #expect(writable.status().mode == .rw)
+        #expect(try writable.getattr(InodeTable.rootIno).permissions == 0o755)
+    }
+
     @Test func aRevokedKeyStopsEveryCallWithEACCESAndSaysKeyRevoked() throws {
         let fx = try MountFixture()
         try fx.seed(["a.txt": "a\n"])

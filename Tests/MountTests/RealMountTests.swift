@@ -57,6 +57,32 @@ struct RealMountTests {
         #expect(tree.count == 1 + 301 * 2 + 1)
     }
 
+    @Test func otherUsersReachTheMountOnlyWithAllowOther() throws {
+        for allowOther in [false, true] {
+            let fx = try MountFixture()
+            try fx.seed(["a.txt": "shared\n"])
+            let fs = try fx.mount()
+            let path = fx.scratch("mnt")
+            // Let another user walk down to the mount point, so only FUSE decides.
+            var ancestor = path
+            while ancestor.count > 1 {
+                ancestor = parentPath(ancestor)
+                if !ancestor.isEmpty { chmod(ancestor, 0o755) }
+            }
+            let session = try MountSession.start(at: path, root: fs, name: "acme/x", options: .init(allowOther: allowOther))
+            defer { session.stop() }
+            let asNobody = try shell("setpriv --reuid=65534 --regid=65534 --clear-groups cat \(path)/a.txt 2>&1", in: "/")
+            if allowOther {
+                #expect(asNobody.status == 0 && asNobody.output == "shared\n", "\(asNobody.output)")
+                let write = try shell("setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'echo x > \(path)/a.txt' 2>&1", in: "/")
+                #expect(write.status != 0, "modes still apply: \(write.output)")
+            } else {
+                #expect(asNobody.status != 0 && asNobody.output.contains("Permission denied"), "\(asNobody.output)")
+            }
+            #expect(try String(contentsOfFile: path + "/a.txt", encoding: .utf8) == "shared\n")
+        }
+    }
+
     @Test func readOnlyMountAnswersEROFS() throws {
         let fx = try MountFixture()
         try fx.seed(["a": "1"])
