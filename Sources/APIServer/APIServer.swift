@@ -2,9 +2,11 @@ import Foundation
 import Hummingbird
 import Logging
 import MesaAPI
+import Model
 import NIOCore
 import NIOPosix
 import Store
+import StoreBackend
 
 /// mesa-server's HTTP face: the Mesa REST API (`/v1`, API-key era) over the store.
 /// Every call authenticates its bearer key and goes through `LocalBackend`, so scope

@@ -1,4 +1,6 @@
 import Foundation
+import MesaAPI
+import Model
 import Store
 
 /// The embedded backend: the store opened in this process, acting as one principal.

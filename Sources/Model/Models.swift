@@ -67,26 +67,9 @@ public enum FileMode: String, Sendable, Codable, CaseIterable {
     case executable = "100755"
     case symlink = "120000"
 
-    var gitMode: UInt32 {
-        switch self {
-        case .regular: 0o100644
-        case .executable: 0o100755
-        case .symlink: 0o120000
-        }
-    }
-
-    init?(gitMode: UInt32) {
-        switch gitMode {
-        case 0o100644, 0o100664: self = .regular
-        case 0o100755: self = .executable
-        case 0o120000: self = .symlink
-        default: return nil
-        }
-    }
-
-    public init(parsing text: String) throws {
+    public init(parsing text: String) throws(MesaError) {
         guard let mode = FileMode(rawValue: text) else {
-            throw StoreError.invalid("invalid file mode '\(text.prefix(20))': use 100644, 100755 or 120000 (symlink)")
+            throw MesaError.invalid("invalid file mode '\(text.prefix(20))': use 100644, 100755 or 120000 (symlink)")
         }
         self = mode
     }
