@@ -52,7 +52,7 @@ let package = Package(
         .target(name: "StoreBackend", dependencies: ["MesaAPI", "Model", "Store"]),
         .target(name: "RPC", dependencies: ["Model", .product(name: "Logging", package: "swift-log")], exclude: ["README.md"]),
         // The typed Mesa method catalogue: one type per JSON-RPC method.
-        .target(name: "MesaProtocol", dependencies: ["RPC"], exclude: ["README.md"]),
+        .target(name: "MesaProtocol", dependencies: ["Model", "RPC"], exclude: ["README.md"]),
         // gitignore-syntax matching of ephemeral paths (`.mesaignore`): no dependencies,
         // so the mesa CLI can print the default rules without linking the mount core.
         .target(name: "MesaIgnore"),

@@ -7,12 +7,6 @@ import Store
 
 // Conversions from store and backend values to the JSON-RPC wire types.
 
-extension OrgInfo {
-    init(_ org: Org) {
-        self.init(id: org.id, slug: org.slug, name: org.name, createdAt: Timestamp.string(org.createdAt))
-    }
-}
-
 extension RepoInfo {
     init(_ repo: Repo) {
         self.init(id: repo.id, org: repo.org, name: repo.name, defaultBookmark: repo.defaultBookmark,
