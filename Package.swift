@@ -14,7 +14,7 @@ let package = Package(
         .executable(name: "store-bench", targets: ["store-bench"]),
         .executable(name: "rpc-bench", targets: ["rpc-bench"]),
         .executable(name: "json-bench", targets: ["json-bench"]),
-        .library(name: "Store", targets: ["Store"]),
+        .library(name: "Store", targets: ["Store", "Model"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -109,6 +109,7 @@ let package = Package(
         // executables and child processes stopped by pid.
         .target(name: "TestSupport", dependencies: ["Infra"], path: "Tests/TestSupport", exclude: ["README.md"]),
         .testTarget(name: "InfraTests", dependencies: ["Infra"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Model", "TestSupport"]),
         .testTarget(name: "RPCTests", dependencies: ["RPC", "Model", "TestSupport"]),
         // Hook payloads, settings.json merging, the MCP server: no daemon, quick to build.
