@@ -77,11 +77,7 @@ public final class HTTPBackend: Backend {
     // MARK: Identity
 
     public func whoami() throws -> Identity {
-        let wire: RESTWhoami = try json("GET", ["whoami"])
-        return Identity(org: Org(id: wire.org.id, slug: wire.org.slug, name: wire.org.name,
-                                 createdAt: Date(timeIntervalSince1970: 0)),
-                        keyID: wire.keyID, keyName: wire.keyName, scopes: wire.scopes.compactMap(Scope.init(rawValue:)),
-                        repoIDs: wire.repoIDs)
+        try (json("GET", ["whoami"]) as RESTWhoami).identity
     }
 
     // MARK: Repos
@@ -105,14 +101,8 @@ public final class HTTPBackend: Backend {
     // MARK: Keys
 
     public func createKey(org: String, _ request: KeyRequest) throws -> CreatedAPIKey {
-        let body = RESTCreateKey(name: request.name, scopes: request.scopes?.map(\.rawValue), repoIDs: request.repoIDs,
-                                 expiresInSeconds: request.expiresInSeconds, tags: request.tags.isEmpty ? nil : request.tags)
-        let wire: RESTCreatedKey = try json("POST", [org, "api-keys"], body: body)
-        let key = APIKey(id: wire.id, org: org, name: wire.name, scopes: wire.scopes.compactMap(Scope.init(rawValue:)),
-                         repoIDs: wire.repoIDs, tags: wire.tags, createdAt: wire.createdAt,
-                         expiresAt: request.expiresInSeconds.map { wire.createdAt.addingTimeInterval(TimeInterval($0)) },
-                         revokedAt: nil, lastUsedAt: nil)
-        return CreatedAPIKey(key: key, secret: wire.key)
+        try (json("POST", [org, "api-keys"], body: RESTCreateKey(request)) as RESTCreatedKey)
+            .created(org: org, expiresInSeconds: request.expiresInSeconds)
     }
 
     public func listKeys(org: String, status: KeyStatus?, cursor: String?, limit: Int?) throws -> Page<APIKey> {

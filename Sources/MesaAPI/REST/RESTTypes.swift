@@ -100,6 +100,12 @@ public struct RESTWhoami: Codable, Sendable, Equatable {
                   repoIDs: identity.repoIDs)
     }
 
+    /// The identity (the REST shape has no org creation time; unknown scopes are dropped).
+    public var identity: Identity {
+        Identity(org: Org(id: org.id, slug: org.slug, name: org.name, createdAt: Date(timeIntervalSince1970: 0)),
+                 keyID: keyID, keyName: keyName, scopes: scopes.compactMap(Scope.init(rawValue:)), repoIDs: repoIDs)
+    }
+
     enum CodingKeys: String, CodingKey {
         case org, scopes
         case keyID = "key_id", keyName = "key_name", repoIDs = "repo_ids"
@@ -543,6 +549,11 @@ public struct RESTCreateKey: Codable, Sendable, Equatable {
         case name, scopes, tags, repoIDs = "repo_ids", expiresInSeconds = "expires_in_seconds"
     }
 
+    public init(_ request: KeyRequest) {
+        self.init(name: request.name, scopes: request.scopes?.map(\.rawValue), repoIDs: request.repoIDs,
+                  expiresInSeconds: request.expiresInSeconds, tags: request.tags.isEmpty ? nil : request.tags)
+    }
+
     /// The backend request, validating scope names.
     public func request() throws(MesaError) -> KeyRequest {
         var parsed: [Scope]?
@@ -583,6 +594,15 @@ public struct RESTCreatedKey: Codable, Sendable, Equatable {
         let k = created.key
         self.init(id: k.id, key: created.secret, name: k.name, scopes: k.scopes.map(\.rawValue), repoIDs: k.repoIDs,
                   tags: k.tags, createdAt: k.createdAt)
+    }
+
+    /// The created key of `org`; the answer has no expiry, so it is computed from the request's lifetime.
+    public func created(org: String, expiresInSeconds: Int?) -> CreatedAPIKey {
+        CreatedAPIKey(key: APIKey(id: id, org: org, name: name, scopes: scopes.compactMap(Scope.init(rawValue:)),
+                                  repoIDs: repoIDs, tags: tags, createdAt: createdAt,
+                                  expiresAt: expiresInSeconds.map { createdAt.addingTimeInterval(TimeInterval($0)) },
+                                  revokedAt: nil, lastUsedAt: nil),
+                      secret: key)
     }
 
     enum CodingKeys: String, CodingKey { case id, key, name, scopes, tags, repoIDs = "repo_ids", createdAt = "created_at" }
