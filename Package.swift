@@ -14,7 +14,7 @@ let package = Package(
         .executable(name: "store-bench", targets: ["store-bench"]),
         .executable(name: "rpc-bench", targets: ["rpc-bench"]),
         .executable(name: "json-bench", targets: ["json-bench"]),
-        .library(name: "Store", targets: ["Store"]),
+        .library(name: "Store", targets: ["Store", "Model"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -35,23 +35,28 @@ let package = Package(
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3")]),
 
-        // Backoff, a periodic worker, child processes: no dependency, so every layer can
-        // use the one implementation.
+        // Backoff, a periodic worker, child processes, log escaping: swift-log only, so
+        // every layer can use the one implementation.
         .target(name: "Infra", dependencies: [.product(name: "Logging", package: "swift-log")], exclude: ["README.md"]),
+        // The domain values (ids, names, repos, changes, keys …) and MesaError: Foundation
+        // only, so every layer, clients included, shares them without linking a library.
+        .target(name: "Model", exclude: ["README.md"]),
         .target(
             name: "Store",
-            dependencies: ["CGit2", "CSQLite", "COpenSSL", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Model", "CGit2", "CSQLite", "COpenSSL", .product(name: "Logging", package: "swift-log")],
             exclude: ["README.md"]
         ),
-        .target(name: "MesaAPI", dependencies: ["Infra", "Store", "CCurl", "COpenSSL", .product(name: "Logging", package: "swift-log")],
+        .target(name: "MesaAPI", dependencies: ["Infra", "Model", "CCurl", "COpenSSL", .product(name: "Logging", package: "swift-log")],
                 exclude: ["README.md"]),
-        .target(name: "RPC", dependencies: [.product(name: "Logging", package: "swift-log")], exclude: ["README.md"]),
+        // `LocalBackend`: the `Backend` over the embedded Store (mesad, mesa-server).
+        .target(name: "StoreBackend", dependencies: ["MesaAPI", "Model", "Store"]),
+        .target(name: "RPC", dependencies: ["Model", .product(name: "Logging", package: "swift-log")], exclude: ["README.md"]),
         // The typed Mesa method catalogue: one type per JSON-RPC method.
-        .target(name: "MesaProtocol", dependencies: ["RPC"], exclude: ["README.md"]),
+        .target(name: "MesaProtocol", dependencies: ["Model", "RPC"], exclude: ["README.md"]),
         // gitignore-syntax matching of ephemeral paths (`.mesaignore`): no dependencies,
         // so the mesa CLI can print the default rules without linking the mount core.
         .target(name: "MesaIgnore"),
-        .target(name: "Mount", dependencies: ["Infra", "CFuse", "MesaAPI", "Store", "MesaIgnore", .product(name: "Logging", package: "swift-log")],
+        .target(name: "Mount", dependencies: ["Infra", "CFuse", "MesaAPI", "Model", "MesaIgnore", .product(name: "Logging", package: "swift-log")],
                 exclude: ["README.md"]),
         .target(
             name: "Client",
@@ -60,7 +65,7 @@ let package = Package(
         ),
         .target(
             name: "APIServer",
-            dependencies: ["MesaAPI", "Store", .product(name: "Hummingbird", package: "hummingbird"),
+            dependencies: ["MesaAPI", "Model", "Store", "StoreBackend", .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "HummingbirdCore", package: "hummingbird"),
                            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "Logging", package: "swift-log")],
@@ -73,7 +78,7 @@ let package = Package(
         // can drive it in process; `mesad` is its thin executable.
         .target(
             name: "MesaDaemon",
-            dependencies: ["Infra", "RPC", "MesaProtocol", "Mount", "MesaAPI", "Store", .product(name: "TOMLKit", package: "TOMLKit"),
+            dependencies: ["Infra", "RPC", "MesaProtocol", "Mount", "MesaAPI", "Model", "Store", "StoreBackend", .product(name: "TOMLKit", package: "TOMLKit"),
                            .product(name: "Logging", package: "swift-log")],
             exclude: ["README.md"]
         ),
@@ -95,7 +100,7 @@ let package = Package(
             dependencies: ["APIServer", "Infra", "MesaAPI", "Store", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log")]
         ),
-        .executableTarget(name: "store-bench", dependencies: ["Store"], path: "bench/store-bench"),
+        .executableTarget(name: "store-bench", dependencies: ["Model", "Store"], path: "bench/store-bench"),
         .executableTarget(name: "rpc-bench", dependencies: ["RPC", "MesaProtocol", "Client"], path: "bench/rpc-bench"),
         // jansson is measured, not shipped: the shim dlopens it, so nothing links it.
         .target(name: "CJanssonShim", path: "bench/json-bench-shim"),
@@ -105,24 +110,25 @@ let package = Package(
         // executables and child processes stopped by pid.
         .target(name: "TestSupport", dependencies: ["Infra"], path: "Tests/TestSupport", exclude: ["README.md"]),
         .testTarget(name: "InfraTests", dependencies: ["Infra", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "TestSupport"]),
-        .testTarget(name: "RPCTests", dependencies: ["RPC", "TestSupport"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Model", "TestSupport"]),
+        .testTarget(name: "RPCTests", dependencies: ["RPC", "Model", "TestSupport"]),
         // Hook payloads, settings.json merging, the MCP server: no daemon, quick to build.
         .testTarget(name: "ClientTests", dependencies: ["Client", "MesaMCP", "RPC"]),
-        .testTarget(name: "MountTests", dependencies: ["Mount", "MesaIgnore", "MesaAPI", "Store", "TestSupport"]),
+        .testTarget(name: "MountTests", dependencies: ["Mount", "MesaIgnore", "MesaAPI", "Model", "Store", "StoreBackend", "TestSupport"]),
         .testTarget(
             name: "APIServerTests",
-            dependencies: ["APIServer", "MesaAPI", "Store", .product(name: "HummingbirdTesting", package: "hummingbird")]
+            dependencies: ["APIServer", "MesaAPI", "Model", "Store", "StoreBackend", .product(name: "HummingbirdTesting", package: "hummingbird")]
         ),
         // The daemon in process (handlers, config, scopes) and as processes (mesad,
         // mesa-client): the executables are found next to the test bundle.
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["MesaDaemon", "MesaProtocol", "MesaMCP", "Client", "MesaAPI", "Store", "RPC", "TestSupport",
+            dependencies: ["MesaDaemon", "MesaProtocol", "MesaMCP", "Client", "MesaAPI", "Model", "Store", "StoreBackend", "RPC", "TestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
         // The built executables against real mounts, as a user runs them (root and /dev/fuse).
-        .testTarget(name: "E2ETests", dependencies: ["MesaProtocol", "Client", "RPC", "Store", "TestSupport"]),
+        .testTarget(name: "E2ETests", dependencies: ["MesaProtocol", "Client", "RPC", "Model", "Store", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

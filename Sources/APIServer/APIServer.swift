@@ -3,9 +3,11 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import MesaAPI
+import Model
 import NIOCore
 import NIOPosix
 import Store
+import StoreBackend
 
 /// mesa-server's HTTP face: the Mesa REST API (`/v1`, API-key era) over the store.
 /// Every call authenticates its bearer key and goes through `LocalBackend`, so scope

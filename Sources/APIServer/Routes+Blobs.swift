@@ -1,9 +1,11 @@
 import Foundation
 import Hummingbird
 import MesaAPI
+import Model
 import NIOCore
 import NIOPosix
 import Store
+import StoreBackend
 
 /// mesa-server extensions (not in Mesa's API) for blobs of any size, streamed both ways
 /// so neither the server nor the client holds a whole file: upload a raw body, get its

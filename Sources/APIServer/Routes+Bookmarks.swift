@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import MesaAPI
+import Model
 import Store
 
 extension APIServer {

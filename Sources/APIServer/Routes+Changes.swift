@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import MesaAPI
+import Model
 import Store
 
 extension APIServer {
@@ -19,8 +20,8 @@ extension APIServer {
                 let base = try Self.changeID(body.baseChangeID, field: "base_change_id")
                 let files = try Self.operations(body.files)
                 return RESTChange(try backend.createChange(org: call.param("org"), repo: call.param("repo"), base: base,
-                                                           message: body.message ?? "", author: body.author?.signature,
-                                                           committer: body.committer?.signature, files: files))
+                                                           message: body.message ?? "", author: body.author?.undated,
+                                                           committer: body.committer?.undated, files: files))
             }
         }
         v1.get(":org/:repo/changes/:change") { req, ctx in
@@ -46,8 +47,8 @@ extension APIServer {
                 }
                 let files = try Self.operations(body.files)
                 return RESTChange(try backend.updateChange(org: call.param("org"), repo: call.param("repo"), id: id,
-                                                           message: body.message, author: body.author?.signature,
-                                                           committer: body.committer?.signature, files: files,
+                                                           message: body.message, author: body.author?.undated,
+                                                           committer: body.committer?.undated, files: files,
                                                            expectedCommit: body.baseCommitOID))
             }
         }

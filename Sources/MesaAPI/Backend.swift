@@ -1,5 +1,5 @@
 import Foundation
-import Store
+import Model
 
 /// Who a backend acts as: the org and key behind its credential.
 public struct Identity: Sendable, Equatable {

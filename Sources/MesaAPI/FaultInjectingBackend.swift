@@ -1,5 +1,5 @@
 import Foundation
-import Store
+import Model
 import Synchronization
 
 /// A test double around any backend: records calls and injects failures (a single

@@ -2,7 +2,9 @@ import Foundation
 import Infra
 import Logging
 import MesaAPI
+import Model
 import Store
+import StoreBackend
 
 /// The keys mesad generated itself (the embedded default's admin key), kept in a 0600
 /// file in Mesa's plaintext secret-store format: `[organizations.<org>] api-key = "…"`.
@@ -68,7 +70,7 @@ public enum CredentialResolver {
     /// the secrets file, so every method works on a bare machine.
     public static func embedded(_ config: DaemonConfig, logger: Logger) throws -> OrgBackends {
         let store: Store
-        do { store = try Store(directory: config.paths.storeDirectory) } catch let error as StoreError {
+        do { store = try Store(directory: config.paths.storeDirectory) } catch let error as MesaError {
             throw ConfigError("cannot open the embedded store at \(config.paths.storeDirectory): \(error.message)")
         }
         let secrets = SecretsFile(path: config.paths.secretsFile)

@@ -1,6 +1,7 @@
 import Foundation
 import MesaAPI
 import MesaProtocol
+import Model
 import RPC
 
 /// `subscribe`, `unsubscribe` and `flush`: the methods editors and agent hooks use.

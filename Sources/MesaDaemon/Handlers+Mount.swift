@@ -1,6 +1,7 @@
 import Foundation
 import MesaAPI
 import MesaProtocol
+import Model
 import Mount
 import RPC
 import Store
@@ -92,7 +93,7 @@ extension Daemon {
             let edit: EditTarget
             switch (params.bookmark, params.changeId) {
             case (let bookmark?, nil): edit = .bookmark(bookmark)
-            case (nil, let change?): edit = .change(try MountManager.changeID(change))
+            case (nil, let change?): edit = .change(try ChangeID(change))
             default: throw MesaError.invalid("editChange takes exactly one of bookmark or changeId")
             }
             let status = try await blocking { try mount.fs.editChange(edit) }

@@ -1,6 +1,7 @@
 import Foundation
 import MesaAPI
 import MesaProtocol
+import Model
 import RPC
 import Store
 
@@ -11,7 +12,7 @@ extension Daemon {
         dispatcher.register(Whoami.self) { params, _ in
             let (_, backend) = try self.orgs.backend(for: params.org)
             let identity = try await blocking { try backend.whoami() }
-            return Whoami.Result(org: OrgInfo(identity.org), keyId: identity.keyID, keyName: identity.keyName,
+            return Whoami.Result(org: identity.org, keyId: identity.keyID, keyName: identity.keyName,
                                  scopes: identity.scopes.map(\.rawValue), repoIds: identity.repoIDs, backend: self.backendName)
         }
 

@@ -2,6 +2,7 @@ import Foundation
 import Infra
 import Logging
 import MesaAPI
+import Model
 import Mount
 import Store
 import Synchronization

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MesaAPI
 import MesaProtocol
+import Model
 import Mount
 import Store
 import Synchronization
@@ -325,7 +326,7 @@ public final class MountManager: Sendable {
         switch orgConfig(org)?.repos.first(where: { $0.name == repo })?.rev {
         case .bookmark(let name): target = .bookmark(name)
         case .changeID(let text):
-            do { target = .change(try ChangeID(text)) } catch { throw MesaError.from(error) }
+            target = .change(try ChangeID(text))
         case nil: break
         }
         var configuration = MountConfiguration(org: org, repo: repo, target: target, mode: .rw,
@@ -408,20 +409,16 @@ public final class MountManager: Sendable {
         }
         if let branch = branchedFrom {
             guard mode == .rw else { throw MesaError.invalid("'branchedFrom' needs mode \"rw\"") }
-            let change = try branch.changeId.map { text throws(MesaError) in try changeID(text) }
+            let change = try branch.changeId.map { text throws(MesaError) in try ChangeID(text) }
             return .branchedFrom(BranchSpec(bookmark: branch.bookmark, change: change, newBookmark: branch.as?.bookmark,
                                             describe: branch.as?.describe))
         }
         guard let at else { return .bookmark(nil) }
         switch (at.bookmark, at.changeId) {
         case (let bookmark?, nil): return .bookmark(bookmark)
-        case (nil, let change?): return .change(try changeID(change))
+        case (nil, let change?): return .change(try ChangeID(change))
         default: throw MesaError.invalid("'at' takes exactly one of {bookmark} or {changeId}")
         }
-    }
-
-    static func changeID(_ text: String) throws(MesaError) -> ChangeID {
-        do { return try ChangeID(text) } catch { throw MesaError.from(error) }
     }
 
     static func absolute(_ path: String) -> String {

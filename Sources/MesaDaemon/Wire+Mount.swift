@@ -1,6 +1,7 @@
 import Foundation
 import MesaAPI
 import MesaProtocol
+import Model
 import Mount
 import Store
 

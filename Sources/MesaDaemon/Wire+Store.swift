@@ -1,16 +1,11 @@
 import Foundation
 import MesaAPI
 import MesaProtocol
+import Model
 import RPC
 import Store
 
 // Conversions from store and backend values to the JSON-RPC wire types.
-
-extension OrgInfo {
-    init(_ org: Org) {
-        self.init(id: org.id, slug: org.slug, name: org.name, createdAt: Timestamp.string(org.createdAt))
-    }
-}
 
 extension RepoInfo {
     init(_ repo: Repo) {
@@ -25,20 +20,6 @@ extension KeyInfo {
                   status: key.status().rawValue, tags: key.tags, createdAt: Timestamp.string(key.createdAt),
                   expiresAt: Timestamp.string(key.expiresAt), revokedAt: Timestamp.string(key.revokedAt),
                   lastUsedAt: Timestamp.string(key.lastUsedAt))
-    }
-}
-
-/// Every MesaError answers a JSON-RPC request with its code, class, errno and paths.
-extension MesaError: ResponseErrorConvertible {
-    public var responseError: ResponseError {
-        var extra: [String: JSONValue] = ["code": .string(name)]
-        if !paths.isEmpty { extra["paths"] = .array(paths.map { .string($0) }) }
-        let errorClass: RPC.ErrorClass = switch self.errorClass {
-        case .transient: .transient
-        case .badInput: .badInput
-        case .fatal: .fatal
-        }
-        return ResponseError(code: ErrorCode(code.rawValue), message: message, errorClass: errorClass, errno: errno, extra: extra)
     }
 }
 

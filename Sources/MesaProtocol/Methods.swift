@@ -1,4 +1,5 @@
 import Foundation
+import Model
 
 // One type per method. Each carries its wire name, parameters and result; the daemon
 // registers handlers by type and clients call by type, so both agree at compile time.
@@ -68,14 +69,14 @@ public enum Whoami: MesaMethod {
         public init(org: String? = nil) { self.org = org }
     }
     public struct Result: Codable, Sendable {
-        public var org: OrgInfo
+        public var org: Org
         public var keyId: String?
         public var keyName: String?
         public var scopes: [String]
         public var repoIds: [String]?
         /// "embedded" or the REST base URL.
         public var backend: String
-        public init(org: OrgInfo, keyId: String? = nil, keyName: String? = nil, scopes: [String], repoIds: [String]? = nil, backend: String) {
+        public init(org: Org, keyId: String? = nil, keyName: String? = nil, scopes: [String], repoIds: [String]? = nil, backend: String) {
             self.org = org
             self.keyId = keyId
             self.keyName = keyName

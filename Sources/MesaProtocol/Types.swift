@@ -1,19 +1,5 @@
 import Foundation
 
-public struct OrgInfo: Codable, Sendable, Equatable {
-    public var id: String
-    public var slug: String
-    public var name: String
-    public var createdAt: String
-
-    public init(id: String, slug: String, name: String, createdAt: String) {
-        self.id = id
-        self.slug = slug
-        self.name = name
-        self.createdAt = createdAt
-    }
-}
-
 public struct RepoInfo: Codable, Sendable, Equatable {
     public var id: String
     public var org: String

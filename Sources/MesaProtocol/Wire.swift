@@ -1,4 +1,5 @@
 import Foundation
+import Model
 @_exported import RPC
 
 /// A Mesa JSON-RPC method: its name, parameters and result, shared by mesad and its
@@ -12,13 +13,8 @@ public struct OK: Codable, Sendable, Equatable {
     public init() { ok = true }
 }
 
-/// Timestamps travel as ISO-8601 strings with milliseconds.
+/// Timestamps travel as ISO-8601 strings with milliseconds (`WireTime`).
 public enum Timestamp {
-    public static func string(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
-    }
-
+    public static func string(_ date: Date) -> String { WireTime.string(date) }
     public static func string(_ date: Date?) -> String? { date.map(string) }
 }

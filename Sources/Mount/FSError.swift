@@ -1,5 +1,6 @@
 import Foundation
 import MesaAPI
+import Model
 
 /// The filesystem's one error type: every failure carries the errno the kernel gets,
 /// plus a message for logs and RPC callers (the kernel only ever sees the number).
@@ -51,7 +52,7 @@ public struct FSError: Error, Sendable, Equatable, CustomStringConvertible {
         switch error.code {
         case .notFound: self.init(ENOENT, error.message, cause: error)
         case .unavailable: self.init(EIO, "backend unavailable: \(error.message)", cause: error)
-        default: self.init(error.errno ?? EIO, error.message, cause: error)
+        default: self.init(error.errno, error.message, cause: error)
         }
     }
 
@@ -75,9 +76,9 @@ extension FSError {
         case ENOENT: MesaError(.notFound, message, errno: errno)
         case EEXIST: MesaError(.alreadyExists, message, errno: errno)
         case EROFS: MesaError(.readOnly, message, errno: errno)
-        case EBUSY, EAGAIN: MesaError(.conflict, message, errorClass: .transient, errno: errno)
-        case EIO: MesaError(.unavailable, message, errorClass: .transient, errno: errno)
-        case EINVAL, ENOTDIR, EISDIR, ENOTEMPTY, ENAMETOOLONG: MesaError(.invalidParams, message, errno: errno)
+        case EBUSY, EAGAIN: MesaError(.conflict, message, errno: errno)
+        case EIO: MesaError(.unavailable, message, errno: errno)
+        case EINVAL, ENOTDIR, EISDIR, ENOTEMPTY, ENAMETOOLONG: MesaError(.invalidArgument, message, errno: errno)
         default: MesaError(.internal, message, errno: errno)
         }
     }

@@ -2,7 +2,7 @@ import CFuse
 import Foundation
 import MesaAPI
 import MesaIgnore
-import Store
+import Model
 
 extension RepoFileSystem {
     /// Uploads every local change now and returns when the working change holds them

@@ -1,5 +1,6 @@
 import Foundation
 import MesaAPI
+import Model
 
 /// What the last look at the mount's key found.
 struct KeyCheck: Sendable {

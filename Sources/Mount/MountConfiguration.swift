@@ -1,5 +1,5 @@
 import Foundation
-import Store
+import Model
 
 public enum MountMode: String, Sendable, Codable {
     case rw, ro

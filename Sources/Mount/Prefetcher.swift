@@ -1,6 +1,6 @@
 import Foundation
 import MesaAPI
-import Store
+import Model
 import Synchronization
 
 /// What a mount fetches in the background when it opens.

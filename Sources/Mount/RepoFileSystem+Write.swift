@@ -1,5 +1,5 @@
 import Foundation
-import Store
+import Model
 import MesaIgnore
 
 public let renameNoReplace: UInt32 = 1  // RENAME_NOREPLACE

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import MesaIgnore
 import MesaAPI
-import Store
+import Model
 import Synchronization
 
 /// An open file.

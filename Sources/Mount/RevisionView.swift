@@ -1,7 +1,7 @@
 import Foundation
 import MesaAPI
 import MesaIgnore
-import Store
+import Model
 import Synchronization
 
 /// The versioning side of a mount, changed by flushes, checkpoints and edits.
@@ -146,14 +146,13 @@ final class RevisionView: Sendable {
                                              expectedFrom: version.bookmarkExpected, allowBackwards: false)
             } catch {
                 let failure = MesaError.from(error)
-                guard failure.code == .conflict || failure.code == .invalidParams else { throw failure }
+                guard failure.code == .conflict || failure.code == .invalidArgument else { throw failure }
                 // Someone (the user, following the advice below) already put the
                 // bookmark on this work: nothing is left to move.
                 let current = try? backend.bookmark(org: org, repo: repo, name: bookmark)
                 if current?.changeID != head {
                     let seen = version.bookmarkExpected.map { "\($0)" } ?? "(unknown)"
-                    throw MesaError(.conflict, "bookmark '\(bookmark)' of \(org)/\(repo) was moved by someone else since this mount last saw it at \(seen); nothing is lost: your work is saved in change \(head), which stays this mount's working change. Merge or move the bookmark, then checkpoint again. (\(failure.message))",
-                                    errorClass: .transient)
+                    throw MesaError(.conflict, "bookmark '\(bookmark)' of \(org)/\(repo) was moved by someone else since this mount last saw it at \(seen); nothing is lost: your work is saved in change \(head), which stays this mount's working change. Merge or move the bookmark, then checkpoint again. (\(failure.message))")
                 }
             }
         }

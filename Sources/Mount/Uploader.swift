@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import MesaAPI
 import MesaIgnore
-import Store
+import Model
 import Synchronization
 
 /// A path's state at the moment a flush round snapshots the tree.
@@ -162,7 +162,7 @@ final class Uploader: Sendable {
                 }
             } catch {
                 let failure = MesaError.from(error)
-                if failure.code == .notFound || failure.code == .invalidParams { continue }
+                if failure.code == .notFound || failure.code == .invalidArgument { continue }
                 throw failure
             }
         }

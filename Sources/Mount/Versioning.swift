@@ -1,7 +1,7 @@
 import Foundation
 import MesaIgnore
 import MesaAPI
-import Store
+import Model
 
 /// What `followBookmark` did.
 public enum FollowOutcome: Sendable, Equatable {

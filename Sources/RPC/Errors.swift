@@ -1,3 +1,5 @@
+import Model
+
 /// A JSON-RPC error code. A struct rather than an enum so that codes this module does
 /// not know (application codes, a peer's private codes) still decode and round-trip.
 public struct ErrorCode: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
@@ -26,16 +28,6 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, Codable, CustomSt
     public static let internalError = ErrorCode(-32603)
     /// LSP's code for a request the client cancelled with `$/cancelRequest`.
     public static let requestCancelled = ErrorCode(-32800)
-}
-
-/// How a client should react to an error, the same three classes Mesa's SDK uses.
-public enum ErrorClass: String, Sendable, Hashable, Codable, CaseIterable {
-    /// Retrying later may succeed (a backend outage, a lost compare-and-swap race).
-    case transient
-    /// The request itself is wrong; retrying it unchanged fails again.
-    case badInput = "bad-input"
-    /// Something is broken on the server side; a human must look.
-    case fatal
 }
 
 /// A JSON-RPC error object. `data` is always an object carrying `errorClass` and,
@@ -127,15 +119,23 @@ extension ResponseError: Codable {
     }
 }
 
-/// Errors of higher layers (for example the daemon's `MesaError`) adopt this so a
-/// handler can throw them directly and the client still gets the right code, class and
-/// errno instead of a generic internal error.
+/// Errors a handler throws that carry their own JSON-RPC code, class and errno
+/// instead of becoming a generic internal error.
 public protocol ResponseErrorConvertible: Error {
     var responseError: ResponseError { get }
 }
 
 extension ResponseError: ResponseErrorConvertible {
     public var responseError: ResponseError { self }
+}
+
+/// A MesaError answers with its JSON-RPC code, class, errno, name (`data.code`) and paths.
+extension MesaError: ResponseErrorConvertible {
+    public var responseError: ResponseError {
+        var extra: [String: JSONValue] = ["code": .string(name)]
+        if !paths.isEmpty { extra["paths"] = .array(paths.map { .string($0) }) }
+        return ResponseError(code: ErrorCode(rpcCode), message: message, errorClass: errorClass, errno: errno, extra: extra)
+    }
 }
 
 /// Thrown by client-side calls when the connection closed before the answer came.

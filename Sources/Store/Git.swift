@@ -1,5 +1,6 @@
 import CGit2
 import Foundation
+import Model
 
 /// libgit2 process setup: done once, before the first repository is opened.
 enum GitLibrary {
@@ -26,7 +27,7 @@ struct GitOID: Hashable, Sendable {
     init(hex: String) throws {
         var oid = git_oid()
         guard hex.utf8.count == 40, git_oid_fromstr(&oid, hex) == 0 else {
-            throw StoreError.invalid("invalid object id '\(hex.prefix(64))': expected 40 hex characters")
+            throw MesaError.invalid("invalid object id '\(hex.prefix(64))': expected 40 hex characters")
         }
         raw = oid
     }
@@ -48,15 +49,15 @@ struct GitOID: Hashable, Sendable {
     }
 }
 
-/// Converts a libgit2 return code into a `StoreError` carrying libgit2's message.
+/// Converts a libgit2 return code into a `MesaError` carrying libgit2's message.
 @discardableResult
 func gitCheck(_ result: Int32, _ context: @autoclosure () -> String) throws -> Int32 {
     guard result < 0 else { return result }
     let detail = git_error_last().map { String(cString: $0.pointee.message) } ?? "error \(result)"
     if result == GIT_ENOTFOUND.rawValue {
-        throw StoreError.notFound("\(context()): \(detail)")
+        throw MesaError.notFound("\(context()): \(detail)")
     }
-    throw StoreError.internal("\(context()): \(detail)")
+    throw MesaError.internal("\(context()): \(detail)")
 }
 
 struct GitTreeEntry {
@@ -86,7 +87,7 @@ final class GitRepository: @unchecked Sendable {
         _ = GitLibrary.initialized
         var handle: OpaquePointer?
         try gitCheck(git_repository_init(&handle, path, 1), "cannot create repository at \(path)")
-        guard let handle else { throw StoreError.internal("git_repository_init returned no handle") }
+        guard let handle else { throw MesaError.internal("git_repository_init returned no handle") }
         return GitRepository(handle: handle, path: path)
     }
 
@@ -94,7 +95,7 @@ final class GitRepository: @unchecked Sendable {
         _ = GitLibrary.initialized
         var handle: OpaquePointer?
         try gitCheck(git_repository_open_bare(&handle, path), "cannot open repository at \(path)")
-        guard let handle else { throw StoreError.internal("git_repository_open returned no handle") }
+        guard let handle else { throw MesaError.internal("git_repository_open returned no handle") }
         return GitRepository(handle: handle, path: path)
     }
 
@@ -236,7 +237,7 @@ final class GitRepository: @unchecked Sendable {
         }
         var text = Array(UnsafeRawBufferPointer(start: buffer.ptr, count: buffer.size))
         // Headers end at the first blank line; the change id goes last among them.
-        guard let end = findHeaderEnd(text) else { throw StoreError.internal("malformed commit buffer") }
+        guard let end = findHeaderEnd(text) else { throw MesaError.internal("malformed commit buffer") }
         text.insert(contentsOf: Array("change-id \(changeID.rawValue)\n".utf8), at: end + 1)
 
         var odb: OpaquePointer?
@@ -354,5 +355,24 @@ extension GitRepository {
     func flushMemoryPack() throws {
         guard let memoryPack else { return }
         try gitCheck(cgit2_mempack_flush(handle, memoryPack), "cannot write pack")
+    }
+}
+
+extension FileMode {
+    var gitMode: UInt32 {
+        switch self {
+        case .regular: 0o100644
+        case .executable: 0o100755
+        case .symlink: 0o120000
+        }
+    }
+
+    init?(gitMode: UInt32) {
+        switch gitMode {
+        case 0o100644, 0o100664: self = .regular
+        case 0o100755: self = .executable
+        case 0o120000: self = .symlink
+        default: return nil
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Model
 import Synchronization
 
 /// Hands out libgit2 handles per repository. A handle serves one thread at a time

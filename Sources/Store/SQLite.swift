@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import Model
 
 /// A minimal SQLite connection: prepared-statement cache, typed binds, row reads.
 /// Not thread-safe by itself: `Store` only touches it inside its mutex, which is what
@@ -13,7 +14,7 @@ final class SQLiteDatabase: @unchecked Sendable {
         guard sqlite3_open_v2(path, &handle, flags, nil) == SQLITE_OK else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             sqlite3_close(handle)
-            throw StoreError.internal("cannot open metadata database \(path): \(message)")
+            throw MesaError.internal("cannot open metadata database \(path): \(message)")
         }
         // Another process (a second mesad or mesa-server on the same data directory)
         // may hold the write lock briefly; wait instead of failing.
@@ -30,7 +31,7 @@ final class SQLiteDatabase: @unchecked Sendable {
         if sqlite3_exec(handle, sql, nil, nil, &error) != SQLITE_OK {
             let message = error.map { String(cString: $0) } ?? "unknown error"
             sqlite3_free(error)
-            throw StoreError.internal("sqlite: \(message) in \(sql.prefix(80))")
+            throw MesaError.internal("sqlite: \(message) in \(sql.prefix(80))")
         }
     }
 
@@ -96,9 +97,9 @@ final class SQLiteDatabase: @unchecked Sendable {
         }
     }
 
-    private func lastError(_ context: String) -> StoreError {
+    private func lastError(_ context: String) -> MesaError {
         let message = String(cString: sqlite3_errmsg(handle))
-        return StoreError.internal("sqlite: \(message) (\(context.prefix(80)))")
+        return MesaError.internal("sqlite: \(message) (\(context.prefix(80)))")
     }
 }
 

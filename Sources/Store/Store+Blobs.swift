@@ -1,5 +1,6 @@
 import CGit2
 import Foundation
+import Model
 
 /// Streams one blob into a repository's object database without holding it in memory:
 /// libgit2's odb write stream hashes and deflates each chunk into a temporary loose
@@ -17,7 +18,7 @@ public final class BlobWriter: @unchecked Sendable {
     private var odb: OpaquePointer?
 
     init(repository: GitRepository, size: Int) throws {
-        guard size >= 0 else { throw StoreError.invalid("invalid blob size \(size)") }
+        guard size >= 0 else { throw MesaError.invalid("invalid blob size \(size)") }
         self.repository = repository
         self.size = size
         try gitCheck(git_repository_odb(&odb, repository.handle), "cannot open object database")
@@ -37,9 +38,9 @@ public final class BlobWriter: @unchecked Sendable {
 
     /// Appends bytes; more than the declared size is refused before anything is written.
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        guard let stream else { throw StoreError.invalid("the blob write is already finished") }
+        guard let stream else { throw MesaError.invalid("the blob write is already finished") }
         guard bytes.count <= size - written else {
-            throw StoreError.invalid("blob body is longer than the declared \(size) bytes")
+            throw MesaError.invalid("blob body is longer than the declared \(size) bytes")
         }
         guard bytes.count > 0, let base = bytes.baseAddress else { return }
         try gitCheck(git_odb_stream_write(stream, base.assumingMemoryBound(to: CChar.self), bytes.count),
@@ -49,9 +50,9 @@ public final class BlobWriter: @unchecked Sendable {
 
     /// Completes the object and returns its id (40 hex characters).
     public func finish() throws -> String {
-        guard let stream else { throw StoreError.invalid("the blob write is already finished") }
+        guard let stream else { throw MesaError.invalid("the blob write is already finished") }
         guard written == size else {
-            throw StoreError.invalid("blob body is \(written) bytes, shorter than the declared \(size)")
+            throw MesaError.invalid("blob body is \(written) bytes, shorter than the declared \(size)")
         }
         var oid = git_oid()
         try gitCheck(git_odb_stream_finalize_write(&oid, stream), "cannot store blob")
@@ -85,12 +86,12 @@ public final class BlobReader: @unchecked Sendable {
         let header = git_odb_read_header(&length, &type, odb, &id)
         if header == GIT_ENOTFOUND.rawValue {
             git_odb_free(odb)
-            throw StoreError.notFound("blob \(oid.hex) does not exist in this repository")
+            throw MesaError.notFound("blob \(oid.hex) does not exist in this repository")
         }
         do {
             try gitCheck(header, "cannot read object \(oid.hex)")
             guard type == GIT_OBJECT_BLOB else {
-                throw StoreError.notFound("object \(oid.hex) is not a blob of this repository")
+                throw MesaError.notFound("object \(oid.hex) is not a blob of this repository")
             }
         } catch {
             git_odb_free(odb)
@@ -130,9 +131,9 @@ public final class BlobReader: @unchecked Sendable {
         let count: Int
         if let loose {
             count = cgit2_loose_read(loose, base, wanted)
-            guard count > 0 else { throw StoreError.internal("blob data is damaged or ended after \(offset) of \(size) bytes") }
+            guard count > 0 else { throw MesaError.internal("blob data is damaged or ended after \(offset) of \(size) bytes") }
         } else {
-            guard let data = git_odb_object_data(object) else { throw StoreError.internal("blob has no data") }
+            guard let data = git_odb_object_data(object) else { throw MesaError.internal("blob has no data") }
             base.copyMemory(from: data + offset, byteCount: wanted)
             count = wanted
         }
@@ -163,10 +164,10 @@ extension Store {
     /// and returns the blob's id. The file must not change while it is read.
     public func writeBlob(org slug: String, repo name: String, fromFile path: String) throws -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw StoreError.invalid("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw MesaError.invalid("cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var info = Glibc.stat()
-        guard fstat(fd, &info) == 0 else { throw StoreError.internal("cannot stat \(path): \(String(cString: strerror(errno)))") }
+        guard fstat(fd, &info) == 0 else { throw MesaError.internal("cannot stat \(path): \(String(cString: strerror(errno)))") }
         let writer = try blobWriter(org: slug, repo: name, size: Int(info.st_size))
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.blobChunk, alignment: 16)
         defer { buffer.deallocate() }
@@ -174,9 +175,9 @@ extension Store {
             let count = pread(fd, buffer.baseAddress, min(buffer.count, writer.size - writer.written), off_t(writer.written))
             if count < 0 {
                 if errno == EINTR { continue }
-                throw StoreError.internal("cannot read \(path): \(String(cString: strerror(errno)))")
+                throw MesaError.internal("cannot read \(path): \(String(cString: strerror(errno)))")
             }
-            if count == 0 { throw StoreError.invalid("\(path) shrank while it was stored; retry") }
+            if count == 0 { throw MesaError.invalid("\(path) shrank while it was stored; retry") }
             try writer.write(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
         }
         return try writer.finish()
@@ -198,7 +199,7 @@ extension Store {
                 let result = Glibc.write(fd, buffer.baseAddress! + done, count - done)
                 if result < 0 {
                     if errno == EINTR { continue }
-                    throw StoreError.internal("cannot write blob \(oid): \(String(cString: strerror(errno)))")
+                    throw MesaError.internal("cannot write blob \(oid): \(String(cString: strerror(errno)))")
                 }
                 done += result
             }

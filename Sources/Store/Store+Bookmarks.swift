@@ -1,4 +1,5 @@
 import Foundation
+import Model
 
 extension Store {
     public func listBookmarks(org slug: String, repo name: String, glob: String? = nil,
@@ -28,14 +29,14 @@ extension Store {
                 let repo = try repoRow(org: slug, name: name, db)
                 _ = try changeRow(repoID: repo.id, id: change, db)
                 if try db.queryOne("SELECT 1 FROM bookmarks WHERE repo_id = ? AND name = ?", [.text(repo.id), .text(bookmark)]) != nil {
-                    throw StoreError(.alreadyExists, "bookmark '\(bookmark.clipped)' already exists in '\(slug.clipped)/\(name.clipped)'; move it instead")
+                    throw MesaError(.alreadyExists, "bookmark '\(bookmark.clipped)' already exists in '\(slug.clipped)/\(name.clipped)'; move it instead")
                 }
                 // git cannot hold refs/heads/a and refs/heads/a/b at once.
                 if let clash = try db.queryOne("""
                     SELECT name FROM bookmarks WHERE repo_id = ?
                     AND (substr(?, 1, length(name) + 1) = name || '/' OR substr(name, 1, length(?) + 1) = ? || '/')
                     """, [.text(repo.id), .text(bookmark), .text(bookmark), .text(bookmark)]) {
-                    throw StoreError(.alreadyExists, "bookmark '\(bookmark.clipped)' clashes with existing bookmark '\(clash.string(0))' in '\(slug.clipped)/\(name.clipped)': as git branches, one cannot be a folder of the other; pick another name")
+                    throw MesaError(.alreadyExists, "bookmark '\(bookmark.clipped)' clashes with existing bookmark '\(clash.string(0))' in '\(slug.clipped)/\(name.clipped)': as git branches, one cannot be a folder of the other; pick another name")
                 }
                 try db.query("INSERT INTO bookmarks(repo_id, name, change_id) VALUES (?, ?, ?)",
                              [.text(repo.id), .text(bookmark), .text(change.rawValue)])
@@ -58,12 +59,12 @@ extension Store {
             return (repo, from, try changeRow(repoID: repo.id, id: from, db), try changeRow(repoID: repo.id, id: target, db))
         }
         if let expectedFrom, expectedFrom != from {
-            throw StoreError(.conflict, "bookmark '\(bookmark.clipped)' is at \(from), not \(expectedFrom): it was moved concurrently; re-read it and retry")
+            throw MesaError(.conflict, "bookmark '\(bookmark.clipped)' is at \(from), not \(expectedFrom): it was moved concurrently; re-read it and retry")
         }
         if !allowBackwards && from != target {
             let forward = try isForward(repoID: repo.id, from: fromRow, to: targetRow)
             if !forward {
-                throw StoreError.invalid("moving bookmark '\(bookmark.clipped)' from \(from) to \(target) is not a forward move (\(target) does not descend from \(from)); pass allowBackwards to force it")
+                throw MesaError.invalid("moving bookmark '\(bookmark.clipped)' from \(from) to \(target) is not a forward move (\(target) does not descend from \(from)); pass allowBackwards to force it")
             }
         }
         return try withDatabase { db in
@@ -72,7 +73,7 @@ extension Store {
                              [.text(target.rawValue), .text(repo.id), .text(bookmark), .text(from.rawValue)])
                 guard db.changes == 1 else {
                     let now = (try? bookmarkChange(repoID: repo.id, name: bookmark, db))?.rawValue ?? "deleted"
-                    throw StoreError(.conflict, "bookmark '\(bookmark.clipped)' moved from \(from) to \(now) while this move was in progress; re-read it and retry")
+                    throw MesaError(.conflict, "bookmark '\(bookmark.clipped)' moved from \(from) to \(now) while this move was in progress; re-read it and retry")
                 }
                 try mirrorBookmarkRefs(repoID: repo.id, connection: db, onlyChange: target)
                 return BookmarkMove(bookmark: try self.bookmark(repo: repo, name: bookmark, db), from: from)
@@ -85,11 +86,11 @@ extension Store {
             try db.transaction {
                 let repo = try repoRow(org: slug, name: name, db)
                 if repo.defaultBookmark == bookmark {
-                    throw StoreError.invalid("bookmark '\(bookmark.clipped)' is the default bookmark of '\(slug.clipped)/\(name.clipped)'; make another bookmark the default first")
+                    throw MesaError.invalid("bookmark '\(bookmark.clipped)' is the default bookmark of '\(slug.clipped)/\(name.clipped)'; make another bookmark the default first")
                 }
                 try db.query("DELETE FROM bookmarks WHERE repo_id = ? AND name = ?", [.text(repo.id), .text(bookmark)])
                 guard db.changes == 1 else {
-                    throw StoreError.notFound("bookmark '\(bookmark.clipped)' does not exist in '\(slug.clipped)/\(name.clipped)'")
+                    throw MesaError.notFound("bookmark '\(bookmark.clipped)' does not exist in '\(slug.clipped)/\(name.clipped)'")
                 }
                 try repositories.with(repo.id) { try $0.deleteReference("refs/heads/" + bookmark) }
             }
@@ -101,7 +102,7 @@ extension Store {
     func bookmarkChange(repoID: String, name: String, _ db: SQLiteDatabase) throws -> ChangeID {
         guard let row = try db.queryOne("SELECT change_id FROM bookmarks WHERE repo_id = ? AND name = ?",
                                         [.text(repoID), .text(name)]) else {
-            throw StoreError.notFound("bookmark '\(name.clipped)' does not exist")
+            throw MesaError.notFound("bookmark '\(name.clipped)' does not exist")
         }
         return ChangeID(unchecked: row.string(0))
     }

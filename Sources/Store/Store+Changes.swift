@@ -1,4 +1,5 @@
 import Foundation
+import Model
 
 /// Internal view of a change row.
 struct ChangeRow {
@@ -54,12 +55,12 @@ struct ValidatedOperation {
             let components = try Validation.pathComponents(operation.path)
             if case .upsert(_, let content, let mode) = operation, mode == .symlink {
                 guard !content.isEmpty, !content.contains(0) else {
-                    throw StoreError.invalid("invalid symlink '\(operation.path)': the target must be non-empty and contain no NUL byte")
+                    throw MesaError.invalid("invalid symlink '\(operation.path)': the target must be non-empty and contain no NUL byte")
                 }
             }
             if case .upsertBlob(_, let oid, _) = operation {
                 do { _ = try GitOID(hex: oid.lowercased()) } catch {
-                    throw StoreError.invalid("file '\(operation.path)': blob id must be 40 hex characters (a git object id), got '\(oid.prefix(64))'")
+                    throw MesaError.invalid("file '\(operation.path)': blob id must be 40 hex characters (a git object id), got '\(oid.prefix(64))'")
                 }
             }
             return ValidatedOperation(components: components, operation: operation)
@@ -115,7 +116,7 @@ extension Store {
                              authors: [Signature]? = nil, committer newCommitter: Signature? = nil,
                              files: [FileOperation] = [], expectedCommit: String? = nil) throws -> Change {
         guard !id.isRoot else {
-            throw StoreError.invalid("the virtual root change cannot be modified; create a change on top of it")
+            throw MesaError.invalid("the virtual root change cannot be modified; create a change on top of it")
         }
         let operations = try ValidatedOperation.validate(files)
         try (authors ?? []).forEach(Validation.signature)
@@ -127,9 +128,9 @@ extension Store {
                 let repo = try repoRow(org: slug, name: name, db)
                 return (repo, try changeRow(repoID: repo.id, id: id, db))
             }
-            guard let currentCommit = current.commit else { throw StoreError.internal("change \(id) has no commit") }
+            guard let currentCommit = current.commit else { throw MesaError.internal("change \(id) has no commit") }
             if let expected, expected != currentCommit {
-                throw StoreError(.conflict, "change \(id) moved to commit \(currentCommit.hex) since \(expected.hex) was read; re-read it and retry")
+                throw MesaError(.conflict, "change \(id) moved to commit \(currentCommit.hex) since \(expected.hex) was read; re-read it and retry")
             }
             let newMessage = message ?? current.message
             let newAuthors = authors.map { $0.isEmpty ? [Signature.default] : $0 } ?? current.authors
@@ -171,10 +172,10 @@ extension Store {
                               committer: committer, createdAt: current.createdAt, updatedAt: now, conflicts: conflicts)
             }
             if expected != nil {
-                throw StoreError(.conflict, "change \(id) was amended concurrently; re-read it and retry")
+                throw MesaError(.conflict, "change \(id) was amended concurrently; re-read it and retry")
             }
         }
-        throw StoreError(.conflict, "change \(id) is being amended by other writers; retry later")
+        throw MesaError(.conflict, "change \(id) is being amended by other writers; retry later")
     }
 
     /// One change with the paths it touches relative to its first parent.
@@ -248,7 +249,7 @@ extension Store {
         if id.isRoot { return ChangeRow(root: ()) }
         guard let row = try db.queryOne("SELECT \(ChangeRow.columns) FROM changes WHERE repo_id = ? AND change_id = ?",
                                         [.text(repoID), .text(id.rawValue)]) else {
-            throw StoreError.notFound("change \(id) does not exist in this repository")
+            throw MesaError.notFound("change \(id) does not exist in this repository")
         }
         return ChangeRow(row)
     }
@@ -273,7 +274,7 @@ extension Store {
             for operation in operations {
                 guard case .upsertBlob(_, let oid, _) = operation.operation else { continue }
                 guard try isBlob(git, try GitOID(hex: oid.lowercased())) else {
-                    throw StoreError.notFound("file '\(operation.components.joined(separator: "/"))': blob \(oid.lowercased()) is not a blob of this repository; upload it first (POST /v1/{org}/{repo}/blobs)")
+                    throw MesaError.notFound("file '\(operation.components.joined(separator: "/"))': blob \(oid.lowercased()) is not a blob of this repository; upload it first (POST /v1/{org}/{repo}/blobs)")
                 }
             }
         }

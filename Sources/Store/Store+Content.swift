@@ -1,4 +1,5 @@
 import Foundation
+import Model
 
 extension Store {
     /// Reads what is at `path` (a file, a symlink or a directory) at a revision.
@@ -7,7 +8,7 @@ extension Store {
                         path: String = "", depth: Int = 1) throws -> Content {
         let components = try Validation.pathComponents(path, allowRoot: true)
         guard (0...10).contains(depth) else {
-            throw StoreError.invalid("invalid depth \(depth): use 0 to 10")
+            throw MesaError.invalid("invalid depth \(depth): use 0 to 10")
         }
         let (repo, change) = try withDatabase { db in
             let repo = try repoRow(org: slug, name: name, db)
@@ -19,7 +20,7 @@ extension Store {
             if components.isEmpty {
                 return .directory(path: "", oid: GitRepository.emptyTreeHex, entries: [])
             }
-            throw StoreError.notFound("'\(normalized)' does not exist at change \(change.id)")
+            throw MesaError.notFound("'\(normalized)' does not exist at change \(change.id)")
         }
         return try repositories.with(repo.id) { git in
             let tree = try git.commitInfo(commit).tree
@@ -29,7 +30,7 @@ extension Store {
             } else if let found = try git.entry(in: tree, path: normalized) {
                 entry = found
             } else {
-                throw StoreError.notFound("'\(normalized)' does not exist at change \(change.id)")
+                throw MesaError.notFound("'\(normalized)' does not exist at change \(change.id)")
             }
             if entry.isTree {
                 var entries: [DirectoryEntry] = []

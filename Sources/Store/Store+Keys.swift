@@ -1,75 +1,6 @@
 import COpenSSL
 import Foundation
-
-/// Key scopes, hierarchical: `read` ⊂ `write` ⊂ `admin`.
-public enum Scope: String, Sendable, Codable, CaseIterable, Comparable {
-    case read, write, admin
-
-    var rank: Int {
-        switch self {
-        case .read: 0
-        case .write: 1
-        case .admin: 2
-        }
-    }
-
-    public static func < (lhs: Scope, rhs: Scope) -> Bool { lhs.rank < rhs.rank }
-
-    public static func parse(_ text: String) throws -> Scope {
-        guard let scope = Scope(rawValue: text) else {
-            throw StoreError.invalid("invalid scope '\(text.prefix(40))': use read, write or admin")
-        }
-        return scope
-    }
-}
-
-public enum KeyStatus: String, Sendable, Codable {
-    case active, revoked, expired
-}
-
-public struct APIKey: Equatable, Sendable {
-    public let id: String
-    public let org: String
-    public let name: String?
-    public let scopes: [Scope]
-    /// nil = every repo of the org.
-    public let repoIDs: [String]?
-    public let tags: [String: String]
-    public let createdAt: Date
-    public let expiresAt: Date?
-    public let revokedAt: Date?
-    public let lastUsedAt: Date?
-
-    public func status(at now: Date = Date()) -> KeyStatus {
-        if revokedAt != nil { return .revoked }
-        if let expiresAt, expiresAt <= now { return .expired }
-        return .active
-    }
-
-    public init(id: String, org: String, name: String?, scopes: [Scope], repoIDs: [String]?, tags: [String: String], createdAt: Date, expiresAt: Date?, revokedAt: Date?, lastUsedAt: Date?) {
-        self.id = id
-        self.org = org
-        self.name = name
-        self.scopes = scopes
-        self.repoIDs = repoIDs
-        self.tags = tags
-        self.createdAt = createdAt
-        self.expiresAt = expiresAt
-        self.revokedAt = revokedAt
-        self.lastUsedAt = lastUsedAt
-    }
-}
-
-/// A key together with its secret: returned once, at creation.
-public struct CreatedAPIKey: Sendable {
-    public let key: APIKey
-    public let secret: String
-
-    public init(key: APIKey, secret: String) {
-        self.key = key
-        self.secret = secret
-    }
-}
+import Model
 
 /// Who is calling, as established by `authenticate`.
 public struct Principal: Equatable, Sendable {
@@ -121,26 +52,26 @@ extension Store {
                              expiresInSeconds: Int? = nil, tags: [String: String] = [:],
                              creator: Principal? = nil) throws -> CreatedAPIKey {
         let scopes = Array(Set(scopes ?? [.read, .write])).sorted()
-        guard !scopes.isEmpty else { throw StoreError.invalid("scopes must name at least one of read, write, admin") }
+        guard !scopes.isEmpty else { throw MesaError.invalid("scopes must name at least one of read, write, admin") }
         if let expiresInSeconds, !(Self.minimumKeyLifetime...Self.maximumKeyLifetime).contains(expiresInSeconds) {
-            throw StoreError.invalid("invalid expiry \(expiresInSeconds) s: use \(Self.minimumKeyLifetime) to \(Self.maximumKeyLifetime) seconds (1 year)")
+            throw MesaError.invalid("invalid expiry \(expiresInSeconds) s: use \(Self.minimumKeyLifetime) to \(Self.maximumKeyLifetime) seconds (1 year)")
         }
-        if let name, name.utf8.count > 200 { throw StoreError.invalid("key name is longer than 200 characters") }
+        if let name, name.utf8.count > 200 { throw MesaError.invalid("key name is longer than 200 characters") }
         let normalizedTags = Dictionary(tags.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { $1 })
         try Self.validateTags(normalizedTags)
         if let repoIDs, repoIDs.isEmpty {
-            throw StoreError.invalid("repoIds is empty: omit it for an org-wide key, or name at least one repo")
+            throw MesaError.invalid("repoIds is empty: omit it for an org-wide key, or name at least one repo")
         }
         if let creator {
             guard creator.org.slug.lowercased() == slug.lowercased() else {
-                throw StoreError.notFound("organization '\(slug.clipped)' does not exist or the calling key cannot see it")
+                throw MesaError.notFound("organization '\(slug.clipped)' does not exist or the calling key cannot see it")
             }
             if let above = scopes.first(where: { !creator.has($0) }) {
-                throw StoreError(.forbidden, "cannot create a key with scope '\(above.rawValue)': the calling key only has \(creator.scopes.map(\.rawValue).joined(separator: ","))")
+                throw MesaError(.forbidden, "cannot create a key with scope '\(above.rawValue)': the calling key only has \(creator.scopes.map(\.rawValue).joined(separator: ","))")
             }
             if let allowed = creator.repoIDs {
                 guard let repoIDs, Set(repoIDs).isSubset(of: allowed) else {
-                    throw StoreError(.forbidden, "the calling key is scoped to specific repos; the new key must name a subset of them")
+                    throw MesaError(.forbidden, "the calling key is scoped to specific repos; the new key must name a subset of them")
                 }
             }
         }
@@ -152,11 +83,11 @@ extension Store {
         try withDatabase { db in
             try db.transaction {
                 guard let org = try db.queryOne("SELECT id FROM orgs WHERE slug = ?", [.text(slug)]) else {
-                    throw StoreError.notFound("organization '\(slug.clipped)' does not exist")
+                    throw MesaError.notFound("organization '\(slug.clipped)' does not exist")
                 }
                 for repoID in key.repoIDs ?? [] {
                     guard try db.queryOne("SELECT 1 FROM repos WHERE id = ? AND org_id = ?", [.text(repoID), .text(org.string(0))]) != nil else {
-                        throw StoreError.notFound("repository with id '\(repoID)' does not exist in '\(slug.clipped)'")
+                        throw MesaError.notFound("repository with id '\(repoID)' does not exist in '\(slug.clipped)'")
                     }
                 }
                 try db.query("""
@@ -185,7 +116,7 @@ extension Store {
         let needle = query?.lowercased()
         return try withDatabase { db in
             guard try db.queryOne("SELECT 1 FROM orgs WHERE slug = ?", [.text(slug)]) != nil else {
-                throw StoreError.notFound("organization '\(slug.clipped)' does not exist")
+                throw MesaError.notFound("organization '\(slug.clipped)' does not exist")
             }
             let rows = try db.query("""
                 SELECT \(Self.keyColumns) FROM api_keys k JOIN orgs o ON o.id = k.org_id
@@ -210,7 +141,7 @@ extension Store {
         try withDatabase { db in
             guard let row = try db.queryOne("SELECT \(Self.keyColumns) FROM api_keys k JOIN orgs o ON o.id = k.org_id WHERE o.slug = ? AND k.id = ?",
                                             [.text(slug), .text(id)]) else {
-                throw StoreError.notFound("API key '\(id.clipped)' does not exist in '\(slug)'")
+                throw MesaError.notFound("API key '\(id.clipped)' does not exist in '\(slug)'")
             }
             return Self.apiKey(row)
         }
@@ -224,7 +155,7 @@ extension Store {
                     UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?)
                     WHERE id = ? AND org_id = (SELECT id FROM orgs WHERE slug = ?)
                     """, [.double(Date().timeIntervalSince1970), .text(id), .text(slug)])
-                guard db.changes == 1 else { throw StoreError.notFound("API key '\(id.clipped)' does not exist in '\(slug)'") }
+                guard db.changes == 1 else { throw MesaError.notFound("API key '\(id.clipped)' does not exist in '\(slug)'") }
             }
         }
         logger.info("revoked API key", metadata: ["org": "\(slug)", "key": "\(id)"])
@@ -236,7 +167,7 @@ extension Store {
             try db.transaction {
                 guard let row = try db.queryOne("SELECT \(Self.keyColumns) FROM api_keys k JOIN orgs o ON o.id = k.org_id WHERE o.slug = ? AND k.id = ?",
                                                 [.text(slug), .text(id)]) else {
-                    throw StoreError.notFound("API key '\(id.clipped)' does not exist in '\(slug)'")
+                    throw MesaError.notFound("API key '\(id.clipped)' does not exist in '\(slug)'")
                 }
                 var merged = Self.apiKey(row).tags
                 for (key, value) in tags { merged[key.lowercased()] = value }
@@ -250,7 +181,7 @@ extension Store {
     /// Turns a secret into a principal, telling unknown, expired and revoked keys apart.
     public func authenticate(secret: String) throws -> Principal {
         guard secret.hasPrefix("mesa_"), secret.utf8.count <= 200 else {
-            throw StoreError(.unauthenticated, "not a Mesa API key: keys start with 'mesa_'")
+            throw MesaError(.unauthenticated, "not a Mesa API key: keys start with 'mesa_'")
         }
         let digest = Self.digest(secret)
         let now = Date()
@@ -258,14 +189,14 @@ extension Store {
             guard let row = try db.queryOne("""
                 SELECT \(Self.keyColumns), k.digest, o.id, o.name, o.created_at FROM api_keys k JOIN orgs o ON o.id = k.org_id WHERE k.digest = ?
                 """, [.blob(digest)]), Self.constantTimeEqual(row.blob(11), digest) else {
-                throw StoreError(.unauthenticated, "unknown API key: it was never issued by this server or its organization was deleted")
+                throw MesaError(.unauthenticated, "unknown API key: it was never issued by this server or its organization was deleted")
             }
             let key = Self.apiKey(row)
             switch key.status(at: now) {
             case .revoked:
-                throw StoreError(.keyRevoked, "API key '\(key.name ?? key.id)' of org '\(key.org)' was revoked at \(Self.iso(key.revokedAt)); create a new key")
+                throw MesaError(.keyRevoked, "API key '\(key.name ?? key.id)' of org '\(key.org)' was revoked at \(Self.iso(key.revokedAt)); create a new key")
             case .expired:
-                throw StoreError(.keyExpired, "API key '\(key.name ?? key.id)' of org '\(key.org)' expired at \(Self.iso(key.expiresAt)); create a new key")
+                throw MesaError(.keyExpired, "API key '\(key.name ?? key.id)' of org '\(key.org)' expired at \(Self.iso(key.expiresAt)); create a new key")
             case .active:
                 break
             }
@@ -282,22 +213,22 @@ extension Store {
     /// other orgs are reported as not found, so their names do not leak.
     public func authorize(_ principal: Principal, _ action: Action, org slug: String, repoID: String? = nil) throws {
         guard principal.org.slug.lowercased() == slug.lowercased() else {
-            throw StoreError.notFound("organization '\(slug.clipped)' does not exist or this key cannot see it")
+            throw MesaError.notFound("organization '\(slug.clipped)' does not exist or this key cannot see it")
         }
         if let repoID, let allowed = principal.repoIDs, !allowed.contains(repoID) {
-            throw StoreError.notFound("repository does not exist or this key cannot see it")
+            throw MesaError.notFound("repository does not exist or this key cannot see it")
         }
         let needed = action.requiredScope
         guard principal.has(needed) else {
-            throw StoreError(.forbidden, "key '\(principal.keyName ?? principal.keyID)' has scopes \(principal.scopes.map(\.rawValue).joined(separator: ",")); this operation needs '\(needed.rawValue)'")
+            throw MesaError(.forbidden, "key '\(principal.keyName ?? principal.keyID)' has scopes \(principal.scopes.map(\.rawValue).joined(separator: ",")); this operation needs '\(needed.rawValue)'")
         }
         // Managing keys is org-wide: a repo-scoped key must not list or revoke keys of
         // repos it cannot see.
         if action == .admin, principal.repoIDs != nil {
-            throw StoreError(.forbidden, "key '\(principal.keyName ?? principal.keyID)' is scoped to specific repos and cannot manage API keys; use an org-wide admin key")
+            throw MesaError(.forbidden, "key '\(principal.keyName ?? principal.keyID)' is scoped to specific repos and cannot manage API keys; use an org-wide admin key")
         }
         if action == .createRepo, principal.repoIDs != nil {
-            throw StoreError(.forbidden, "key '\(principal.keyName ?? principal.keyID)' is scoped to specific repos and cannot create repositories; use an org-wide key")
+            throw MesaError(.forbidden, "key '\(principal.keyName ?? principal.keyID)' is scoped to specific repos and cannot create repositories; use an org-wide key")
         }
     }
 

@@ -1,5 +1,6 @@
 import CGit2
 import Foundation
+import Model
 
 extension Store {
     /// Merges bookmark `source` into bookmark `target` and moves `target` onto the result.
@@ -13,7 +14,7 @@ extension Store {
                               authors: [Signature] = []) throws -> MergeResult {
         try authors.forEach(Validation.signature)
         if deleteSource && source == target {
-            throw StoreError.invalid("cannot merge bookmark '\(source)' into itself with deleteSource: that would only delete it")
+            throw MesaError.invalid("cannot merge bookmark '\(source)' into itself with deleteSource: that would only delete it")
         }
         let (repo, targetRow, sourceRow) = try withDatabase { db in
             let repo = try repoRow(org: slug, name: name, db)
@@ -22,7 +23,7 @@ extension Store {
             return (repo, targetRow, sourceRow)
         }
         if deleteSource && source == repo.defaultBookmark {
-            throw StoreError.invalid("cannot delete source bookmark '\(source)': it is the default bookmark")
+            throw MesaError.invalid("cannot delete source bookmark '\(source)': it is the default bookmark")
         }
         let alreadyMerged: Bool = try {
             guard let sourceCommit = sourceRow.commit else { return true }
@@ -35,7 +36,7 @@ extension Store {
             return MergeResult(mergeType: .noOp, changeID: targetRow.id, commitOID: targetRow.commit?.hex, conflicts: [],
                                target: target, source: source, sourceDeleted: deleteSource)
         }
-        guard let sourceCommit = sourceRow.commit else { throw StoreError.internal("unreachable: source at root") }
+        guard let sourceCommit = sourceRow.commit else { throw MesaError.internal("unreachable: source at root") }
 
         let now = Self.now()
         let authorList = authors.isEmpty ? [Signature.default] : authors
@@ -45,7 +46,7 @@ extension Store {
         let (commit, conflicts) = try repositories.with(repo.id) { git -> (GitOID, [String]) in
             let merged = try MergedTree(git, target: targetRow.commit, source: sourceCommit, materializeConflicts: allowConflicted)
             if !merged.conflicts.isEmpty && !allowConflicted {
-                throw StoreError(.mergeConflict,
+                throw MesaError(.mergeConflict,
                                  "merging '\(source)' into '\(target)' conflicts in \(merged.conflicts.count) path(s): \(merged.conflicts.prefix(10).joined(separator: ", ")); resolve them in '\(source)' or pass allowConflicted",
                                  paths: merged.conflicts)
             }
@@ -69,7 +70,7 @@ extension Store {
                 try db.query("UPDATE bookmarks SET change_id = ? WHERE repo_id = ? AND name = ? AND change_id = ?",
                              [.text(id.rawValue), .text(repo.id), .text(target), .text(targetRow.id.rawValue)])
                 guard db.changes == 1 else {
-                    throw StoreError(.conflict, "bookmark '\(target)' moved while merging; re-read it and retry the merge")
+                    throw MesaError(.conflict, "bookmark '\(target)' moved while merging; re-read it and retry the merge")
                 }
                 if deleteSource {
                     try db.query("DELETE FROM bookmarks WHERE repo_id = ? AND name = ?", [.text(repo.id), .text(source)])
@@ -142,10 +143,10 @@ struct MergedTree {
                     try editor.upsert(item.path.split(separator: "/").map(String.init), content: item.content,
                                       mode: item.mode == 0o100755 ? .executable : .regular)
                 }
-            } catch let error as StoreError where error.code == .invalidArgument {
+            } catch let error as MesaError where error.code == .invalidArgument {
                 // A path that is a file on one side and a directory on the other has no
                 // single file to hold the markers.
-                throw StoreError(.mergeConflict, "the conflicts in \(conflicts.prefix(10).joined(separator: ", ")) cannot be written with conflict markers (\(error.message)); resolve them in the source bookmark",
+                throw MesaError(.mergeConflict, "the conflicts in \(conflicts.prefix(10).joined(separator: ", ")) cannot be written with conflict markers (\(error.message)); resolve them in the source bookmark",
                                  paths: conflicts)
             }
             tree = try editor.write()

@@ -1,4 +1,5 @@
 import Foundation
+import Model
 
 /// Internal handle on a repo row.
 struct RepoRow {
@@ -32,7 +33,7 @@ extension Store {
         try withDatabase { db in
             try db.transaction {
                 if try db.queryOne("SELECT 1 FROM orgs WHERE slug = ?", [.text(slug)]) != nil {
-                    throw StoreError(.alreadyExists, "organization '\(slug.clipped)' already exists")
+                    throw MesaError(.alreadyExists, "organization '\(slug.clipped)' already exists")
                 }
                 try db.query("INSERT INTO orgs(id, slug, name, created_at) VALUES (?, ?, ?, ?)",
                              [.text(org.id), .text(org.slug), .text(org.name), .double(org.createdAt.timeIntervalSince1970)])
@@ -45,7 +46,7 @@ extension Store {
     public func org(_ slug: String) throws -> Org {
         try withDatabase { db in
             guard let row = try db.queryOne("SELECT id, slug, name, created_at FROM orgs WHERE slug = ?", [.text(slug)]) else {
-                throw StoreError.notFound("organization '\(slug.clipped)' does not exist")
+                throw MesaError.notFound("organization '\(slug.clipped)' does not exist")
             }
             return Self.org(row)
         }
@@ -97,11 +98,11 @@ extension Store {
             try withDatabase { db in
                 try db.transaction {
                     guard let orgRow = try db.queryOne("SELECT id FROM orgs WHERE slug = ?", [.text(slug)]) else {
-                        throw StoreError.notFound("organization '\(slug.clipped)' does not exist")
+                        throw MesaError.notFound("organization '\(slug.clipped)' does not exist")
                     }
                     if try db.queryOne("SELECT 1 FROM repos WHERE org_id = ? AND name = ?",
                                        [.text(orgRow.string(0)), .text(name)]) != nil {
-                        throw StoreError(.alreadyExists, "repository '\(slug.clipped)/\(name.clipped)' already exists")
+                        throw MesaError(.alreadyExists, "repository '\(slug.clipped)/\(name.clipped)' already exists")
                     }
                     try db.query("INSERT INTO repos(id, org_id, name, default_bookmark, tags, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                                  [.text(id), .text(orgRow.string(0)), .text(name), .text(defaultBookmark),
@@ -127,7 +128,7 @@ extension Store {
         try withDatabase { db in
             guard let row = try db.queryOne("SELECT \(RepoRow.columns) FROM repos r JOIN orgs o ON o.id = r.org_id WHERE r.id = ?",
                                             [.text(id)]) else {
-                throw StoreError.notFound("repository with id '\(id.clipped)' does not exist")
+                throw MesaError.notFound("repository with id '\(id.clipped)' does not exist")
             }
             return try publicRepo(RepoRow(row), db)
         }
@@ -142,7 +143,7 @@ extension Store {
         let limit = try Cursor.limit(limit)
         return try withDatabase { db in
             guard try db.queryOne("SELECT 1 FROM orgs WHERE slug = ?", [.text(slug)]) != nil else {
-                throw StoreError.notFound("organization '\(slug.clipped)' does not exist")
+                throw MesaError.notFound("organization '\(slug.clipped)' does not exist")
             }
             var items: [Repo] = []
             var last = position
@@ -179,12 +180,12 @@ extension Store {
                 let row = try repoRow(org: slug, name: name, db)
                 if let newName, newName.lowercased() != row.name.lowercased(),
                    try db.queryOne("SELECT 1 FROM repos WHERE org_id = ? AND name = ?", [.text(row.orgID), .text(newName)]) != nil {
-                    throw StoreError(.alreadyExists, "repository '\(slug.clipped)/\(newName.clipped)' already exists")
+                    throw MesaError(.alreadyExists, "repository '\(slug.clipped)/\(newName.clipped)' already exists")
                 }
                 if let defaultBookmark {
                     guard try db.queryOne("SELECT 1 FROM bookmarks WHERE repo_id = ? AND name = ?",
                                           [.text(row.id), .text(defaultBookmark)]) != nil else {
-                        throw StoreError.notFound("bookmark '\(defaultBookmark)' does not exist in '\(slug)/\(row.name)'; create it first")
+                        throw MesaError.notFound("bookmark '\(defaultBookmark)' does not exist in '\(slug)/\(row.name)'; create it first")
                     }
                 }
                 var merged = row.tags
@@ -252,7 +253,7 @@ extension Store {
         if let cached = repoCache.withLock({ $0[key] }) { return cached }
         guard let row = try db.queryOne("SELECT \(RepoRow.columns) FROM repos r JOIN orgs o ON o.id = r.org_id WHERE o.slug = ? AND r.name = ?",
                                         [.text(slug), .text(name)]) else {
-            throw StoreError.notFound("repository '\(slug.clipped)/\(name.clipped)' does not exist")
+            throw MesaError.notFound("repository '\(slug.clipped)/\(name.clipped)' does not exist")
         }
         let repo = RepoRow(row)
         repoCache.withLock { $0[key] = repo }
@@ -262,7 +263,7 @@ extension Store {
     func repoRow(id: String, _ db: SQLiteDatabase) throws -> RepoRow {
         guard let row = try db.queryOne("SELECT \(RepoRow.columns) FROM repos r JOIN orgs o ON o.id = r.org_id WHERE r.id = ?",
                                         [.text(id)]) else {
-            throw StoreError.notFound("repository with id '\(id.clipped)' does not exist")
+            throw MesaError.notFound("repository with id '\(id.clipped)' does not exist")
         }
         return RepoRow(row)
     }
@@ -288,10 +289,10 @@ extension Store {
     static func validateTags(_ tags: [String: String]) throws {
         for (key, value) in tags {
             guard !key.isEmpty, key.utf8.count <= 64, !key.hasPrefix("$") else {
-                throw StoreError.invalid("invalid tag key '\(key.prefix(80))': use 1 to 64 characters, not starting with '$'")
+                throw MesaError.invalid("invalid tag key '\(key.prefix(80))': use 1 to 64 characters, not starting with '$'")
             }
             guard value.utf8.count <= 256 else {
-                throw StoreError.invalid("invalid value for tag '\(key)': at most 256 characters")
+                throw MesaError.invalid("invalid value for tag '\(key)': at most 256 characters")
             }
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Model
 import Logging
 import Synchronization
 
@@ -40,7 +41,7 @@ public final class Store: Sendable {
             try FileManager.default.createDirectory(atPath: reposDirectory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
         } catch {
-            throw StoreError.internal("cannot create store directory \(directory): \(error.localizedDescription)")
+            throw MesaError.internal("cannot create store directory \(directory): \(error.localizedDescription)")
         }
         try Self.restrictPermissions(directory)
         let lock = try Self.lockDirectory(directory)
@@ -76,7 +77,7 @@ public final class Store: Sendable {
         for (path, mode) in [(directory, 0o700), (directory + "/repos", 0o700), (database, 0o600),
                              (database + "-wal", 0o600), (database + "-shm", 0o600)] as [(String, mode_t)] {
             guard chmod(path, mode) == 0 || errno == ENOENT else {
-                throw StoreError.internal("cannot restrict \(path) to mode \(String(mode, radix: 8)): \(String(cString: strerror(errno)))")
+                throw MesaError.internal("cannot restrict \(path) to mode \(String(mode, radix: 8)): \(String(cString: strerror(errno)))")
             }
         }
     }
@@ -86,11 +87,11 @@ public final class Store: Sendable {
         let path = directory + "/lock"
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
-            throw StoreError.internal("cannot open \(path): \(String(cString: strerror(errno)))")
+            throw MesaError.internal("cannot open \(path): \(String(cString: strerror(errno)))")
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             close(descriptor)
-            throw StoreError(.conflict, "store directory \(directory) is in use by another process (or another Store in this one); stop it or use another directory")
+            throw MesaError(.conflict, "store directory \(directory) is in use by another process (or another Store in this one); stop it or use another directory")
         }
         return descriptor
     }
@@ -219,7 +220,7 @@ enum Cursor {
         while base64.count % 4 != 0 { base64 += "=" }
         guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8),
               text.hasPrefix("p:"), let position = Int(text.dropFirst(2)), position >= 0 else {
-            throw StoreError.invalid("invalid cursor '\(cursor.prefix(80))': pass the next_cursor of a previous page unchanged")
+            throw MesaError.invalid("invalid cursor '\(cursor.prefix(80))': pass the next_cursor of a previous page unchanged")
         }
         return position
     }
@@ -227,7 +228,7 @@ enum Cursor {
     static func limit(_ requested: Int?) throws -> Int {
         let limit = requested ?? 50
         guard (1...100).contains(limit) else {
-            throw StoreError.invalid("invalid limit \(limit): use 1 to 100")
+            throw MesaError.invalid("invalid limit \(limit): use 1 to 100")
         }
         return limit
     }

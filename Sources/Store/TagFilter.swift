@@ -1,4 +1,5 @@
 import Foundation
+import Model
 
 /// A filter over `{key: value}` tags, as the repo list's `tags` parameter takes it.
 /// Two spellings:
@@ -23,7 +24,7 @@ public indirect enum TagFilter: Sendable, Equatable {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard trimmed.hasPrefix("{") else { return try legacy(trimmed) }
         guard let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) else {
-            throw StoreError.invalid("invalid tags filter: it starts with '{' but is not valid JSON")
+            throw MesaError.invalid("invalid tags filter: it starts with '{' but is not valid JSON")
         }
         return try filter(object, at: "tags")
     }
@@ -50,7 +51,7 @@ public indirect enum TagFilter: Sendable, Equatable {
         for item in text.split(separator: ",") {
             let item = item.trimmingCharacters(in: .whitespaces)
             guard let colon = item.firstIndex(of: ":"), colon != item.startIndex else {
-                throw StoreError.invalid("invalid tags filter item '\(item.prefix(100))': use key:value pairs separated by commas, or a JSON filter object")
+                throw MesaError.invalid("invalid tags filter item '\(item.prefix(100))': use key:value pairs separated by commas, or a JSON filter object")
             }
             pairs.append(.equals(key: String(item[..<colon]), value: String(item[item.index(after: colon)...])))
         }
@@ -59,7 +60,7 @@ public indirect enum TagFilter: Sendable, Equatable {
 
     private static func filter(_ json: Any, at where_: String) throws -> TagFilter {
         guard let object = json as? [String: Any] else {
-            throw StoreError.invalid("invalid tags filter at \(where_): expected a JSON object")
+            throw MesaError.invalid("invalid tags filter at \(where_): expected a JSON object")
         }
         var parts: [TagFilter] = []
         for key in object.keys.sorted() {
@@ -67,7 +68,7 @@ public indirect enum TagFilter: Sendable, Equatable {
             switch key {
             case "$and", "$or":
                 guard let list = value as? [Any] else {
-                    throw StoreError.invalid("invalid tags filter: '\(key)' takes an array of filter objects")
+                    throw MesaError.invalid("invalid tags filter: '\(key)' takes an array of filter objects")
                 }
                 let filters = try list.enumerated().map { try filter($1, at: "\(key)[\($0)]") }
                 parts.append(key == "$and" ? .all(filters) : .any(filters))
@@ -75,7 +76,7 @@ public indirect enum TagFilter: Sendable, Equatable {
                 parts.append(.not(try filter(value, at: "$not")))
             default:
                 if key.hasPrefix("$") {
-                    throw StoreError.invalid("invalid tags filter: unknown operator '\(key.prefix(40))' (use $and, $or or $not at this level)")
+                    throw MesaError.invalid("invalid tags filter: unknown operator '\(key.prefix(40))' (use $and, $or or $not at this level)")
                 }
                 parts.append(try condition(key: key, value))
             }
@@ -87,14 +88,14 @@ public indirect enum TagFilter: Sendable, Equatable {
         if let text = value as? String { return .equals(key: key, value: text) }
         if let list = value as? [Any] { return .oneOf(key: key, values: try strings(list, key: key, op: "[]")) }
         guard let operators = value as? [String: Any] else {
-            throw StoreError.invalid("invalid tags filter for '\(key.prefix(64))': expected a string, an array of strings or an operator object")
+            throw MesaError.invalid("invalid tags filter for '\(key.prefix(64))': expected a string, an array of strings or an operator object")
         }
         var parts: [TagFilter] = []
         for op in operators.keys.sorted() {
             let argument = operators[op]!
             func text() throws -> String {
                 guard let text = argument as? String else {
-                    throw StoreError.invalid("invalid tags filter: '\(key.prefix(64))'.\(op) takes a string")
+                    throw MesaError.invalid("invalid tags filter: '\(key.prefix(64))'.\(op) takes a string")
                 }
                 return text
             }
@@ -102,7 +103,7 @@ public indirect enum TagFilter: Sendable, Equatable {
             case "$eq": parts.append(.equals(key: key, value: try text()))
             case "$in":
                 guard let list = argument as? [Any] else {
-                    throw StoreError.invalid("invalid tags filter: '\(key.prefix(64))'.$in takes an array of strings")
+                    throw MesaError.invalid("invalid tags filter: '\(key.prefix(64))'.$in takes an array of strings")
                 }
                 parts.append(.oneOf(key: key, values: try strings(list, key: key, op: op)))
             case "$contains": parts.append(.contains(key: key, text: try text()))
@@ -110,11 +111,11 @@ public indirect enum TagFilter: Sendable, Equatable {
             case "$ends_with": parts.append(.endsWith(key: key, text: try text()))
             case "$exists":
                 guard let flag = argument as? Bool else {
-                    throw StoreError.invalid("invalid tags filter: '\(key.prefix(64))'.$exists takes true or false")
+                    throw MesaError.invalid("invalid tags filter: '\(key.prefix(64))'.$exists takes true or false")
                 }
                 parts.append(.exists(key: key, flag))
             default:
-                throw StoreError.invalid("invalid tags filter: unknown operator '\(op.prefix(40))' for '\(key.prefix(64))'; use $eq, $in, $contains, $starts_with, $ends_with or $exists")
+                throw MesaError.invalid("invalid tags filter: unknown operator '\(op.prefix(40))' for '\(key.prefix(64))'; use $eq, $in, $contains, $starts_with, $ends_with or $exists")
             }
         }
         return parts.count == 1 ? parts[0] : .all(parts)
@@ -123,7 +124,7 @@ public indirect enum TagFilter: Sendable, Equatable {
     private static func strings(_ list: [Any], key: String, op: String) throws -> [String] {
         try list.map {
             guard let text = $0 as? String else {
-                throw StoreError.invalid("invalid tags filter: '\(key.prefix(64))' \(op) must list strings only")
+                throw MesaError.invalid("invalid tags filter: '\(key.prefix(64))' \(op) must list strings only")
             }
             return text
         }

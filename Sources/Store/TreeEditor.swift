@@ -1,3 +1,5 @@
+import Model
+
 /// Applies file operations to a git tree, loading only the directories they touch,
 /// and writes back only the directories that changed. Operations apply in order, so
 /// "delete a, then write a/b" turns the file `a` into a directory.
@@ -45,13 +47,13 @@ final class TreeEditor {
             case .directory(let child):
                 directory = child
             case .entry:
-                throw StoreError.invalid("cannot write '\(components.joined(separator: "/"))': '\(walked.joined(separator: "/"))' is a file, not a directory; delete it first")
+                throw MesaError.invalid("cannot write '\(components.joined(separator: "/"))': '\(walked.joined(separator: "/"))' is a file, not a directory; delete it first")
             }
         }
         directory.modified = true
         let name = components[components.count - 1]
         if case .directory = try entries(of: directory)[name] {
-            throw StoreError.invalid("cannot write file '\(components.joined(separator: "/"))': a directory is there; delete it first")
+            throw MesaError.invalid("cannot write file '\(components.joined(separator: "/"))': a directory is there; delete it first")
         }
         directory.entries?[name] = .entry(blob, mode.gitMode)
     }
@@ -61,14 +63,14 @@ final class TreeEditor {
         var path: [Directory] = [root]
         for name in components.dropLast() {
             guard case .directory(let child) = try entries(of: directory)[name] else {
-                throw StoreError.notFound("cannot delete '\(components.joined(separator: "/"))': no such file or directory")
+                throw MesaError.notFound("cannot delete '\(components.joined(separator: "/"))': no such file or directory")
             }
             directory = child
             path.append(child)
         }
         let name = components[components.count - 1]
         guard try entries(of: directory)[name] != nil else {
-            throw StoreError.notFound("cannot delete '\(components.joined(separator: "/"))': no such file or directory")
+            throw MesaError.notFound("cannot delete '\(components.joined(separator: "/"))': no such file or directory")
         }
         directory.entries?[name] = nil
         path.forEach { $0.modified = true }

@@ -5,6 +5,7 @@ import Infra
 import Hummingbird
 import Logging
 import MesaAPI
+import Model
 import Store
 
 /// mesa-server: the Mesa REST API over a local store. Plain HTTP/1.1; put TLS in a

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import MesaAPI
 // @testable only to age a key in the metadata database; assertions use the HTTP API.
+import Model
 @testable import Store
 import Testing
 

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import MesaAPI
+import Model
 import NIOCore
 import Store
 import Testing

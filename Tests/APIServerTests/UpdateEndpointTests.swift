@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import MesaAPI
+import Model
 import Store
 import Testing
 
@@ -120,8 +121,8 @@ import Testing
             #expect(now.message == "reworded" && now.currentCommitOID == reworded.currentCommitOID)
 
             reply = try await send(client, .patch, uri, key: f.admin,
-                                   json: try encode(RESTUpdateChange(author: RESTSignature(name: "Ada", email: "ada@example.com"),
-                                                                     committer: RESTSignature(name: "Bot", email: "bot@example.com"),
+                                   json: try encode(RESTUpdateChange(author: Signature(name: "Ada", email: "ada@example.com"),
+                                                                     committer: Signature(name: "Bot", email: "bot@example.com"),
                                                                      files: [.upsert("a.txt", Array("2\n".utf8)), .upsert("b.txt", Array("b".utf8))],
                                                                      baseCommitOID: reworded.currentCommitOID)))
             #expect(reply.status == 200, "\(reply.text)")
@@ -325,7 +326,7 @@ import Testing
         _ = try f.store.createRepo(org: "acme", name: "ws")
         try await f.run { client in
             var reply = try await send(client, .post, "/v1/acme/ws/changes", key: f.admin,
-                                       json: try encode(RESTCreateChange(baseChangeID: root, author: RESTSignature(name: "Ada", email: "ada@example.com"))))
+                                       json: try encode(RESTCreateChange(baseChangeID: root, author: Signature(name: "Ada", email: "ada@example.com"))))
             #expect(reply.status == 201)
             let change = try reply.json(RESTChange.self)
             #expect(change.author?.name == "Ada" && change.committer.name == "Ada")

@@ -2,6 +2,7 @@ import Client
 import Foundation
 import MesaDaemon
 import MesaProtocol
+import Model
 import RPC
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 @testable import MesaDaemon
 import MesaProtocol
+import Model
 import Testing
 
 /// config.toml, the environment, and the first-boot config, through `DaemonConfig.load`.

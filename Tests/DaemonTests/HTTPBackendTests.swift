@@ -1,5 +1,6 @@
 import Foundation
 import MesaAPI
+import Model
 import Store
 import Testing
 
@@ -203,7 +204,7 @@ struct HTTPBackendTests {
             Self.expectMesaError(.alreadyExists, mentions: ["demo"]) {
                 _ = try admin.createRepo(org: "acme", name: "demo", defaultBookmark: nil)
             }
-            Self.expectMesaError(.invalidParams, mentions: ["name"]) {
+            Self.expectMesaError(.invalidArgument, mentions: ["name"]) {
                 _ = try admin.createRepo(org: "acme", name: "bad name!", defaultBookmark: nil)
             }
         }
@@ -281,8 +282,8 @@ struct HTTPBackendTests {
             (404, envelope("NOT_FOUND", "no such repo"), .notFound),
             (409, envelope("CONFLICT", "moved"), .conflict),
             (409, envelope("MERGE_CONFLICT", "conflict", details: #"{"conflict_paths":["a.txt","b/c"]}"#), .mergeConflict),
-            (400, envelope("INVALID_ARGUMENT", "bad name"), .invalidParams),
-            (400, envelope("bad_request", "legacy code"), .invalidParams),
+            (400, envelope("INVALID_ARGUMENT", "bad name"), .invalidArgument),
+            (400, envelope("bad_request", "legacy code"), .invalidArgument),
         ]
         for (status, body, code) in cases {
             let responder = try ScriptedResponder([.init(status: status, body: body)])

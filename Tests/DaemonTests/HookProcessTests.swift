@@ -2,6 +2,7 @@ import Client
 @testable import MesaDaemon
 import Foundation
 import MesaProtocol
+import Model
 import RPC
 import Testing
 

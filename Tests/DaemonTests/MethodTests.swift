@@ -1,6 +1,7 @@
 import Foundation
 @testable import MesaDaemon
 import MesaProtocol
+import Model
 import RPC
 import Store
 import Testing

@@ -1,5 +1,6 @@
 import Foundation
 import MesaProtocol
+import Model
 import Store
 import Testing
 

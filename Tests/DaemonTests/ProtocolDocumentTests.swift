@@ -2,6 +2,7 @@ import Foundation
 @testable import MesaDaemon
 import MesaMCP
 import MesaProtocol
+import Model
 import Testing
 
 /// protocol.md is the contract: every method the daemon registers has a section.

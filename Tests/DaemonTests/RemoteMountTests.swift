@@ -2,6 +2,7 @@ import Foundation
 import MesaAPI
 import MesaDaemon
 import MesaProtocol
+import Model
 import Store
 import Testing
 

@@ -2,8 +2,10 @@ import Foundation
 import MesaAPI
 @testable import MesaDaemon
 import MesaProtocol
+import Model
 import RPC
 @testable import Store
+import StoreBackend
 import Testing
 
 /// Every method enforces the scopes of the key the daemon acts with: a daemon acting with
@@ -157,7 +159,7 @@ import Testing
         expectError(await daemon.failure(ListRepos.self, .init()), code: -32007, name: "KEY_REVOKED",
                     mentions: ["org 'local'", "mesad-local-admin"])
         expectError(await daemon.failure(CreateRepo.self, .init(name: "late")), code: -32007, name: "KEY_REVOKED")
-        #expect(throws: StoreError.self) { try store.repo(org: "local", name: "late") }
+        #expect(throws: MesaError.self) { try store.repo(org: "local", name: "late") }
     }
 
     @Test func keyExpiringWhileInUseIsRefusedOnTheNextRequest() async throws {

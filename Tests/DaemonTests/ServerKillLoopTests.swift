@@ -1,5 +1,6 @@
 import Foundation
 import MesaAPI
+import Model
 import Store
 import Synchronization
 import Testing

@@ -2,6 +2,7 @@ import Client
 import Foundation
 @testable import MesaDaemon
 import MesaProtocol
+import Model
 import RPC
 import Synchronization
 import Testing

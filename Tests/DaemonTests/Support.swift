@@ -4,6 +4,7 @@ import Logging
 import MesaAPI
 @testable import MesaDaemon
 import MesaProtocol
+import Model
 import RPC
 import Store
 import Synchronization

@@ -2,6 +2,7 @@ import Foundation
 import MesaAPI
 @testable import MesaDaemon
 import MesaProtocol
+import Model
 import RPC
 import Testing
 

@@ -1,8 +1,10 @@
 import Foundation
 import MesaAPI
+import Model
 @testable import Mount
 // @testable only to age a key in the metadata database (as StoreTests' KeyTests do).
 @testable import Store
+import StoreBackend
 import Testing
 
 /// A mount re-checks its key: revoked or expired after mounting, every call fails with

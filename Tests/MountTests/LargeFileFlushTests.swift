@@ -1,5 +1,6 @@
 import Foundation
 import MesaAPI
+import Model
 @testable import Mount
 import Store
 import Testing
@@ -33,7 +34,7 @@ import Testing
         try fs?.writeText("big2.bin", second)
         try fs?.writeText("small.txt", "s")
         // Paths upload in order: big1.bin is the one refused.
-        faulty.failNext(1, method: "uploadBlob", with: MesaError(.invalidParams, "blob refused by the server (injected)"))
+        faulty.failNext(1, method: "uploadBlob", with: MesaError(.invalidArgument, "blob refused by the server (injected)"))
         #expect(throws: MesaError.self) { try fs?.flush() }
         let status = try #require(fs?.status())
         #expect(status.pendingUploads == 1)

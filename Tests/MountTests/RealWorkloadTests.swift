@@ -1,5 +1,6 @@
 import Foundation
 import MesaAPI
+import Model
 @testable import Mount
 import Store
 import Testing

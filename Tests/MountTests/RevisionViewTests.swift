@@ -1,6 +1,7 @@
 import Foundation
 import MesaAPI
 import MesaIgnore
+import Model
 @testable import Mount
 import Store
 import Testing

@@ -1,9 +1,11 @@
 import Foundation
 import MesaAPI
+import Model
 @testable import Mount
 import Store
 // The shared harness (Child, temporary directories, TestFailure …).
 @_exported import TestSupport
+import StoreBackend
 import Testing
 
 /// A store with org `acme`, repo `proj` and an admin key, in a temporary directory, plus

@@ -1,7 +1,9 @@
 import Foundation
 import MesaAPI
+import Model
 @testable import Mount
 import Store
+import StoreBackend
 import Synchronization
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import MesaAPI
 import MesaIgnore
+import Model
 @testable import Mount
 import Store
 import Testing
@@ -152,7 +153,7 @@ private struct UploadHarness {
         try up.write("big2.bin", second)
         try up.write("small.txt", "s")
         // Paths upload in order: big1.bin is the one refused.
-        up.backend.failNext(1, method: "uploadBlob", with: MesaError(.invalidParams, "blob refused (injected)"))
+        up.backend.failNext(1, method: "uploadBlob", with: MesaError(.invalidArgument, "blob refused (injected)"))
         do {
             _ = try up.round()
             Issue.record("the round should report the refused file")

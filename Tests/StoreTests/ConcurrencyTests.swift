@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Model
 import Store
 import Synchronization
 import Testing
@@ -15,7 +16,7 @@ import Testing
         // Every writer (one thread each) builds its own change on the tip, waits until all
         // have, then they all move main at once.
         let writers = 8
-        let results = Mutex<[Int: Result<ChangeID, StoreError>]>([:])
+        let results = Mutex<[Int: Result<ChangeID, MesaError>]>([:])
         let ready = DispatchGroup()
         let start = DispatchSemaphore(value: 0)
         for _ in 0..<writers { ready.enter() }
@@ -24,7 +25,7 @@ import Testing
             for _ in 0..<writers { start.signal() }
         }
         onThreads(writers) { index in
-            let result: Result<ChangeID, StoreError>
+            let result: Result<ChangeID, MesaError>
             do {
                 let change: Change
                 do {
@@ -38,10 +39,10 @@ import Testing
                 start.wait()
                 _ = try store.moveBookmark(org: org, repo: "proj", bookmark: "main", to: change.id, expectedFrom: tip.id)
                 result = .success(change.id)
-            } catch let error as StoreError {
+            } catch let error as MesaError {
                 result = .failure(error)
             } catch {
-                result = .failure(StoreError(.internal, "\(error)"))
+                result = .failure(MesaError(.internal, "\(error)"))
             }
             results.withLock { $0[index] = result }
         }
@@ -49,7 +50,7 @@ import Testing
         let all = results.withLock { $0 }
         #expect(all.count == writers)
         let winners = all.compactMap { try? $0.value.get() }
-        let losers = all.compactMap { entry -> StoreError? in
+        let losers = all.compactMap { entry -> MesaError? in
             if case .failure(let error) = entry.value { return error }
             return nil
         }
@@ -131,13 +132,13 @@ import Testing
         try fx.makeRepo()
         let change = try fx.change(["base.txt": "base"])
         let store = fx.store, org = fx.org
-        let outcomes = Mutex<[StoreError.Code?]>([])
+        let outcomes = Mutex<[MesaError.Code?]>([])
         onThreads(8) { index in
             do {
                 _ = try store.updateChange(org: org, repo: "proj", id: change.id,
                                            files: [.upsert(path: "amend-\(index).txt", content: [])], expectedCommit: change.commitOID)
                 outcomes.withLock { $0.append(nil) }
-            } catch let error as StoreError {
+            } catch let error as MesaError {
                 outcomes.withLock { $0.append(error.code) }
             } catch {
                 outcomes.withLock { $0.append(.internal) }
@@ -156,12 +157,12 @@ import Testing
         var changes: [Change] = []
         for index in 0..<8 { changes.append(try fx.change(["f": "\(index)"])) }
         let targets = changes
-        let outcomes = Mutex<[Int: StoreError.Code?]>([:])
+        let outcomes = Mutex<[Int: MesaError.Code?]>([:])
         onThreads(8) { index in
             do {
                 _ = try store.createBookmark(org: org, repo: "proj", bookmark: "release", at: targets[index].id)
                 outcomes.withLock { $0[index] = .some(nil) }
-            } catch let error as StoreError {
+            } catch let error as MesaError {
                 outcomes.withLock { $0[index] = error.code }
             } catch {
                 outcomes.withLock { $0[index] = .internal }
@@ -180,12 +181,12 @@ import Testing
     @Test func concurrentCreationOfOneRepoNameHasOneWinnerAndOneGitDirectory() throws {
         let fx = try Fixture()
         let store = fx.store, org = fx.org
-        let outcomes = Mutex<[StoreError.Code?]>([])
+        let outcomes = Mutex<[MesaError.Code?]>([])
         onThreads(8) { _ in
             do {
                 _ = try store.createRepo(org: org, name: "contested")
                 outcomes.withLock { $0.append(nil) }
-            } catch let error as StoreError {
+            } catch let error as MesaError {
                 outcomes.withLock { $0.append(error.code) }
             } catch {
                 outcomes.withLock { $0.append(.internal) }

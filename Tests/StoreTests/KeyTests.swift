@@ -1,6 +1,7 @@
 import Foundation
 // @testable only to age a key in the metadata database (see `age(_:_:)`); every
 // assertion goes through the public API.
+import Model
 @testable import Store
 import Testing
 

@@ -1,4 +1,5 @@
 import Foundation
+import Model
 import Store
 import Testing
 
@@ -110,7 +111,7 @@ import Testing
         let copy = fx.scratch("copy")
         let fd = open(copy, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         defer { close(fd) }
-        #expect(throws: StoreError.self) { try fx.store.readBlob(org: fx.org, repo: "proj", oid: oid, into: fd) }
+        #expect(throws: MesaError.self) { try fx.store.readBlob(org: fx.org, repo: "proj", oid: oid, into: fd) }
     }
 
     @Test func aWriterRefusesTheWrongNumberOfBytes() throws {
@@ -118,9 +119,9 @@ import Testing
         try fx.makeRepo()
         let short = try fx.store.blobWriter(org: fx.org, repo: "proj", size: 10)
         try Array("12345".utf8).withUnsafeBytes { try short.write($0) }
-        #expect(throws: StoreError.self) { try short.finish() }
+        #expect(throws: MesaError.self) { try short.finish() }
         let long = try fx.store.blobWriter(org: fx.org, repo: "proj", size: 3)
-        #expect(throws: StoreError.self) { try Array("12345".utf8).withUnsafeBytes { try long.write($0) } }
+        #expect(throws: MesaError.self) { try Array("12345".utf8).withUnsafeBytes { try long.write($0) } }
         let exact = try fx.store.blobWriter(org: fx.org, repo: "proj", size: 5)
         try Array("12345".utf8).withUnsafeBytes { try exact.write($0) }
         #expect(try exact.finish() == "bd41cba781d8349272bf3eb92568285b411c027c")  // printf 12345 | git hash-object --stdin
@@ -140,7 +141,7 @@ import Testing
         let tree = try fx.git("--git-dir", try fx.gitDirectory(), "rev-parse", first.commitOID + "^{tree}")
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let before = try fx.changeCount()
-        let cases: [(String, StoreError.Code)] = [
+        let cases: [(String, MesaError.Code)] = [
             ("not-hex", .invalidArgument),
             (String(repeating: "0", count: 40), .notFound),  // no such object
             (foreign, .notFound),  // a blob of another repository
@@ -157,7 +158,7 @@ import Testing
                         _ = try fx.store.updateChange(org: fx.org, repo: "proj", id: first.id, files: files)
                     }
                     Issue.record("a reference to '\(oid)' was accepted")
-                } catch let error as StoreError {
+                } catch let error as MesaError {
                     #expect(error.code == code, "\(oid): \(error)")
                     #expect(error.message.contains("bad.bin"), "names the path: \(error.message)")
                 }

@@ -1,4 +1,5 @@
 import Foundation
+import Model
 import Store
 // The shared harness (Child, temporary directories, TestFailure …).
 @_exported import TestSupport
@@ -117,21 +118,21 @@ struct GitFailure: Error {
     let status: Int32
 }
 
-/// Runs `body`, expecting it to throw a `StoreError` with `code`. Records an issue
+/// Runs `body`, expecting it to throw a `MesaError` with `code`. Records an issue
 /// (and returns nil) when it succeeds or throws something else.
 @discardableResult
-func expectStoreError<T>(_ code: StoreError.Code, sourceLocation: SourceLocation = #_sourceLocation,
-                         _ body: () throws -> T) -> StoreError? {
+func expectStoreError<T>(_ code: MesaError.Code, sourceLocation: SourceLocation = #_sourceLocation,
+                         _ body: () throws -> T) -> MesaError? {
     do {
         let value = try body()
         Issue.record("expected a \(code.rawValue) error, but the call returned \(value)", sourceLocation: sourceLocation)
         return nil
-    } catch let error as StoreError {
+    } catch let error as MesaError {
         #expect(error.code == code, "expected \(code.rawValue), got \(error)", sourceLocation: sourceLocation)
         #expect(!error.message.isEmpty, "errors must say what is wrong", sourceLocation: sourceLocation)
         return error
     } catch {
-        Issue.record("expected a StoreError \(code.rawValue), got \(error)", sourceLocation: sourceLocation)
+        Issue.record("expected a MesaError \(code.rawValue), got \(error)", sourceLocation: sourceLocation)
         return nil
     }
 }

@@ -1,6 +1,7 @@
 // Store benchmark: the same work done by the store and by `git` on this machine, in the
 // same run, printed side by side with the ratio. Run with `bash bench/store.sh`.
 import Foundation
+import Model
 import Store
 
 let fileCount = Int(ProcessInfo.processInfo.environment["BENCH_FILES"] ?? "") ?? 10_000
@@ -41,7 +42,7 @@ func shell(_ command: String, in directory: String) throws -> String {
     try process.run()
     let data = output.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw StoreError(.internal, "command failed: \(command)") }
+    guard process.terminationStatus == 0 else { throw MesaError(.internal, "command failed: \(command)") }
     return String(decoding: data, as: UTF8.self)
 }
 
@@ -90,7 +91,7 @@ for _ in 0..<rounds {
     storeRead.append(try timed {
         for index in 0..<fileCount {
             guard case .file(_, let bytes, _, _) = try store.content(org: "bench", repo: "workspace", at: .change(change.id), path: name(index)),
-                  bytes.count == 1024 else { throw StoreError(.internal, "bad read of \(name(index))") }
+                  bytes.count == 1024 else { throw MesaError(.internal, "bad read of \(name(index))") }
         }
     })
     gitRead.append(try timed { try shell("git cat-file --batch < \(batchInput) > /dev/null", in: gitWork) })
@@ -98,7 +99,7 @@ for _ in 0..<rounds {
 
 // 2b. The same reads by blob id: no path resolution on either side.
 guard case .directory(_, _, let listed) = try store.content(org: "bench", repo: "workspace", at: .change(change.id), path: "files") else {
-    throw StoreError(.internal, "files/ is not a directory")
+    throw MesaError(.internal, "files/ is not a directory")
 }
 let oidInput = scratch + "/oids.txt"
 try listed.map(\.oid).joined(separator: "\n").appending("\n").write(toFile: oidInput, atomically: true, encoding: .utf8)
@@ -108,7 +109,7 @@ for _ in 0..<rounds {
     storeBlobRead.append(try timed {
         for entry in listed {
             guard try store.blob(org: "bench", repo: "workspace", oid: entry.oid).count == 1024 else {
-                throw StoreError(.internal, "bad read of \(entry.path)")
+                throw MesaError(.internal, "bad read of \(entry.path)")
             }
         }
     })
@@ -121,7 +122,7 @@ var gitList: [Double] = []
 for _ in 0..<rounds {
     storeList.append(try timed {
         guard case .directory(_, _, let entries) = try store.content(org: "bench", repo: "workspace", at: .change(change.id), path: "files"),
-              entries.count == fileCount else { throw StoreError(.internal, "bad listing") }
+              entries.count == fileCount else { throw MesaError(.internal, "bad listing") }
     })
     gitList.append(try timed { try shell("git ls-tree -l HEAD files/ > /dev/null", in: gitWork) })
 }

@@ -1,8 +1,8 @@
 import Foundation
 import Infra
-import Store
+import Model
 
-// How HTTPBackend talks: URLs, retries, the error envelope, and wire → store values.
+// How HTTPBackend talks: URLs, retries and the error envelope.
 extension HTTPBackend {
     typealias Query = [(String, String?)]
 
@@ -135,25 +135,16 @@ extension HTTPBackend {
 
     static func code(named name: String) -> MesaError.Code? {
         switch name.uppercased() {
-        case "INVALID_ARGUMENT", "BAD_REQUEST", "NOT_ACCEPTABLE": .invalidParams
-        case "NOT_FOUND": .notFound
-        case "ALREADY_EXISTS": .alreadyExists
-        case "CONFLICT": .conflict
-        case "MERGE_CONFLICT": .mergeConflict
-        case "UNAUTHENTICATED", "UNAUTHORIZED": .unauthenticated
-        case "KEY_EXPIRED": .keyExpired
-        case "KEY_REVOKED": .keyRevoked
-        case "FORBIDDEN": .forbidden
-        case "READ_ONLY": .readOnly
-        case "UNAVAILABLE": .unavailable
-        case "INTERNAL", "INTERNAL_SERVER_ERROR": .internal
-        default: nil
+        case "BAD_REQUEST", "NOT_ACCEPTABLE": .invalidArgument
+        case "UNAUTHORIZED": .unauthenticated
+        case "INTERNAL_SERVER_ERROR": .internal
+        case let name: MesaError.Code(rawValue: name)
         }
     }
 
     static func code(status: Int) -> MesaError.Code {
         switch status {
-        case 400, 406, 413, 422: .invalidParams
+        case 400, 406, 413, 422: .invalidArgument
         case 401: .unauthenticated
         case 403: .forbidden
         case 404: .notFound
@@ -172,39 +163,5 @@ extension HTTPBackend {
             if let list = details[key] as? [[String: Any]] { return list.compactMap { $0["path"] as? String } }
         }
         return []
-    }
-
-    // MARK: Wire → store values
-
-    static func changeID(_ text: String) throws -> ChangeID {
-        do { return try ChangeID(text) } catch {
-            throw MesaError.internal("the server sent an invalid change id '\(text.prefix(64))'")
-        }
-    }
-
-    static func repo(_ wire: RESTRepo) throws -> Repo {
-        Repo(id: wire.id, org: wire.org, name: wire.name, defaultBookmark: wire.defaultBookmark,
-             headChangeID: try changeID(wire.headChangeID), createdAt: wire.createdAt, tags: wire.tags)
-    }
-
-    static func signature(_ wire: RESTSignature) -> Signature { Signature(name: wire.name, email: wire.email, date: wire.date) }
-
-    static func change(_ wire: RESTChange) throws -> Change {
-        Change(id: try changeID(wire.id), commitOID: wire.currentCommitOID, parents: try wire.parents.map(changeID),
-               message: wire.message, authors: wire.author.map { [signature($0)] } ?? [],
-               committer: signature(wire.committer), createdAt: wire.createdAt, updatedAt: wire.updatedAt,
-               conflicts: wire.conflicts ?? [])
-    }
-
-    static func bookmark(_ wire: RESTBookmark) throws -> Bookmark {
-        Bookmark(name: wire.name, changeID: try changeID(wire.changeID), commitOID: nil, isDefault: wire.isDefault)
-    }
-
-    static func fileOp(_ operation: FileOperation) -> RESTFileOp {
-        switch operation {
-        case .upsert(let path, let content, let mode): .upsert(path, content, mode: mode)
-        case .upsertBlob(let path, let oid, let mode): .upsert(path, blobOID: oid, mode: mode)
-        case .delete(let path): .delete(path)
-        }
     }
 }

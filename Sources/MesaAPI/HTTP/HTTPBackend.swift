@@ -1,6 +1,6 @@
 import COpenSSL
 import Foundation
-import Store
+import Model
 import Synchronization
 
 /// A `Backend` on a remote mesa-server (or any server speaking Mesa's REST contract,
@@ -77,26 +77,21 @@ public final class HTTPBackend: Backend {
     // MARK: Identity
 
     public func whoami() throws -> Identity {
-        let wire: RESTWhoami = try json("GET", ["whoami"])
-        return Identity(org: Org(id: wire.org.id, slug: wire.org.slug, name: wire.org.name,
-                                 createdAt: Date(timeIntervalSince1970: 0)),
-                        keyID: wire.keyID, keyName: wire.keyName, scopes: wire.scopes.compactMap(Scope.init(rawValue:)),
-                        repoIDs: wire.repoIDs)
+        try (json("GET", ["whoami"]) as RESTWhoami).identity
     }
 
     // MARK: Repos
 
     public func listRepos(org: String, cursor: String?, limit: Int?) throws -> Page<Repo> {
-        let wire: RESTRepoPage = try json("GET", [org, "repos"], query: Self.paging(cursor, limit))
-        return Page(items: try wire.repos.map(Self.repo), nextCursor: wire.hasMore ? wire.nextCursor : nil)
+        try (json("GET", [org, "repos"], query: Self.paging(cursor, limit)) as RESTRepoPage).page { try $0.repo() }
     }
 
     public func repo(org: String, name: String) throws -> Repo {
-        try Self.repo(try json("GET", [org, name]) as RESTRepo)
+        try (json("GET", [org, name]) as RESTRepo).repo()
     }
 
     public func createRepo(org: String, name: String, defaultBookmark: String?) throws -> Repo {
-        try Self.repo(try json("POST", [org, "repos"], body: RESTCreateRepo(name: name, defaultBookmark: defaultBookmark)))
+        try (json("POST", [org, "repos"], body: RESTCreateRepo(name: name, defaultBookmark: defaultBookmark)) as RESTRepo).repo()
     }
 
     public func deleteRepo(org: String, name: String) throws {
@@ -106,26 +101,14 @@ public final class HTTPBackend: Backend {
     // MARK: Keys
 
     public func createKey(org: String, _ request: KeyRequest) throws -> CreatedAPIKey {
-        let body = RESTCreateKey(name: request.name, scopes: request.scopes?.map(\.rawValue), repoIDs: request.repoIDs,
-                                 expiresInSeconds: request.expiresInSeconds, tags: request.tags.isEmpty ? nil : request.tags)
-        let wire: RESTCreatedKey = try json("POST", [org, "api-keys"], body: body)
-        let key = APIKey(id: wire.id, org: org, name: wire.name, scopes: wire.scopes.compactMap(Scope.init(rawValue:)),
-                         repoIDs: wire.repoIDs, tags: wire.tags, createdAt: wire.createdAt,
-                         expiresAt: request.expiresInSeconds.map { wire.createdAt.addingTimeInterval(TimeInterval($0)) },
-                         revokedAt: nil, lastUsedAt: nil)
-        return CreatedAPIKey(key: key, secret: wire.key)
+        try (json("POST", [org, "api-keys"], body: RESTCreateKey(request)) as RESTCreatedKey)
+            .created(org: org, expiresInSeconds: request.expiresInSeconds)
     }
 
     public func listKeys(org: String, status: KeyStatus?, cursor: String?, limit: Int?) throws -> Page<APIKey> {
         var query = Self.paging(cursor, limit)
         query.append(("status", status?.rawValue))
-        let wire: RESTKeyPage = try json("GET", [org, "api-keys"], query: query)
-        let keys = wire.apiKeys.map { k in
-            APIKey(id: k.id, org: org, name: k.name, scopes: k.scopes.compactMap(Scope.init(rawValue:)), repoIDs: k.repoIDs,
-                   tags: k.tags, createdAt: k.createdAt, expiresAt: k.expiresAt, revokedAt: k.revokedAt,
-                   lastUsedAt: k.lastUsedAt)
-        }
-        return Page(items: keys, nextCursor: wire.hasMore ? wire.nextCursor : nil)
+        return try (json("GET", [org, "api-keys"], query: query) as RESTKeyPage).page { $0.apiKey(org: org) }
     }
 
     public func revokeKey(org: String, id: String) throws {
@@ -158,7 +141,7 @@ public final class HTTPBackend: Backend {
                                         query: [("change_id", location.change), ("path", location.path)],
                                         accept: "application/octet-stream")
                 if Self.matches(response, oid: wanted) { return response.body }
-            } catch let error as MesaError where error.code == .unavailable || error.httpStatusLike401 {
+            } catch let error as MesaError where error.code == .unavailable || error.httpStatus == 401 {
                 throw error
             } catch {
                 // Moved or deleted since it was listed: ask for the blob itself.
@@ -256,42 +239,41 @@ public final class HTTPBackend: Backend {
     // MARK: Changes
 
     public func createChange(org: String, repo: String, base: ChangeID, message: String, files: [FileOperation]) throws -> Change {
-        let body = RESTCreateChange(baseChangeID: base.rawValue, message: message, files: files.map(Self.fileOp))
-        return try Self.change(try json("POST", [org, repo, "changes"], body: body))
+        let body = RESTCreateChange(baseChangeID: base.rawValue, message: message, files: files.map(RESTFileOp.init))
+        return try (json("POST", [org, repo, "changes"], body: body) as RESTChange).change()
     }
 
     public func updateChange(org: String, repo: String, id: ChangeID, message: String?, files: [FileOperation],
                              expectedCommit: String?) throws -> Change {
-        let body = RESTUpdateChange(message: message, files: files.isEmpty ? nil : files.map(Self.fileOp),
+        let body = RESTUpdateChange(message: message, files: files.isEmpty ? nil : files.map(RESTFileOp.init),
                                     baseCommitOID: expectedCommit)
-        return try Self.change(try json("PATCH", [org, repo, "changes", id.rawValue], body: body))
+        return try (json("PATCH", [org, repo, "changes", id.rawValue], body: body) as RESTChange).change()
     }
 
     public func change(org: String, repo: String, id: ChangeID) throws -> ChangeDetail {
         let wire: RESTChange = try json("GET", [org, repo, "changes", id.rawValue])
-        return ChangeDetail(change: try Self.change(wire), files: wire.files ?? [])
+        return ChangeDetail(change: try wire.change(), files: wire.files ?? [])
     }
 
     public func listChanges(org: String, repo: String, bookmark: String?, cursor: String?, limit: Int?) throws -> Page<Change> {
         var query = Self.paging(cursor, limit)
         query.append(("bookmark", bookmark))
-        let wire: RESTChangePage = try json("GET", [org, repo, "changes"], query: query)
-        return Page(items: try wire.changes.map(Self.change), nextCursor: wire.hasMore ? wire.nextCursor : nil)
+        return try (json("GET", [org, repo, "changes"], query: query) as RESTChangePage).page { try $0.change() }
     }
 
     // MARK: Bookmarks
 
     public func listBookmarks(org: String, repo: String, cursor: String?, limit: Int?) throws -> Page<Bookmark> {
-        let wire: RESTBookmarkPage = try json("GET", [org, repo, "bookmarks"], query: Self.paging(cursor, limit))
-        return Page(items: try wire.bookmarks.map(Self.bookmark), nextCursor: wire.hasMore ? wire.nextCursor : nil)
+        try (json("GET", [org, repo, "bookmarks"], query: Self.paging(cursor, limit)) as RESTBookmarkPage).page { try $0.bookmark() }
     }
 
     public func bookmark(org: String, repo: String, name: String) throws -> Bookmark {
-        try Self.bookmark(try json("GET", [org, repo, "bookmarks", name]))
+        try (json("GET", [org, repo, "bookmarks", name]) as RESTBookmark).bookmark()
     }
 
     public func createBookmark(org: String, repo: String, name: String, at change: ChangeID) throws -> Bookmark {
-        try Self.bookmark(try json("POST", [org, repo, "bookmarks"], body: RESTCreateBookmark(name: name, changeID: change.rawValue)))
+        try (json("POST", [org, repo, "bookmarks"], body: RESTCreateBookmark(name: name, changeID: change.rawValue)) as RESTBookmark)
+            .bookmark()
     }
 
     public func moveBookmark(org: String, repo: String, name: String, to change: ChangeID, expectedFrom: ChangeID?,
@@ -308,8 +290,8 @@ public final class HTTPBackend: Backend {
         let wire: RESTBookmark = try json("PATCH", [org, repo, "bookmarks", name],
                                           body: RESTMoveBookmark(changeID: change.rawValue, allowBackwards: allowBackwards,
                                                                  expectedChangeID: expectedFrom?.rawValue))
-        let from = try wire.fromChangeID.map { try Self.changeID($0) } ?? expectedFrom ?? .root
-        return BookmarkMove(bookmark: try Self.bookmark(wire), from: from)
+        let from = try wire.fromChangeID.map { (text) throws(MesaError) in try ChangeID.sent(text) } ?? expectedFrom ?? .root
+        return BookmarkMove(bookmark: try wire.bookmark(), from: from)
     }
 
     public func deleteBookmark(org: String, repo: String, name: String) throws {
@@ -336,9 +318,4 @@ public final class HTTPBackend: Backend {
                                       query: [("base_change_id", base.rawValue), ("head_change_id", head.rawValue)])
         return try wire.diff()
     }
-}
-
-extension MesaError {
-    /// Credential refusals: no point asking another endpoint with the same key.
-    var httpStatusLike401: Bool { [.unauthenticated, .keyExpired, .keyRevoked].contains(code) }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import Store
+import Model
 
 // Wire types of `GET /{org}/{repo}/content` (reference §6). Like RESTTypes.swift:
 // explicit snake_case keys, Codable both ways, a conversion back to the store model.

@@ -1,5 +1,5 @@
 import Foundation
-import Store
+import Model
 
 // Wire types of `GET /{org}/{repo}/diff` (reference §7).
 
@@ -203,14 +203,9 @@ public struct RESTDiff: Codable, Sendable, Equatable {
 
     /// The store's diff (conflicted entries have no store counterpart and are dropped).
     public func diff() throws(MesaError) -> Diff {
-        let base: ChangeID, head: ChangeID
-        do {
-            base = try ChangeID(baseChangeID)
-            head = try ChangeID(headChangeID)
-        } catch { throw MesaError.from(error) }
-        return Diff(base: base, head: head, entries: entries.map { $0.entry() },
-                    stats: DiffStats(entries: stats.entries, additions: stats.additions, deletions: stats.deletions),
-                    truncated: truncated)
+        Diff(base: try ChangeID(baseChangeID), head: try ChangeID(headChangeID), entries: entries.map { $0.entry() },
+             stats: DiffStats(entries: stats.entries, additions: stats.additions, deletions: stats.deletions),
+             truncated: truncated)
     }
 
     enum CodingKeys: String, CodingKey {

@@ -1,5 +1,5 @@
 import Foundation
-import Store
+import Model
 
 // Wire types of the merge, change-patch and tag-patch endpoints (reference §2, §4, §5, §8).
 
@@ -100,8 +100,7 @@ public struct RESTMergeResult: Codable, Sendable, Equatable {
         guard let type = MergeType(rawValue: mergeType) else {
             throw .invalid("unknown merge_type '\(mergeType.prefix(40))'")
         }
-        let id: ChangeID
-        do { id = try ChangeID(changeID) } catch { throw MesaError.from(error) }
+        let id = try ChangeID(changeID)
         let zero = String(repeating: "0", count: 40)
         return MergeResult(mergeType: type, changeID: id, commitOID: commitOID == zero ? nil : commitOID,
                            conflicts: conflicts ?? [], target: target, source: source, sourceDeleted: sourceDeleted)
@@ -118,14 +117,14 @@ public struct RESTMergeResult: Codable, Sendable, Equatable {
 public struct RESTUpdateChange: Codable, Sendable, Equatable {
     /// nil keeps the description; "" clears it.
     public var message: String?
-    public var author: RESTSignature?
-    public var committer: RESTSignature?
+    public var author: Signature?
+    public var committer: Signature?
     public var files: [RESTFileOp]?
     /// Optimistic concurrency: 409 when the change has moved past this commit.
     public var baseCommitOID: String?
     public var resolutions: [RESTResolution]?
 
-    public init(message: String? = nil, author: RESTSignature? = nil, committer: RESTSignature? = nil,
+    public init(message: String? = nil, author: Signature? = nil, committer: Signature? = nil,
                 files: [RESTFileOp]? = nil, baseCommitOID: String? = nil, resolutions: [RESTResolution]? = nil) {
         self.message = message
         self.author = author
@@ -140,9 +139,9 @@ public struct RESTUpdateChange: Codable, Sendable, Equatable {
     }
 }
 
-extension RESTSignature {
-    /// The store's signature (the date is set by the server).
-    public var signature: Signature { Signature(name: name, email: email) }
+extension Signature {
+    /// A signature from a request: the server sets the date.
+    public var undated: Signature { Signature(name: name, email: email) }
 }
 
 /// `PATCH /{org}/repos/tags`

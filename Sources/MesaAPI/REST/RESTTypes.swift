@@ -1,5 +1,5 @@
 import Foundation
-import Store
+import Model
 
 // Wire types of the Mesa REST API (reference: mesa-rest-api.md, API-key era, 0.47.3).
 // Every type spells its snake_case keys explicitly (no key strategy, so tag
@@ -100,6 +100,12 @@ public struct RESTWhoami: Codable, Sendable, Equatable {
                   repoIDs: identity.repoIDs)
     }
 
+    /// The identity (the REST shape has no org creation time; unknown scopes are dropped).
+    public var identity: Identity {
+        Identity(org: Org(id: org.id, slug: org.slug, name: org.name, createdAt: Date(timeIntervalSince1970: 0)),
+                 keyID: keyID, keyName: keyName, scopes: scopes.compactMap(Scope.init(rawValue:)), repoIDs: repoIDs)
+    }
+
     enum CodingKeys: String, CodingKey {
         case org, scopes
         case keyID = "key_id", keyName = "key_name", repoIDs = "repo_ids"
@@ -154,6 +160,11 @@ public struct RESTRepo: Codable, Sendable, Equatable {
     public init(_ repo: Repo) {
         self.init(id: repo.id, org: repo.org, name: repo.name, defaultBookmark: repo.defaultBookmark,
                   headChangeID: repo.headChangeID.description, createdAt: repo.createdAt, tags: repo.tags)
+    }
+
+    public func repo() throws(MesaError) -> Repo {
+        Repo(id: id, org: org, name: name, defaultBookmark: defaultBookmark, headChangeID: try .sent(headChangeID),
+             createdAt: createdAt, tags: tags)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -213,109 +224,88 @@ public struct RESTUpdateRepo: Codable, Sendable, Equatable {
 
 // MARK: Pagination envelopes
 
-public struct RESTRepoPage: Codable, Sendable, Equatable {
-    public var repos: [RESTRepo]
+/// An item of a listing: the model value it renders, and the key its page holds the
+/// list under.
+public protocol RESTListed: Codable, Sendable, Equatable {
+    associatedtype Model: Sendable
+    static var listKey: String { get }
+    init(_ model: Model)
+}
+
+/// `{"<listKey>": [...], "next_cursor": …, "has_more": …}`
+public struct RESTPage<Item: RESTListed>: Codable, Sendable, Equatable {
+    public var items: [Item]
     public var nextCursor: String?
     public var hasMore: Bool
-    public init(repos: [RESTRepo], nextCursor: String?, hasMore: Bool) {
-        self.repos = repos
+
+    public init(items: [Item], nextCursor: String?, hasMore: Bool) {
+        self.items = items
         self.nextCursor = nextCursor
         self.hasMore = hasMore
     }
-    public init(_ page: Page<Repo>) { self.init(repos: page.items.map(RESTRepo.init), nextCursor: page.nextCursor, hasMore: page.hasMore) }
-    enum CodingKeys: String, CodingKey { case repos, nextCursor = "next_cursor", hasMore = "has_more" }
+
+    public init(_ page: Page<Item.Model>) {
+        self.init(items: page.items.map(Item.init), nextCursor: page.nextCursor, hasMore: page.hasMore)
+    }
+
+    /// The model page; a cursor counts only while the server says there is more.
+    public func page<Value>(_ value: (Item) throws -> Value) rethrows -> Page<Value> {
+        Page(items: try items.map(value), nextCursor: hasMore ? nextCursor : nil)
+    }
+
+    struct Key: CodingKey {
+        var stringValue: String
+        init(_ string: String) { stringValue = string }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Key.self)
+        items = try c.decode([Item].self, forKey: Key(Item.listKey))
+        nextCursor = try c.decodeIfPresent(String.self, forKey: Key("next_cursor"))
+        hasMore = try c.decode(Bool.self, forKey: Key("has_more"))
+    }
+
     public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(repos, forKey: .repos)
-        try c.encode(nextCursor, forKey: .nextCursor)
-        try c.encode(hasMore, forKey: .hasMore)
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(items, forKey: Key(Item.listKey))
+        try c.encode(nextCursor, forKey: Key("next_cursor"))  // null, not absent
+        try c.encode(hasMore, forKey: Key("has_more"))
     }
 }
 
-public struct RESTChangePage: Codable, Sendable, Equatable {
-    public var changes: [RESTChange]
-    public var nextCursor: String?
-    public var hasMore: Bool
-    public init(changes: [RESTChange], nextCursor: String?, hasMore: Bool) {
-        self.changes = changes
-        self.nextCursor = nextCursor
-        self.hasMore = hasMore
-    }
-    public init(_ page: Page<Change>) {
-        self.init(changes: page.items.map { RESTChange($0) }, nextCursor: page.nextCursor, hasMore: page.hasMore)
-    }
-    enum CodingKeys: String, CodingKey { case changes, nextCursor = "next_cursor", hasMore = "has_more" }
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(changes, forKey: .changes)
-        try c.encode(nextCursor, forKey: .nextCursor)
-        try c.encode(hasMore, forKey: .hasMore)
-    }
-}
+public typealias RESTRepoPage = RESTPage<RESTRepo>
+public typealias RESTChangePage = RESTPage<RESTChange>
+public typealias RESTBookmarkPage = RESTPage<RESTBookmark>
+public typealias RESTKeyPage = RESTPage<RESTKeySummary>
 
-public struct RESTBookmarkPage: Codable, Sendable, Equatable {
-    public var bookmarks: [RESTBookmark]
-    public var nextCursor: String?
-    public var hasMore: Bool
-    public init(bookmarks: [RESTBookmark], nextCursor: String?, hasMore: Bool) {
-        self.bookmarks = bookmarks
-        self.nextCursor = nextCursor
-        self.hasMore = hasMore
-    }
-    public init(_ page: Page<Bookmark>) {
-        self.init(bookmarks: page.items.map { RESTBookmark($0) }, nextCursor: page.nextCursor, hasMore: page.hasMore)
-    }
-    enum CodingKeys: String, CodingKey { case bookmarks, nextCursor = "next_cursor", hasMore = "has_more" }
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(bookmarks, forKey: .bookmarks)
-        try c.encode(nextCursor, forKey: .nextCursor)
-        try c.encode(hasMore, forKey: .hasMore)
-    }
+extension RESTRepo: RESTListed { public static let listKey = "repos" }
+extension RESTChange: RESTListed {
+    public typealias Model = Change
+    public static let listKey = "changes"
 }
+extension RESTBookmark: RESTListed {
+    public typealias Model = Bookmark
+    public static let listKey = "bookmarks"
+}
+extension RESTKeySummary: RESTListed { public static let listKey = "api_keys" }
 
-public struct RESTKeyPage: Codable, Sendable, Equatable {
-    public var apiKeys: [RESTKeySummary]
-    public var nextCursor: String?
-    public var hasMore: Bool
-    public init(apiKeys: [RESTKeySummary], nextCursor: String?, hasMore: Bool) {
-        self.apiKeys = apiKeys
-        self.nextCursor = nextCursor
-        self.hasMore = hasMore
-    }
-    public init(_ page: Page<APIKey>) {
-        self.init(apiKeys: page.items.map { RESTKeySummary($0) }, nextCursor: page.nextCursor, hasMore: page.hasMore)
-    }
-    enum CodingKeys: String, CodingKey { case apiKeys = "api_keys", nextCursor = "next_cursor", hasMore = "has_more" }
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(apiKeys, forKey: .apiKeys)
-        try c.encode(nextCursor, forKey: .nextCursor)
-        try c.encode(hasMore, forKey: .hasMore)
-    }
-}
+extension RESTPage where Item == RESTRepo { public var repos: [RESTRepo] { items } }
+extension RESTPage where Item == RESTChange { public var changes: [RESTChange] { items } }
+extension RESTPage where Item == RESTBookmark { public var bookmarks: [RESTBookmark] { items } }
+extension RESTPage where Item == RESTKeySummary { public var apiKeys: [RESTKeySummary] { items } }
 
 // MARK: Changes
-
-public struct RESTSignature: Codable, Sendable, Equatable {
-    public var name: String
-    public var email: String
-    public var date: Date?
-    public init(name: String, email: String, date: Date? = nil) {
-        self.name = name
-        self.email = email
-        self.date = date
-    }
-    public init(_ signature: Signature) { self.init(name: signature.name, email: signature.email, date: signature.date) }
-}
 
 public struct RESTChange: Codable, Sendable, Equatable {
     public var id: String
     public var currentCommitOID: String
     public var isConflicted: Bool
     public var message: String
-    public var author: RESTSignature?
-    public var committer: RESTSignature
+    public var author: Signature?
+    public var committer: Signature
     public var parents: [String]
     public var createdAt: Date
     public var updatedAt: Date
@@ -323,8 +313,8 @@ public struct RESTChange: Codable, Sendable, Equatable {
     public var files: [String]?
     public var conflicts: [String]?
 
-    public init(id: String, currentCommitOID: String, isConflicted: Bool, message: String, author: RESTSignature?,
-                committer: RESTSignature, parents: [String], createdAt: Date, updatedAt: Date,
+    public init(id: String, currentCommitOID: String, isConflicted: Bool, message: String, author: Signature?,
+                committer: Signature, parents: [String], createdAt: Date, updatedAt: Date,
                 files: [String]? = nil, conflicts: [String]? = nil) {
         self.id = id
         self.currentCommitOID = currentCommitOID
@@ -341,8 +331,8 @@ public struct RESTChange: Codable, Sendable, Equatable {
 
     public init(_ change: Change) {
         self.init(id: change.id.description, currentCommitOID: change.commitOID, isConflicted: change.isConflicted,
-                  message: change.message, author: change.authors.first.map(RESTSignature.init),
-                  committer: RESTSignature(change.committer), parents: change.parents.map(\.description),
+                  message: change.message, author: change.authors.first,
+                  committer: change.committer, parents: change.parents.map(\.description),
                   createdAt: change.createdAt, updatedAt: change.updatedAt)
     }
 
@@ -350,6 +340,12 @@ public struct RESTChange: Codable, Sendable, Equatable {
         self.init(detail.change)
         files = detail.files
         conflicts = detail.change.conflicts
+    }
+
+    public func change() throws -> Change {
+        Change(id: try .sent(id), commitOID: currentCommitOID, parents: try parents.map(ChangeID.sent), message: message,
+               authors: author.map { [$0] } ?? [], committer: committer, createdAt: createdAt, updatedAt: updatedAt,
+               conflicts: conflicts ?? [])
     }
 
     enum CodingKeys: String, CodingKey {
@@ -398,6 +394,14 @@ public struct RESTFileOp: Codable, Sendable, Equatable {
 
     public static func delete(_ path: String) -> RESTFileOp { RESTFileOp(path: path, action: .delete) }
 
+    public init(_ operation: FileOperation) {
+        self = switch operation {
+        case .upsert(let path, let content, let mode): .upsert(path, content, mode: mode)
+        case .upsertBlob(let path, let oid, let mode): .upsert(path, blobOID: oid, mode: mode)
+        case .delete(let path): .delete(path)
+        }
+    }
+
     /// The store operation, validating encoding, base64 and mode.
     public func operation() throws(MesaError) -> FileOperation {
         switch action ?? .upsert {
@@ -405,9 +409,7 @@ public struct RESTFileOp: Codable, Sendable, Equatable {
             return .delete(path: path)
         case .upsert:
             var fileMode = FileMode.regular
-            if let mode {
-                do { fileMode = try FileMode(parsing: mode) } catch { throw MesaError.from(error) }
-            }
+            if let mode { fileMode = try FileMode(parsing: mode) }
             if let blobOID {
                 guard content == nil else {
                     throw .invalid("file '\(path.prefix(200))': give either 'content' or 'blob_oid', not both")
@@ -445,11 +447,11 @@ public struct RESTBlobCreated: Codable, Sendable, Equatable {
 public struct RESTCreateChange: Codable, Sendable, Equatable {
     public var baseChangeID: String
     public var message: String?
-    public var author: RESTSignature?
-    public var committer: RESTSignature?
+    public var author: Signature?
+    public var committer: Signature?
     public var files: [RESTFileOp]?
 
-    public init(baseChangeID: String, message: String? = nil, author: RESTSignature? = nil, committer: RESTSignature? = nil,
+    public init(baseChangeID: String, message: String? = nil, author: Signature? = nil, committer: Signature? = nil,
                 files: [RESTFileOp]? = nil) {
         self.baseChangeID = baseChangeID
         self.message = message
@@ -484,6 +486,11 @@ public struct RESTBookmark: Codable, Sendable, Equatable {
     public init(_ move: BookmarkMove) {
         self.init(move.bookmark)
         fromChangeID = move.from.description
+    }
+
+    /// The model bookmark (the REST shape has no commit id).
+    public func bookmark() throws(MesaError) -> Bookmark {
+        Bookmark(name: name, changeID: try .sent(changeID), commitOID: nil, isDefault: isDefault)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -542,6 +549,11 @@ public struct RESTCreateKey: Codable, Sendable, Equatable {
         case name, scopes, tags, repoIDs = "repo_ids", expiresInSeconds = "expires_in_seconds"
     }
 
+    public init(_ request: KeyRequest) {
+        self.init(name: request.name, scopes: request.scopes?.map(\.rawValue), repoIDs: request.repoIDs,
+                  expiresInSeconds: request.expiresInSeconds, tags: request.tags.isEmpty ? nil : request.tags)
+    }
+
     /// The backend request, validating scope names.
     public func request() throws(MesaError) -> KeyRequest {
         var parsed: [Scope]?
@@ -582,6 +594,15 @@ public struct RESTCreatedKey: Codable, Sendable, Equatable {
         let k = created.key
         self.init(id: k.id, key: created.secret, name: k.name, scopes: k.scopes.map(\.rawValue), repoIDs: k.repoIDs,
                   tags: k.tags, createdAt: k.createdAt)
+    }
+
+    /// The created key of `org`; the answer has no expiry, so it is computed from the request's lifetime.
+    public func created(org: String, expiresInSeconds: Int?) -> CreatedAPIKey {
+        CreatedAPIKey(key: APIKey(id: id, org: org, name: name, scopes: scopes.compactMap(Scope.init(rawValue:)),
+                                  repoIDs: repoIDs, tags: tags, createdAt: createdAt,
+                                  expiresAt: expiresInSeconds.map { createdAt.addingTimeInterval(TimeInterval($0)) },
+                                  revokedAt: nil, lastUsedAt: nil),
+                      secret: key)
     }
 
     enum CodingKeys: String, CodingKey { case id, key, name, scopes, tags, repoIDs = "repo_ids", createdAt = "created_at" }
@@ -627,6 +648,12 @@ public struct RESTKeySummary: Codable, Sendable, Equatable {
                   lastUsedAt: k.lastUsedAt, expiresAt: k.expiresAt, revokedAt: k.revokedAt, createdAt: k.createdAt)
     }
 
+    /// The model key (the REST shape does not repeat the org; unknown scopes are dropped).
+    public func apiKey(org: String) -> APIKey {
+        APIKey(id: id, org: org, name: name, scopes: scopes.compactMap(Scope.init(rawValue:)), repoIDs: repoIDs, tags: tags,
+               createdAt: createdAt, expiresAt: expiresAt, revokedAt: revokedAt, lastUsedAt: lastUsedAt)
+    }
+
     enum CodingKeys: String, CodingKey {
         case id, name, scopes, tags, metadata
         case repoIDs = "repo_ids", lastUsedAt = "last_used_at", expiresAt = "expires_at", revokedAt = "revoked_at"
@@ -656,5 +683,14 @@ public struct RESTKeySummary: Codable, Sendable, Equatable {
         try c.encode(expiresAt, forKey: .expiresAt)
         try c.encode(revokedAt, forKey: .revokedAt)
         try c.encode(createdAt, forKey: .createdAt)
+    }
+}
+
+extension ChangeID {
+    /// A change id a server sent: a malformed one is the server's bug, not the caller's.
+    static func sent(_ text: String) throws(MesaError) -> ChangeID {
+        do { return try ChangeID(text) } catch {
+            throw .internal("the server sent an invalid change id '\(text.prefix(64))'")
+        }
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 
-public struct Org: Equatable, Sendable, Codable {
+public struct Org: Equatable, Sendable {
     public let id: String
     public let slug: String
     public let name: String
@@ -11,6 +11,41 @@ public struct Org: Equatable, Sendable, Codable {
         self.slug = slug
         self.name = name
         self.createdAt = createdAt
+    }
+}
+
+/// JSON-RPC's shape (`whoami`): camelCase keys, `createdAt` as a `WireTime` string.
+extension Org: Codable {
+    private enum CodingKeys: String, CodingKey { case id, slug, name, createdAt }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let time = try c.decode(String.self, forKey: .createdAt)
+        guard let createdAt = WireTime.date(time) else {
+            throw DecodingError.dataCorruptedError(forKey: .createdAt, in: c, debugDescription: "not an ISO-8601 time: \(time)")
+        }
+        self.init(id: try c.decode(String.self, forKey: .id), slug: try c.decode(String.self, forKey: .slug),
+                  name: try c.decode(String.self, forKey: .name), createdAt: createdAt)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(slug, forKey: .slug)
+        try c.encode(name, forKey: .name)
+        try c.encode(WireTime.string(createdAt), forKey: .createdAt)
+    }
+}
+
+/// Times on the JSON-RPC wire: ISO-8601 in UTC with milliseconds.
+public enum WireTime {
+    public static func string(_ date: Date) -> String { formatter().string(from: date) }
+    public static func date(_ text: String) -> Date? { formatter().date(from: text) }
+
+    private static func formatter() -> ISO8601DateFormatter {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter
     }
 }
 
@@ -67,26 +102,9 @@ public enum FileMode: String, Sendable, Codable, CaseIterable {
     case executable = "100755"
     case symlink = "120000"
 
-    var gitMode: UInt32 {
-        switch self {
-        case .regular: 0o100644
-        case .executable: 0o100755
-        case .symlink: 0o120000
-        }
-    }
-
-    init?(gitMode: UInt32) {
-        switch gitMode {
-        case 0o100644, 0o100664: self = .regular
-        case 0o100755: self = .executable
-        case 0o120000: self = .symlink
-        default: return nil
-        }
-    }
-
-    public init(parsing text: String) throws {
+    public init(parsing text: String) throws(MesaError) {
         guard let mode = FileMode(rawValue: text) else {
-            throw StoreError.invalid("invalid file mode '\(text.prefix(20))': use 100644, 100755 or 120000 (symlink)")
+            throw MesaError.invalid("invalid file mode '\(text.prefix(20))': use 100644, 100755 or 120000 (symlink)")
         }
         self = mode
     }
