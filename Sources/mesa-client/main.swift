@@ -44,7 +44,7 @@ struct ListRepos_: AsyncParsableCommand {
     @Option(help: "Page size, 1 to 100.") var limit: Int?
     @Option(help: "Cursor from a previous page.") var cursor: String?
     func run() async throws {
-        try await options.run(ListRepos.self, .init(org: org, cursor: cursor, limit: limit)) { result in
+        try await options.run(ListRepos.self, .init(.init(org: org), .init(cursor: cursor, limit: limit))) { result in
             Output.table(["name", "id", "bookmark", "head"], result.repos.map { [$0.name, $0.id, $0.defaultBookmark, String($0.headChangeId.prefix(12))] })
                 + (result.nextCursor.map { "\nmore: --cursor \($0)" } ?? "")
         }
@@ -111,7 +111,7 @@ struct ListKeys_: AsyncParsableCommand {
     @Option(help: "Page size, 1 to 100.") var limit: Int?
     @Option(help: "Cursor from a previous page.") var cursor: String?
     func run() async throws {
-        try await options.run(ListKeys.self, .init(org: org, status: status, cursor: cursor, limit: limit)) { result in
+        try await options.run(ListKeys.self, .init(.init(org: org, status: status), .init(cursor: cursor, limit: limit))) { result in
             Output.table(["id", "name", "scopes", "status", "expires"],
                          result.keys.map { [$0.id, $0.name ?? "-", $0.scopes.joined(separator: ","), $0.status, $0.expiresAt ?? "never"] })
         }

@@ -118,8 +118,8 @@ struct LargeFileTests {
         #expect(copied)
         let client = try daemon.client()
         defer { client.close() }
-        let saved = try await client.call(Checkpoint.self, .init(mountId: "acme/work", message: "large"))
-        let status = try await client.call(MountStatusMethod.self, RepoSelector(mountId: "acme/work"))
+        let saved = try await client.call(Checkpoint.self, .init(.id("acme/work"), .init(message: "large")))
+        let status = try await client.call(MountStatusMethod.self, MountSelector(mountId: "acme/work"))
         #expect(status.mounts.first?.pendingUploads == 0 && status.mounts.first?.lastError == nil)
         let back = sandbox.root + "/back.bin"
         try await offPool {

@@ -72,7 +72,7 @@ struct MountCrashTests {
 
         // And it all reaches the store: checkpoint, stop, read the store directly.
         let second = try daemon.client()
-        let saved = try await second.call(Checkpoint.self, .init(mountId: "local/crash", message: "after crashes"))
+        let saved = try await second.call(Checkpoint.self, .init(.id("local/crash"), .init(message: "after crashes")))
         second.close()
         #expect(try await daemon.stop() == 0)
         let store = try Store(directory: sandbox.paths.storeDirectory)

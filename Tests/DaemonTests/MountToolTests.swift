@@ -58,7 +58,7 @@ struct MountToolTests {
             #expect(differences.contains("same"), "\(copy) differs: \(differences.prefix(500))")
         }
 
-        let saved = try await client.call(Checkpoint.self, .init(mountId: "local/tools", message: "tools"))
+        let saved = try await client.call(Checkpoint.self, .init(.id("local/tools"), .init(message: "tools")))
         client.close()
         #expect(try await daemon.stop() == 0)
         let store = try Store(directory: sandbox.paths.storeDirectory)

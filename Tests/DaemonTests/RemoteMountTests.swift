@@ -132,7 +132,7 @@ struct RemoteMountTests {
         let client = try daemon.client()
         defer { client.close() }
         @Sendable func status() async throws -> MountStatusInfo {
-            let result = try await client.call(MountStatusMethod.self, RepoSelector(mountId: "acme/work"))
+            let result = try await client.call(MountStatusMethod.self, MountSelector(mountId: "acme/work"))
             guard let only = result.mounts.first else { throw TestFailure("no status for acme/work") }
             return only
         }
@@ -214,7 +214,7 @@ struct RemoteMountTests {
             #expect(Self.serverFile(backend, "work", final, "dir/c.txt") == nil)
         }
         // A checkpoint moves the bookmark on the server (compare-and-swap through GET + PATCH).
-        let saved = try await client.call(Checkpoint.self, .init(mountId: "acme/work", message: "through an outage"))
+        let saved = try await client.call(Checkpoint.self, .init(.id("acme/work"), .init(message: "through an outage")))
         #expect(saved.bookmark == "main")
         try await offPool {
             let main = try backend.bookmark(org: "acme", repo: "work", name: "main")
