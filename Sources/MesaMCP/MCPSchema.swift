@@ -18,93 +18,63 @@ extension Flat: ToolInput where First: ToolInput, Second: ToolInput {
     static var required: [String] { First.required + Second.required }
 }
 
-extension NoParams: ToolInput {
-    static var properties: [String: JSONValue] { [:] }
-}
-
-extension MountSelector: ToolInput {
-    static var properties: [String: JSONValue] { ["mountId": Schema.mountId, "path": Schema.path] }
-}
-
+extension NoParams: ToolInput { static let properties: [String: JSONValue] = [:] }
+extension MountSelector: ToolInput { static let properties = ["mountId": Schema.mountId, "path": Schema.path] }
+extension OrgSelector: ToolInput { static let properties = ["org": Schema.org] }
 extension RepoSelector: ToolInput {
-    static var properties: [String: JSONValue] {
-        MountSelector.properties.merging(["org": Schema.org, "repo": Schema.string("Repository name (used with org when no mount is given).")]) { first, _ in first }
-    }
+    static let properties = ["mountId": Schema.mountId, "path": Schema.path, "org": Schema.org,
+                             "repo": Schema.string("Repository name (used with org when no mount is given).")]
 }
-
-extension OrgSelector: ToolInput {
-    static var properties: [String: JSONValue] { ["org": Schema.org] }
-}
-
 extension PageRequest: ToolInput {
-    static var properties: [String: JSONValue] {
-        ["cursor": Schema.string("Cursor from a previous page's nextCursor."), "limit": Schema.integer("Page size.", minimum: 1, maximum: 100)]
-    }
+    static let properties = ["cursor": Schema.string("Cursor from a previous page's nextCursor."),
+                             "limit": Schema.integer("Page size.", minimum: 1, maximum: 100)]
 }
 
 // The methods' own fields.
 
 extension CreateRepo.Params: ToolInput {
-    static var properties: [String: JSONValue] {
-        ["org": Schema.org, "name": Schema.string("Repository name: letters, digits, '.', '_' or '-', up to 100."),
-         "defaultBookmark": Schema.string("Default bookmark name (main).")]
-    }
-    static var required: [String] { ["name"] }
+    static let properties = ["org": Schema.org, "name": Schema.string("Repository name: letters, digits, '.', '_' or '-', up to 100."),
+                             "defaultBookmark": Schema.string("Default bookmark name (main).")]
+    static let required = ["name"]
 }
 
 extension CreateEphemeralKey.Params: ToolInput {
-    static var properties: [String: JSONValue] {
-        ["org": Schema.org, "name": Schema.string("A name for the key."),
-         "scopes": Schema.strings("Scopes (default read and write).", oneOf: ["read", "write", "admin"]),
-         "expiresInSeconds": Schema.integer("Lifetime in seconds.", minimum: 100, maximum: 31_536_000),
-         "repos": Schema.strings("Limit the key to these repositories (names or ids).")]
-    }
+    static let properties = [
+        "org": Schema.org, "name": Schema.string("A name for the key."),
+        "scopes": Schema.strings("Scopes (default read and write).", oneOf: ["read", "write", "admin"]),
+        "expiresInSeconds": Schema.integer("Lifetime in seconds.", minimum: 100, maximum: 31_536_000),
+        "repos": Schema.strings("Limit the key to these repositories (names or ids)."),
+    ]
 }
 
 extension MountMethod.Params: ToolInput {
-    static var properties: [String: JSONValue] {
-        ["org": Schema.org, "repo": Schema.string("Repository to mount; omitted: the daemon tree of every repo."),
-         "path": Schema.string("Absolute directory to mount the repo at (created if missing)."),
-         "mode": Schema.string("rw (default) or ro.", oneOf: ["rw", "ro"]),
-         "at": Schema.object(["bookmark": Schema.string("Bookmark to show and move on checkpoint."),
-                              "changeId": Schema.string("Change to edit in place.")]),
-         "branchedFrom": Schema.object([
-             "bookmark": Schema.string("Parent bookmark (default: the repo's default)."), "changeId": Schema.string("Parent change."),
-             "as": Schema.object(["bookmark": Schema.string("Bookmark to create on the new change."),
-                                  "describe": Schema.string("Description of the new change.")]),
-         ])]
-    }
+    static let properties = [
+        "org": Schema.org, "repo": Schema.string("Repository to mount; omitted: the daemon tree of every repo."),
+        "path": Schema.string("Absolute directory to mount the repo at (created if missing)."),
+        "mode": Schema.string("rw (default) or ro.", oneOf: ["rw", "ro"]),
+        "at": Schema.object(["bookmark": Schema.string("Bookmark to show and move on checkpoint."), "changeId": Schema.string("Change to edit in place.")]),
+        "branchedFrom": Schema.object([
+            "bookmark": Schema.string("Parent bookmark (default: the repo's default)."), "changeId": Schema.string("Parent change."),
+            "as": Schema.object(["bookmark": Schema.string("Bookmark to create on the new change."),
+                                 "describe": Schema.string("Description of the new change.")]),
+        ]),
+    ]
 }
 
-extension Checkpoint.Message: ToolInput {
-    static var properties: [String: JSONValue] { ["message": Schema.string("Description of the change, like a commit message.")] }
-}
-
-extension ListChanges.Filter: ToolInput {
-    static var properties: [String: JSONValue] { ["bookmark": Schema.string("Bookmark to start from.")] }
-}
-
-extension DiffMethod.Range: ToolInput {
-    static var properties: [String: JSONValue] { ["base": Schema.string("Base revision."), "head": Schema.string("Head revision.")] }
-}
-
-extension ShowChange.Rev: ToolInput {
-    static var properties: [String: JSONValue] { ["rev": Schema.string("Bookmark or change id.")] }
-}
+extension Checkpoint.Message: ToolInput { static let properties = ["message": Schema.string("Description of the change, like a commit message.")] }
+extension ListChanges.Filter: ToolInput { static let properties = ["bookmark": Schema.string("Bookmark to start from.")] }
+extension DiffMethod.Range: ToolInput { static let properties = ["base": Schema.string("Base revision."), "head": Schema.string("Head revision.")] }
+extension ShowChange.Rev: ToolInput { static let properties = ["rev": Schema.string("Bookmark or change id.")] }
 
 extension CreateBookmark.Fields: ToolInput {
-    static var properties: [String: JSONValue] {
-        ["name": Schema.string("New bookmark name."), "changeId": Schema.string("Change id or bookmark to point at.")]
-    }
-    static var required: [String] { ["name"] }
+    static let properties = ["name": Schema.string("New bookmark name."), "changeId": Schema.string("Change id or bookmark to point at.")]
+    static let required = ["name"]
 }
 
 extension MoveBookmark.Fields: ToolInput {
-    static var properties: [String: JSONValue] {
-        ["name": Schema.string("Bookmark to move."), "changeId": Schema.string("Change id or bookmark to move it to."),
-         "allowBackwards": Schema.boolean("Allow moving to a change that is not a descendant.")]
-    }
-    static var required: [String] { ["name", "changeId"] }
+    static let properties = ["name": Schema.string("Bookmark to move."), "changeId": Schema.string("Change id or bookmark to move it to."),
+                             "allowBackwards": Schema.boolean("Allow moving to a change that is not a descendant.")]
+    static let required = ["name", "changeId"]
 }
 
 /// JSON Schema builders.

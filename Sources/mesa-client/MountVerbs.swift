@@ -83,10 +83,9 @@ struct ListChanges_: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
     @OptionGroup var selector: Selector
     @Option(help: "Reachable from this bookmark.") var bookmark: String?
-    @Option(help: "Page size.") var limit: Int?
-    @Option(help: "Cursor.") var cursor: String?
+    @OptionGroup var page: PageOptions
     func run() async throws {
-        let params = ListChanges.Params(selector.repoSelector, .init(.init(bookmark: bookmark), .init(cursor: cursor, limit: limit)))
+        let params = ListChanges.Params(selector.repoSelector, .init(.init(bookmark: bookmark), page.page))
         try await options.run(ListChanges.self, params) { result in
             Output.table(["change", "updated", "message"], result.changes.map { [$0.id, $0.updatedAt, String($0.message.prefix(60))] })
         }

@@ -163,19 +163,17 @@ struct ShowCommand: AsyncParsableCommand {
 struct RepoOpen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "open", abstract: "Show a repo in an org mounted in explicit mode.")
     @OptionGroup var options: ClientOptions
-    @Option(help: "Organization.") var org: String?
-    @Argument(help: "Repository.") var repo: String
+    @OptionGroup var repo: RepoArguments
     func run() async throws {
-        try await options.run(OpenRepo.self, .init(org: org, repo: repo)) { _ in "opened \(repo)" }
+        try await options.run(OpenRepo.self, repo.params) { _ in "opened \(repo.repo)" }
     }
 }
 
 struct RepoClose: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "close", abstract: "Hide a repo again (explicit mode), uploading its writes.")
     @OptionGroup var options: ClientOptions
-    @Option(help: "Organization.") var org: String?
-    @Argument(help: "Repository.") var repo: String
+    @OptionGroup var repo: RepoArguments
     func run() async throws {
-        try await options.run(CloseRepo.self, .init(org: org, repo: repo)) { _ in "closed \(repo)" }
+        try await options.run(CloseRepo.self, repo.params) { _ in "closed \(repo.repo)" }
     }
 }

@@ -105,7 +105,7 @@ import Glibc
 
     @Test func sessionStartStartsMesadAndMountsTheRepoOfCwd() async throws {
         let sandbox = try Sandbox()
-        let mountPoint = sandbox.home + "/.local/share/mesa/mnt"
+        let mountPoint = sandbox.treeMountPoint
         defer {
             killRecordedDaemon(sandbox)
             MountedDaemon.lazyUnmount(mountPoint)

@@ -19,12 +19,6 @@ struct RemoteMountTests {
         ["MESA_API_URL": server.baseURL, "MESA_ORGS": "acme:\(key ?? server.adminKey)"]
     }
 
-    static func unmount(_ path: String) {
-        let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
-        guard mounts.contains(" \(path) ") else { return }
-        _ = try? Process.run(URL(fileURLWithPath: "/bin/fusermount3"), arguments: ["-u", "-z", path]).waitUntilExit()
-    }
-
     /// The bytes of `path` at `change`, read through the server.
     static func serverFile(_ backend: HTTPBackend, _ repo: String, _ change: String, _ path: String) -> [UInt8]? {
         guard let id = try? ChangeID(change),
@@ -118,15 +112,12 @@ struct RemoteMountTests {
             _ = try backend.moveBookmark(org: "acme", repo: "work", name: "main", to: change.id, expectedFrom: nil, allowBackwards: false)
         }
         _ = try sandbox.write(".config/mesa/config.toml", "[daemon]\nflush-debounce-ms = 100\n")
-        let mountPoint = sandbox.home + "/.local/share/mesa/mnt"
-        let daemon = try await DaemonProcess.start(sandbox, arguments: ["--mount"], environment: Self.environment(server))
+        let daemon = try await DaemonProcess.startMounted(sandbox, environment: Self.environment(server), showing: "acme/work/seed.txt")
         defer {
             daemon.kill()
-            Self.unmount(mountPoint)
+            MountedDaemon.lazyUnmount(sandbox.treeMountPoint)
         }
-        let repoPath = mountPoint + "/acme/work"
-        try #require(await eventually(timeout: .seconds(60)) { exists(repoPath + "/seed.txt") },
-                     "the repo did not appear: \(daemon.child.stderr.suffix(2000))")
+        let repoPath = sandbox.treeMountPoint + "/acme/work"
         #expect(try String(contentsOfFile: repoPath + "/seed.txt", encoding: .utf8) == seed)
 
         let client = try daemon.client()
@@ -231,10 +222,10 @@ struct RemoteMountTests {
         let server = try await APIServerProcess.start(sandbox)
         defer { server.stop() }
         try await offPool { _ = try server.backend().createRepo(org: "acme", name: "tree", defaultBookmark: nil) }
-        let mountPoint = sandbox.home + "/.local/share/mesa/mnt"
+        let mountPoint = sandbox.treeMountPoint
         defer {
             killRecordedDaemon(sandbox)
-            Self.unmount(mountPoint)
+            MountedDaemon.lazyUnmount(mountPoint)
         }
         let mounted = try await Run.run("mesa", ["mount", "-d", "-y"], sandbox: sandbox, environment: Self.environment(server),
                                         timeout: .seconds(90))
