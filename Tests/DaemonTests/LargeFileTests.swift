@@ -64,11 +64,9 @@ struct LargeFileTests {
         try await offPool {
             try LargeFile.generate(seeded, size: size, seed: 1)
             try LargeFile.generate(written, size: size, seed: 2)
-            _ = try backend.createRepo(org: "acme", name: "work", defaultBookmark: nil)
-            let oid = try backend.uploadBlob(org: "acme", repo: "work", fromFile: seeded)
-            let change = try backend.createChange(org: "acme", repo: "work", base: .root, message: "seed",
-                                                  files: [.upsertBlob(path: "seeded.bin", oid: oid, mode: .regular)])
-            _ = try backend.moveBookmark(org: "acme", repo: "work", name: "main", to: change.id, expectedFrom: nil, allowBackwards: false)
+            try server.seedRepo("work") { backend in
+                [.upsertBlob(path: "seeded.bin", oid: try backend.uploadBlob(org: "acme", repo: "work", fromFile: seeded), mode: .regular)]
+            }
         }
         _ = try sandbox.write(".config/mesa/config.toml", "[daemon]\nflush-debounce-ms = 100\n")
         let daemon = try await DaemonProcess.startMounted(sandbox, environment: RemoteMountTests.environment(server), showing: "acme/work/seeded.bin")

@@ -105,12 +105,7 @@ struct RemoteMountTests {
         let backend = server.backend()
         // A repo with one file on the server before the mount, to read through the blob cache.
         let seed = "seeded on the server\n"
-        try await offPool {
-            _ = try backend.createRepo(org: "acme", name: "work", defaultBookmark: nil)
-            let change = try backend.createChange(org: "acme", repo: "work", base: .root, message: "seed",
-                                                  files: [.upsert(path: "seed.txt", content: Array(seed.utf8))])
-            _ = try backend.moveBookmark(org: "acme", repo: "work", name: "main", to: change.id, expectedFrom: nil, allowBackwards: false)
-        }
+        try await offPool { try server.seedRepo("work") { _ in [.upsert(path: "seed.txt", content: Array(seed.utf8))] } }
         _ = try sandbox.write(".config/mesa/config.toml", "[daemon]\nflush-debounce-ms = 100\n")
         let daemon = try await DaemonProcess.startMounted(sandbox, environment: Self.environment(server), showing: "acme/work/seed.txt")
         defer {
