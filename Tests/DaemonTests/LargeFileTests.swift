@@ -68,8 +68,7 @@ struct LargeFileTests {
                 [.upsertBlob(path: "seeded.bin", oid: try backend.uploadBlob(org: "acme", repo: "work", fromFile: seeded), mode: .regular)]
             }
         }
-        _ = try sandbox.write(".config/mesa/config.toml", "[daemon]\nflush-debounce-ms = 100\n")
-        let daemon = try await DaemonProcess.startMounted(sandbox, environment: RemoteMountTests.environment(server), showing: "acme/work/seeded.bin")
+        let daemon = try await RemoteMountTests.startMounted(sandbox, server, showing: "acme/work/seeded.bin")
         defer {
             daemon.kill()
             MountedDaemon.lazyUnmount(sandbox.treeMountPoint)

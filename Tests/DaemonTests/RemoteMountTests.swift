@@ -19,6 +19,13 @@ struct RemoteMountTests {
         ["MESA_API_URL": server.baseURL, "MESA_ORGS": "acme:\(key ?? server.adminKey)"]
     }
 
+    /// mesad over `server` with the tree mounted and a 100 ms upload debounce, once
+    /// `path` shows in the tree (see `DaemonProcess.startMounted`).
+    static func startMounted(_ sandbox: Sandbox, _ server: APIServerProcess, showing path: String) async throws -> DaemonProcess {
+        _ = try sandbox.write(".config/mesa/config.toml", "[daemon]\nflush-debounce-ms = 100\n")
+        return try await DaemonProcess.startMounted(sandbox, environment: environment(server), showing: path)
+    }
+
     /// The bytes of `path` at `change`, read through the server.
     static func serverFile(_ backend: HTTPBackend, _ repo: String, _ change: String, _ path: String) -> [UInt8]? {
         guard let id = try? ChangeID(change),
@@ -106,8 +113,7 @@ struct RemoteMountTests {
         // A repo with one file on the server before the mount, to read through the blob cache.
         let seed = "seeded on the server\n"
         try await offPool { try server.seedRepo("work") { _ in [.upsert(path: "seed.txt", content: Array(seed.utf8))] } }
-        _ = try sandbox.write(".config/mesa/config.toml", "[daemon]\nflush-debounce-ms = 100\n")
-        let daemon = try await DaemonProcess.startMounted(sandbox, environment: Self.environment(server), showing: "acme/work/seed.txt")
+        let daemon = try await Self.startMounted(sandbox, server, showing: "acme/work/seed.txt")
         defer {
             daemon.kill()
             MountedDaemon.lazyUnmount(sandbox.treeMountPoint)
