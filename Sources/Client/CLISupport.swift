@@ -42,6 +42,22 @@ public struct ClientOptions: ParsableArguments {
     }
 }
 
+/// `[--org O] REPO`: the repo a repo-level verb acts on.
+public struct RepoArguments: ParsableArguments {
+    @Option(help: "Organization.") public var org: String?
+    @Argument(help: "Repository name.") public var repo: String
+    public init() {}
+    public var params: GetRepo.Params { GetRepo.Params(org: org, repo: repo) }
+}
+
+/// `--limit N --cursor C`: one page of a listing.
+public struct PageOptions: ParsableArguments {
+    @Option(help: "Page size, 1 to 100.") public var limit: Int?
+    @Option(help: "Cursor from a previous page.") public var cursor: String?
+    public init() {}
+    public var page: PageRequest { PageRequest(cursor: cursor, limit: limit) }
+}
+
 /// A failure carrying the exit status it maps to.
 public struct CLIFailure: Error, CustomStringConvertible {
     public let message: String

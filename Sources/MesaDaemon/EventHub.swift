@@ -173,9 +173,7 @@ final class EventHub: Sendable {
                 current[mount.id] = snapshot
                 guard reporting else { continue }
                 // A mount opened since the last look starts from a clean slate.
-                let previous = watch.mounts[mount.id]
-                    ?? MountSnapshot(id: mount.id, path: mount.path, org: snapshot.org, repo: snapshot.repo, baseChange: snapshot.baseChange,
-                                     workingChange: snapshot.workingChange, lastError: nil, lastFlush: snapshot.lastFlush)
+                let previous = watch.mounts[mount.id] ?? snapshot.clean
                 events += EventRules.mountEvents(previous: previous, current: snapshot, changed: changed, now: now)
             }
             let lostNow = mounts.lostMounts()

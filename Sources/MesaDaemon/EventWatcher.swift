@@ -10,36 +10,24 @@ struct MountSnapshot: Sendable, Equatable {
     var repo: String
     var baseChange: String
     var workingChange: String?
-    var dirtyPaths: [String]
-    var pendingUploads: Int
+    var dirtyPaths: [String] = []
+    var pendingUploads = 0
     var lastError: String?
     var lastFlush: Date?
+}
 
+extension MountSnapshot {
     init(id: String, path: String, status: MountStatus) {
-        self.id = id
-        self.path = path
-        org = status.org
-        repo = status.repo
-        baseChange = status.baseChange.rawValue
-        workingChange = status.workingChange?.rawValue
-        dirtyPaths = status.dirtyPaths
-        pendingUploads = status.pendingUploads
-        lastError = status.lastError
-        lastFlush = status.lastFlush
+        self.init(id: id, path: path, org: status.org, repo: status.repo, baseChange: status.baseChange.rawValue,
+                  workingChange: status.workingChange?.rawValue, dirtyPaths: status.dirtyPaths, pendingUploads: status.pendingUploads,
+                  lastError: status.lastError, lastFlush: status.lastFlush)
     }
 
-    init(id: String, path: String, org: String, repo: String, baseChange: String, workingChange: String? = nil,
-         dirtyPaths: [String] = [], pendingUploads: Int = 0, lastError: String? = nil, lastFlush: Date? = nil) {
-        self.id = id
-        self.path = path
-        self.org = org
-        self.repo = repo
-        self.baseChange = baseChange
-        self.workingChange = workingChange
-        self.dirtyPaths = dirtyPaths
-        self.pendingUploads = pendingUploads
-        self.lastError = lastError
-        self.lastFlush = lastFlush
+    /// The same mount with nothing pending: where a mount opened since the last look starts.
+    var clean: MountSnapshot {
+        var clean = self
+        (clean.dirtyPaths, clean.pendingUploads, clean.lastError) = ([], 0, nil)
+        return clean
     }
 }
 

@@ -16,7 +16,7 @@ extension Daemon {
             if params.mountId == "tree" {
                 mountId = "tree"
             } else if params.mountId != nil || params.path != nil {
-                let mount = try self.mountManager().repoMount(mountId: params.mountId, path: params.path)
+                let mount = try self.mount(params.selector)
                 (mountId, org, repo) = (mount.id, mount.fs.org, mount.fs.repo)
             }
             let selected = (mountId, org, repo)
@@ -30,7 +30,7 @@ extension Daemon {
             Unsubscribe.Result(removed: self.events.unsubscribe(connection: context.connection.id, id: params.subscriptionId))
         }
         dispatcher.register(Flush.self) { params, _ in
-            let mount = try self.mountManager().repoMount(mountId: params.mountId, path: params.path)
+            let mount = try self.mount(params)
             return try await blocking {
                 try mount.fs.flush()
                 self.events.changed()

@@ -27,12 +27,18 @@ extension Daemon {
         return mounts
     }
 
-    func target(mountId: String?, path: String?, org: String?, repo: String?) throws(MesaError) -> RepoTarget {
-        if mountId == nil, path == nil, let repo {
-            let (org, backend) = try orgs.backend(for: org)
+    /// Where every selector is resolved. A mount: by id, or by a path inside it.
+    func mount(_ selector: MountSelector) throws(MesaError) -> (id: String, path: String, fs: RepoFileSystem) {
+        try mountManager().repoMount(selector)
+    }
+
+    /// A repo: its mount, or the org/repo pair when no mount is named.
+    func target(_ selector: RepoSelector) throws(MesaError) -> RepoTarget {
+        if selector.mountId == nil, selector.path == nil, let repo = selector.repo {
+            let (org, backend) = try orgs.backend(for: selector.org)
             return RepoTarget(org: org, repo: repo, backend: backend, mount: nil)
         }
-        let mount = try mountManager().repoMount(mountId: mountId, path: path)
+        let mount = try mount(selector.mount)
         let (org, backend) = try orgs.backend(for: mount.fs.org)
         return RepoTarget(org: org, repo: mount.fs.repo, backend: backend, mount: mount)
     }
@@ -58,7 +64,7 @@ extension Daemon {
             let mounts = try self.mountManager()
             return UnmountMethod.Result(unmounted: try await blocking {
                 defer { self.events.changed() }
-                return try mounts.unmount(mountId: params.mountId, path: params.path)
+                return try mounts.unmount(params)
             })
         }
         dispatcher.register(ListMounts.self) { _, _ in
@@ -66,14 +72,11 @@ extension Daemon {
         }
         dispatcher.register(MountStatusMethod.self) { params, _ in
             let mounts = try self.mountManager()
-            if params.mountId == nil && params.path == nil {
-                return .init(mounts: mounts.repoMounts().map { MountStatusInfo($0.fs.status(), mountId: $0.id, path: $0.path) })
-            }
-            let mount = try mounts.repoMount(mountId: params.mountId, path: params.path)
-            return .init(mounts: [MountStatusInfo(mount.fs.status(), mountId: mount.id, path: mount.path)])
+            let selected = params.mountId == nil && params.path == nil ? mounts.repoMounts() : [try mounts.repoMount(params)]
+            return .init(mounts: selected.map { MountStatusInfo($0.fs.status(), mountId: $0.id, path: $0.path) })
         }
         dispatcher.register(Checkpoint.self) { params, _ in
-            let mount = try self.mountManager().repoMount(mountId: params.mountId, path: params.path)
+            let mount = try self.mount(params.selector)
             let result = try await blocking {
                 let result = try mount.fs.checkpoint(message: params.message)
                 self.events.changed(extra: [MesaEvent(event: MesaEvents.checkpointMade, mountId: mount.id, mountPath: mount.path,
@@ -85,11 +88,11 @@ extension Daemon {
             return .init(savedChangeId: result.savedChange.rawValue, created: result.created, bookmark: result.bookmark)
         }
         dispatcher.register(NewChange.self) { params, _ in
-            let mount = try self.mountManager().repoMount(mountId: params.mountId, path: params.path)
+            let mount = try self.mount(params)
             return .init(changeId: try await blocking { try mount.fs.newChange() }.rawValue)
         }
         dispatcher.register(EditChange.self) { params, _ in
-            let mount = try self.mountManager().repoMount(mountId: params.mountId, path: params.path)
+            let mount = try self.mount(params.selector)
             let edit: EditTarget
             switch (params.bookmark, params.changeId) {
             case (let bookmark?, nil): edit = .bookmark(bookmark)
@@ -104,15 +107,15 @@ extension Daemon {
 
     private func registerRepoVersioningMethods() {
         dispatcher.register(ListChanges.self) { params, _ in
-            let target = try self.target(mountId: params.mountId, path: params.path, org: params.org, repo: params.repo)
+            let target = try self.target(params.selector)
             let bookmark = params.bookmark ?? target.mount?.fs.status().bookmark
             let page = try await blocking {
                 try target.backend.listChanges(org: target.org, repo: target.repo, bookmark: bookmark, cursor: params.cursor, limit: params.limit)
             }
-            return .init(changes: page.items.map { ChangeInfo($0) }, nextCursor: page.nextCursor, hasMore: page.hasMore)
+            return .init(.init(changes: page.items.map { ChangeInfo($0) }), PageInfo(page))
         }
         dispatcher.register(ShowChange.self) { params, _ in
-            let target = try self.target(mountId: params.mountId, path: params.path, org: params.org, repo: params.repo)
+            let target = try self.target(params.selector)
             return try await blocking {
                 try target.mount?.fs.flush()
                 let id = try self.resolve(params.rev, in: target)
@@ -123,7 +126,7 @@ extension Daemon {
             }
         }
         dispatcher.register(DiffMethod.self) { params, _ in
-            let target = try self.target(mountId: params.mountId, path: params.path, org: params.org, repo: params.repo)
+            let target = try self.target(params.selector)
             return try await blocking {
                 try target.mount?.fs.flush()
                 let head = try self.resolve(params.head, in: target)
@@ -135,14 +138,14 @@ extension Daemon {
             }
         }
         dispatcher.register(ListBookmarks.self) { params, _ in
-            let target = try self.target(mountId: params.mountId, path: params.path, org: params.org, repo: params.repo)
+            let target = try self.target(params.selector)
             let page = try await blocking {
                 try target.backend.listBookmarks(org: target.org, repo: target.repo, cursor: params.cursor, limit: params.limit)
             }
-            return .init(bookmarks: page.items.map(BookmarkInfo.init), nextCursor: page.nextCursor, hasMore: page.hasMore)
+            return .init(.init(bookmarks: page.items.map(BookmarkInfo.init)), PageInfo(page))
         }
         dispatcher.register(CreateBookmark.self) { params, _ in
-            let target = try self.target(mountId: params.mountId, path: params.path, org: params.org, repo: params.repo)
+            let target = try self.target(params.selector)
             return try await blocking {
                 try target.mount?.fs.flush()
                 let change = try self.resolve(params.changeId, in: target)
@@ -152,7 +155,7 @@ extension Daemon {
             }
         }
         dispatcher.register(MoveBookmark.self) { params, _ in
-            let target = try self.target(mountId: params.mountId, path: params.path, org: params.org, repo: params.repo)
+            let target = try self.target(params.selector)
             return try await blocking {
                 let change = try self.resolve(params.changeId, in: target)
                 let moved = try target.backend.moveBookmark(org: target.org, repo: target.repo, name: params.name, to: change,
@@ -162,7 +165,7 @@ extension Daemon {
             }
         }
         dispatcher.register(MergeBookmark.self) { params, _ in
-            let target = try self.target(mountId: params.mountId, path: params.path, org: params.org, repo: params.repo)
+            let target = try self.target(params.selector)
             return try await blocking {
                 let result = try target.backend.mergeBookmark(org: target.org, repo: target.repo, target: params.target, source: params.source,
                                                               message: params.message, allowConflicted: params.allowConflicted ?? false)
@@ -178,7 +181,7 @@ extension Daemon {
         dispatcher.register(CloseRepo.self) { params, _ in
             let mounts = try self.mountManager()
             let (org, _) = try self.orgs.backend(for: params.org)
-            _ = try await blocking { try mounts.unmount(mountId: "\(org)/\(params.repo)", path: nil) }
+            _ = try await blocking { try mounts.unmount(MountSelector(mountId: "\(org)/\(params.repo)")) }
             return OK()
         }
     }

@@ -23,7 +23,7 @@ extension Daemon {
         dispatcher.register(ListRepos.self) { params, _ in
             let (org, backend) = try self.orgs.backend(for: params.org)
             let page = try await blocking { try backend.listRepos(org: org, cursor: params.cursor, limit: params.limit) }
-            return ListRepos.Result(repos: page.items.map(RepoInfo.init), nextCursor: page.nextCursor, hasMore: page.hasMore)
+            return ListRepos.Result(.init(repos: page.items.map(RepoInfo.init)), PageInfo(page))
         }
 
         dispatcher.register(GetRepo.self) { params, _ in
@@ -75,7 +75,7 @@ extension Daemon {
                 return status
             }
             let page = try await blocking { try backend.listKeys(org: org, status: status, cursor: params.cursor, limit: params.limit) }
-            return ListKeys.Result(keys: page.items.map(KeyInfo.init), nextCursor: page.nextCursor, hasMore: page.hasMore)
+            return ListKeys.Result(.init(keys: page.items.map(KeyInfo.init)), PageInfo(page))
         }
 
         dispatcher.register(RevokeKey.self) { params, _ in
@@ -84,4 +84,9 @@ extension Daemon {
             return OK()
         }
     }
+}
+
+extension PageInfo {
+    /// Where a backend page of any kind ends.
+    init<Item: Sendable>(_ page: Page<Item>) { self.init(nextCursor: page.nextCursor, hasMore: page.hasMore) }
 }

@@ -156,13 +156,8 @@ public final class MountManager: Sendable {
 
     /// Unmounts by id ("tree", "org/repo", or a path mount's path) or by a path inside it.
     /// Pending writes are uploaded first; what cannot be uploaded stays in the journal.
-    public func unmount(mountId: String?, path: String?) throws(MesaError) -> [String] {
-        let id: String
-        if let mountId { id = mountId } else if let path {
-            id = try resolveMountId(containing: Self.absolute(path))
-        } else {
-            id = "tree"
-        }
+    public func unmount(_ selector: MountSelector) throws(MesaError) -> [String] {
+        let id = try mountId(selector) ?? "tree"
         if id == "tree" {
             guard let tree = state.withLock({ state -> (MountSession, TreeFileSystem)? in
                 defer { state.tree = nil; state.saved.tree = false }
@@ -213,12 +208,16 @@ public final class MountManager: Sendable {
             + paths.sorted(by: { $0.key < $1.key }).map { ($0.key, $0.key, $0.value.fs) }
     }
 
+    /// The id of the mount a selector names (a path is resolved to the mount holding it);
+    /// nil when it names none.
+    private func mountId(_ selector: MountSelector) throws(MesaError) -> String? {
+        if let mountId = selector.mountId { return mountId }
+        return try selector.path.map { path throws(MesaError) in try resolveMountId(containing: Self.absolute(path)) }
+    }
+
     /// The repo mount a selector names: a mount id, or any path inside a mount.
-    public func repoMount(mountId: String?, path: String?) throws(MesaError) -> (id: String, path: String, fs: RepoFileSystem) {
-        let id: String
-        if let mountId { id = mountId } else if let path {
-            id = try resolveMountId(containing: Self.absolute(path))
-        } else {
+    public func repoMount(_ selector: MountSelector) throws(MesaError) -> (id: String, path: String, fs: RepoFileSystem) {
+        guard let id = try mountId(selector) else {
             let mounts = repoMounts()
             guard mounts.count == 1, let only = mounts.first else {
                 throw MesaError.invalid("\(mounts.isEmpty ? "no repo is mounted" : "several repos are mounted"); pass mountId or a path inside the mount")

@@ -76,17 +76,13 @@ public struct MesaEvent: Codable, Sendable, Equatable {
 
 public enum Subscribe: MesaMethod {
     public static let name = "subscribe"
-    public struct Params: Codable, Sendable {
-        /// Only events of this mount (a mount id, or `path`: any path inside it).
-        public var mountId: String?
-        public var path: String?
+    /// Only events of the selected mount (`mountId: "tree"`: every repo of the daemon tree).
+    public typealias Params = Flat<MountSelector, Events>
+    public struct Events: Codable, Sendable, AllOptional {
         /// Event names (`filesChanged`, …); omitted: all.
         public var events: [String]?
-        public init(mountId: String? = nil, path: String? = nil, events: [String]? = nil) {
-            self.mountId = mountId
-            self.path = path
-            self.events = events
-        }
+        public init(events: [String]? = nil) { self.events = events }
+        public init() {}
     }
     public struct Result: Codable, Sendable {
         public var subscriptionId: Int
@@ -116,13 +112,6 @@ public enum Unsubscribe: MesaMethod {
 /// Uploads a mount's pending writes now (what a PostToolUse hook calls after an edit).
 public enum Flush: MesaMethod {
     public static let name = "flush"
-    public struct Params: Codable, Sendable {
-        public var mountId: String?
-        public var path: String?
-        public init(mountId: String? = nil, path: String? = nil) {
-            self.mountId = mountId
-            self.path = path
-        }
-    }
+    public typealias Params = MountSelector
     public typealias Result = MountStatusInfo
 }

@@ -64,10 +64,7 @@ public enum Shutdown: MesaMethod {
 
 public enum Whoami: MesaMethod {
     public static let name = "whoami"
-    public struct Params: Codable, Sendable {
-        public var org: String?
-        public init(org: String? = nil) { self.org = org }
-    }
+    public typealias Params = OrgSelector
     public struct Result: Codable, Sendable {
         public var org: Org
         public var keyId: String?
@@ -112,25 +109,11 @@ public enum ListOrgs: MesaMethod {
 
 public enum ListRepos: MesaMethod {
     public static let name = "listRepos"
-    public struct Params: Codable, Sendable {
-        public var org: String?
-        public var cursor: String?
-        public var limit: Int?
-        public init(org: String? = nil, cursor: String? = nil, limit: Int? = nil) {
-            self.org = org
-            self.cursor = cursor
-            self.limit = limit
-        }
-    }
-    public struct Result: Codable, Sendable {
+    public typealias Params = Paged<OrgSelector>
+    public typealias Result = Listing<Repos>
+    public struct Repos: Codable, Sendable {
         public var repos: [RepoInfo]
-        public var nextCursor: String?
-        public var hasMore: Bool
-        public init(repos: [RepoInfo], nextCursor: String? = nil, hasMore: Bool) {
-            self.repos = repos
-            self.nextCursor = nextCursor
-            self.hasMore = hasMore
-        }
+        public init(repos: [RepoInfo]) { self.repos = repos }
     }
 }
 
@@ -209,28 +192,21 @@ public enum CreateEphemeralKey: MesaMethod {
 
 public enum ListKeys: MesaMethod {
     public static let name = "listKeys"
-    public struct Params: Codable, Sendable {
+    public typealias Params = Paged<Filter>
+    public struct Filter: Codable, Sendable, AllOptional {
         public var org: String?
         /// active, revoked, expired; omitted = all.
         public var status: String?
-        public var cursor: String?
-        public var limit: Int?
-        public init(org: String? = nil, status: String? = nil, cursor: String? = nil, limit: Int? = nil) {
+        public init(org: String? = nil, status: String? = nil) {
             self.org = org
             self.status = status
-            self.cursor = cursor
-            self.limit = limit
         }
+        public init() {}
     }
-    public struct Result: Codable, Sendable {
+    public typealias Result = Listing<Keys>
+    public struct Keys: Codable, Sendable {
         public var keys: [KeyInfo]
-        public var nextCursor: String?
-        public var hasMore: Bool
-        public init(keys: [KeyInfo], nextCursor: String? = nil, hasMore: Bool) {
-            self.keys = keys
-            self.nextCursor = nextCursor
-            self.hasMore = hasMore
-        }
+        public init(keys: [KeyInfo]) { self.keys = keys }
     }
 }
 

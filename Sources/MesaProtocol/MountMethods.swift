@@ -1,20 +1,5 @@
 import Foundation
 
-/// Which repo a method acts on: a mount (by id, or any path inside it — the CLI sends
-/// its working directory), or an org/repo pair.
-public struct RepoSelector: Codable, Sendable {
-    public var mountId: String?
-    public var path: String?
-    public var org: String?
-    public var repo: String?
-    public init(mountId: String? = nil, path: String? = nil, org: String? = nil, repo: String? = nil) {
-        self.mountId = mountId
-        self.path = path
-        self.org = org
-        self.repo = repo
-    }
-}
-
 /// `{bookmark}` or `{changeId}`.
 public struct RevisionSpec: Codable, Sendable {
     public var bookmark: String?
@@ -72,14 +57,8 @@ public enum MountMethod: MesaMethod {
 
 public enum UnmountMethod: MesaMethod {
     public static let name = "unmount"
-    public struct Params: Codable, Sendable {
-        public var mountId: String?
-        public var path: String?
-        public init(mountId: String? = nil, path: String? = nil) {
-            self.mountId = mountId
-            self.path = path
-        }
-    }
+    /// Neither: the daemon tree.
+    public typealias Params = MountSelector
     public struct Result: Codable, Sendable {
         public var unmounted: [String]
         public init(unmounted: [String]) {
@@ -102,7 +81,7 @@ public enum ListMounts: MesaMethod {
 public enum MountStatusMethod: MesaMethod {
     public static let name = "status"
     /// Without a selector: every open repo mount.
-    public typealias Params = RepoSelector
+    public typealias Params = MountSelector
     public struct Result: Codable, Sendable {
         public var mounts: [MountStatusInfo]
         public init(mounts: [MountStatusInfo]) {
@@ -113,16 +92,12 @@ public enum MountStatusMethod: MesaMethod {
 
 public enum Checkpoint: MesaMethod {
     public static let name = "checkpoint"
-    public struct Params: Codable, Sendable {
-        public var mountId: String?
-        public var path: String?
+    public typealias Params = Flat<MountSelector, Message>
+    public struct Message: Codable, Sendable, AllOptional {
         /// Describes the saved change; omitted keeps its description, "" clears it.
         public var message: String?
-        public init(mountId: String? = nil, path: String? = nil, message: String? = nil) {
-            self.mountId = mountId
-            self.path = path
-            self.message = message
-        }
+        public init(message: String? = nil) { self.message = message }
+        public init() {}
     }
     public struct Result: Codable, Sendable {
         public var savedChangeId: String
@@ -138,7 +113,7 @@ public enum Checkpoint: MesaMethod {
 
 public enum NewChange: MesaMethod {
     public static let name = "newChange"
-    public typealias Params = RepoSelector
+    public typealias Params = MountSelector
     public struct Result: Codable, Sendable {
         /// The change the next write builds on.
         public var changeId: String
@@ -150,70 +125,35 @@ public enum NewChange: MesaMethod {
 
 public enum EditChange: MesaMethod {
     public static let name = "editChange"
-    public struct Params: Codable, Sendable {
-        public var mountId: String?
-        public var path: String?
-        public var bookmark: String?
-        public var changeId: String?
-        public init(mountId: String? = nil, path: String? = nil, bookmark: String? = nil, changeId: String? = nil) {
-            self.mountId = mountId
-            self.path = path
-            self.bookmark = bookmark
-            self.changeId = changeId
-        }
-    }
+    /// Exactly one of `bookmark` and `changeId`.
+    public typealias Params = Flat<MountSelector, RevisionSpec>
     public typealias Result = MountStatusInfo
 }
 
 public enum ListChanges: MesaMethod {
     public static let name = "listChanges"
-    public struct Params: Codable, Sendable {
-        public var mountId: String?
-        public var path: String?
-        public var org: String?
-        public var repo: String?
+    public typealias Params = Flat<RepoSelector, Paged<Filter>>
+    public struct Filter: Codable, Sendable, AllOptional {
         /// Reachable from this bookmark; omitted = the mount's bookmark, else every change.
         public var bookmark: String?
-        public var cursor: String?
-        public var limit: Int?
-        public init(mountId: String? = nil, path: String? = nil, org: String? = nil, repo: String? = nil, bookmark: String? = nil, cursor: String? = nil, limit: Int? = nil) {
-            self.mountId = mountId
-            self.path = path
-            self.org = org
-            self.repo = repo
-            self.bookmark = bookmark
-            self.cursor = cursor
-            self.limit = limit
-        }
+        public init(bookmark: String? = nil) { self.bookmark = bookmark }
+        public init() {}
     }
-    public struct Result: Codable, Sendable {
+    public typealias Result = Listing<Changes>
+    public struct Changes: Codable, Sendable {
         public var changes: [ChangeInfo]
-        public var nextCursor: String?
-        public var hasMore: Bool
-        public init(changes: [ChangeInfo], nextCursor: String? = nil, hasMore: Bool) {
-            self.changes = changes
-            self.nextCursor = nextCursor
-            self.hasMore = hasMore
-        }
+        public init(changes: [ChangeInfo]) { self.changes = changes }
     }
 }
 
 public enum ShowChange: MesaMethod {
     public static let name = "show"
-    public struct Params: Codable, Sendable {
-        public var mountId: String?
-        public var path: String?
-        public var org: String?
-        public var repo: String?
+    public typealias Params = Flat<RepoSelector, Rev>
+    public struct Rev: Codable, Sendable, AllOptional {
         /// A bookmark or change id; omitted = the mount's current change (`@`).
         public var rev: String?
-        public init(mountId: String? = nil, path: String? = nil, org: String? = nil, repo: String? = nil, rev: String? = nil) {
-            self.mountId = mountId
-            self.path = path
-            self.org = org
-            self.repo = repo
-            self.rev = rev
-        }
+        public init(rev: String? = nil) { self.rev = rev }
+        public init() {}
     }
     public struct Result: Codable, Sendable {
         public var change: ChangeInfo
@@ -228,71 +168,38 @@ public enum ShowChange: MesaMethod {
 
 public enum DiffMethod: MesaMethod {
     public static let name = "diff"
-    public struct Params: Codable, Sendable {
-        public var mountId: String?
-        public var path: String?
-        public var org: String?
-        public var repo: String?
+    public typealias Params = Flat<RepoSelector, Range>
+    public struct Range: Codable, Sendable, AllOptional {
         /// Defaults: head = the mount's current change, base = head's first parent.
         public var base: String?
         public var head: String?
-        public init(mountId: String? = nil, path: String? = nil, org: String? = nil, repo: String? = nil, base: String? = nil, head: String? = nil) {
-            self.mountId = mountId
-            self.path = path
-            self.org = org
-            self.repo = repo
+        public init(base: String? = nil, head: String? = nil) {
             self.base = base
             self.head = head
         }
+        public init() {}
     }
     public typealias Result = DiffInfo
 }
 
 public enum ListBookmarks: MesaMethod {
     public static let name = "listBookmarks"
-    public struct Params: Codable, Sendable {
-        public var mountId: String?
-        public var path: String?
-        public var org: String?
-        public var repo: String?
-        public var cursor: String?
-        public var limit: Int?
-        public init(mountId: String? = nil, path: String? = nil, org: String? = nil, repo: String? = nil, cursor: String? = nil, limit: Int? = nil) {
-            self.mountId = mountId
-            self.path = path
-            self.org = org
-            self.repo = repo
-            self.cursor = cursor
-            self.limit = limit
-        }
-    }
-    public struct Result: Codable, Sendable {
+    public typealias Params = Flat<RepoSelector, PageRequest>
+    public typealias Result = Listing<Bookmarks>
+    public struct Bookmarks: Codable, Sendable {
         public var bookmarks: [BookmarkInfo]
-        public var nextCursor: String?
-        public var hasMore: Bool
-        public init(bookmarks: [BookmarkInfo], nextCursor: String? = nil, hasMore: Bool) {
-            self.bookmarks = bookmarks
-            self.nextCursor = nextCursor
-            self.hasMore = hasMore
-        }
+        public init(bookmarks: [BookmarkInfo]) { self.bookmarks = bookmarks }
     }
 }
 
 public enum CreateBookmark: MesaMethod {
     public static let name = "createBookmark"
-    public struct Params: Codable, Sendable {
-        public var mountId: String?
-        public var path: String?
-        public var org: String?
-        public var repo: String?
+    public typealias Params = Flat<RepoSelector, Fields>
+    public struct Fields: Codable, Sendable {
         public var name: String
         /// Omitted: the mount's current change.
         public var changeId: String?
-        public init(mountId: String? = nil, path: String? = nil, org: String? = nil, repo: String? = nil, name: String, changeId: String? = nil) {
-            self.mountId = mountId
-            self.path = path
-            self.org = org
-            self.repo = repo
+        public init(name: String, changeId: String? = nil) {
             self.name = name
             self.changeId = changeId
         }
@@ -307,19 +214,12 @@ public enum CreateBookmark: MesaMethod {
 
 public enum MoveBookmark: MesaMethod {
     public static let name = "moveBookmark"
-    public struct Params: Codable, Sendable {
-        public var mountId: String?
-        public var path: String?
-        public var org: String?
-        public var repo: String?
+    public typealias Params = Flat<RepoSelector, Fields>
+    public struct Fields: Codable, Sendable {
         public var name: String
         public var changeId: String
         public var allowBackwards: Bool?
-        public init(mountId: String? = nil, path: String? = nil, org: String? = nil, repo: String? = nil, name: String, changeId: String, allowBackwards: Bool? = nil) {
-            self.mountId = mountId
-            self.path = path
-            self.org = org
-            self.repo = repo
+        public init(name: String, changeId: String, allowBackwards: Bool? = nil) {
             self.name = name
             self.changeId = changeId
             self.allowBackwards = allowBackwards
@@ -337,20 +237,13 @@ public enum MoveBookmark: MesaMethod {
 
 public enum MergeBookmark: MesaMethod {
     public static let name = "mergeBookmark"
-    public struct Params: Codable, Sendable {
-        public var mountId: String?
-        public var path: String?
-        public var org: String?
-        public var repo: String?
+    public typealias Params = Flat<RepoSelector, Fields>
+    public struct Fields: Codable, Sendable {
         public var target: String
         public var source: String
         public var message: String?
         public var allowConflicted: Bool?
-        public init(mountId: String? = nil, path: String? = nil, org: String? = nil, repo: String? = nil, target: String, source: String, message: String? = nil, allowConflicted: Bool? = nil) {
-            self.mountId = mountId
-            self.path = path
-            self.org = org
-            self.repo = repo
+        public init(target: String, source: String, message: String? = nil, allowConflicted: Bool? = nil) {
             self.target = target
             self.source = source
             self.message = message
@@ -369,21 +262,15 @@ public enum MergeBookmark: MesaMethod {
     }
 }
 
+/// Shows a repo in the daemon tree (explicit mode).
 public enum OpenRepo: MesaMethod {
     public static let name = "openRepo"
-    public struct Params: Codable, Sendable {
-        public var org: String?
-        public var repo: String
-        public init(org: String? = nil, repo: String) {
-            self.org = org
-            self.repo = repo
-        }
-    }
+    public typealias Params = GetRepo.Params
     public typealias Result = OK
 }
 
 public enum CloseRepo: MesaMethod {
     public static let name = "closeRepo"
-    public typealias Params = OpenRepo.Params
+    public typealias Params = GetRepo.Params
     public typealias Result = OK
 }

@@ -93,9 +93,8 @@ struct Watch_: AsyncParsableCommand {
         signal(SIGINT, SIG_IGN)
         interrupt.setEventHandler { Foundation.exit(CLIExit.success) }
         interrupt.resume()
-        let selector = mount.map { $0.hasPrefix("/") ? Subscribe.Params(path: $0) : Subscribe.Params(mountId: $0) } ?? Subscribe.Params()
-        var params = selector
-        params.events = events.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        let selector = mount.map { $0.hasPrefix("/") ? MountSelector.path($0) : .id($0) } ?? MountSelector()
+        let params = Subscribe.Params(selector, .init(events: events.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }))
         do {
             let subscribed = try await client.call(Subscribe.self, params)
             FileHandle.standardError.write(Data("watching \(subscribed.mountId ?? "every mount") for \(subscribed.events.joined(separator: ", ")); Ctrl+C stops\n".utf8))

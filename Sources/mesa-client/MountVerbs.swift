@@ -13,9 +13,9 @@ struct Selector: ParsableArguments {
     @Option(help: "Repository (instead of a mount).") var repo: String?
 
     /// The working directory stands in when nothing else selects the repo.
-    var resolvedPath: String? {
-        if mountId != nil || repo != nil { return path }
-        return path ?? FileManager.default.currentDirectoryPath
+    var repoSelector: RepoSelector {
+        let cwd = mountId != nil || repo != nil ? nil : FileManager.default.currentDirectoryPath
+        return RepoSelector(mountId: mountId, path: path ?? cwd, org: org, repo: repo)
     }
 }
 
@@ -74,7 +74,7 @@ struct Checkpoint_: AsyncParsableCommand {
     @OptionGroup var selector: Selector
     @Option(name: .shortAndLong, help: "Description.") var message: String?
     func run() async throws {
-        try await options.run(Checkpoint.self, .init(mountId: selector.mountId, path: selector.resolvedPath, message: message)) { $0.savedChangeId }
+        try await options.run(Checkpoint.self, .init(selector.repoSelector.mount, .init(message: message))) { $0.savedChangeId }
     }
 }
 
@@ -83,11 +83,9 @@ struct ListChanges_: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
     @OptionGroup var selector: Selector
     @Option(help: "Reachable from this bookmark.") var bookmark: String?
-    @Option(help: "Page size.") var limit: Int?
-    @Option(help: "Cursor.") var cursor: String?
+    @OptionGroup var page: PageOptions
     func run() async throws {
-        let params = ListChanges.Params(mountId: selector.mountId, path: selector.resolvedPath, org: selector.org, repo: selector.repo,
-                                        bookmark: bookmark, cursor: cursor, limit: limit)
+        let params = ListChanges.Params(selector.repoSelector, .init(.init(bookmark: bookmark), page.page))
         try await options.run(ListChanges.self, params) { result in
             Output.table(["change", "updated", "message"], result.changes.map { [$0.id, $0.updatedAt, String($0.message.prefix(60))] })
         }
@@ -101,8 +99,7 @@ struct Diff_: AsyncParsableCommand {
     @Option(help: "Base bookmark or change.") var base: String?
     @Option(help: "Head bookmark or change.") var head: String?
     func run() async throws {
-        let params = DiffMethod.Params(mountId: selector.mountId, path: selector.resolvedPath, org: selector.org, repo: selector.repo,
-                                       base: base, head: head)
+        let params = DiffMethod.Params(selector.repoSelector, .init(base: base, head: head))
         try await options.run(DiffMethod.self, params) { result in
             result.entries.map { "\($0.status.prefix(1).uppercased()) \($0.path) +\($0.additions) -\($0.deletions)" }.joined(separator: "\n")
         }
@@ -114,7 +111,7 @@ struct ListBookmarks_: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
     @OptionGroup var selector: Selector
     func run() async throws {
-        let params = ListBookmarks.Params(mountId: selector.mountId, path: selector.resolvedPath, org: selector.org, repo: selector.repo)
+        let params = ListBookmarks.Params(selector.repoSelector)
         try await options.run(ListBookmarks.self, params) { result in
             Output.table(["bookmark", "change", "default"], result.bookmarks.map { [$0.name, $0.changeId, $0.isDefault ? "yes" : ""] })
         }
@@ -128,8 +125,7 @@ struct CreateBookmark_: AsyncParsableCommand {
     @Argument(help: "Bookmark name.") var name: String
     @Option(name: .customLong("change"), help: "Change id or bookmark.") var changeId: String?
     func run() async throws {
-        let params = CreateBookmark.Params(mountId: selector.mountId, path: selector.resolvedPath, org: selector.org, repo: selector.repo,
-                                           name: name, changeId: changeId)
+        let params = CreateBookmark.Params(selector.repoSelector, .init(name: name, changeId: changeId))
         try await options.run(CreateBookmark.self, params) { "\($0.bookmark.name) → \($0.bookmark.changeId)" }
     }
 }
@@ -142,8 +138,7 @@ struct MoveBookmark_: AsyncParsableCommand {
     @Argument(help: "Target change id or bookmark.") var changeId: String
     @Flag(name: .customLong("allow-backwards")) var allowBackwards = false
     func run() async throws {
-        let params = MoveBookmark.Params(mountId: selector.mountId, path: selector.resolvedPath, org: selector.org, repo: selector.repo,
-                                         name: name, changeId: changeId, allowBackwards: allowBackwards)
+        let params = MoveBookmark.Params(selector.repoSelector, .init(name: name, changeId: changeId, allowBackwards: allowBackwards))
         try await options.run(MoveBookmark.self, params) { "\($0.bookmark.name): \($0.fromChangeId) → \($0.bookmark.changeId)" }
     }
 }
@@ -156,8 +151,7 @@ struct MergeBookmark_: AsyncParsableCommand {
     @Argument(help: "Source bookmark.") var source: String
     @Flag(name: .customLong("allow-conflicted")) var allowConflicted = false
     func run() async throws {
-        let params = MergeBookmark.Params(mountId: selector.mountId, path: selector.resolvedPath, org: selector.org, repo: selector.repo,
-                                          target: target, source: source, allowConflicted: allowConflicted)
+        let params = MergeBookmark.Params(selector.repoSelector, .init(target: target, source: source, allowConflicted: allowConflicted))
         try await options.run(MergeBookmark.self, params) { "\($0.mergeType) \($0.changeId)" }
     }
 }

@@ -41,10 +41,9 @@ struct ListRepos_: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list-repos", abstract: "List repositories.")
     @OptionGroup var options: ClientOptions
     @Option(help: "Organization.") var org: String?
-    @Option(help: "Page size, 1 to 100.") var limit: Int?
-    @Option(help: "Cursor from a previous page.") var cursor: String?
+    @OptionGroup var page: PageOptions
     func run() async throws {
-        try await options.run(ListRepos.self, .init(org: org, cursor: cursor, limit: limit)) { result in
+        try await options.run(ListRepos.self, .init(.init(org: org), page.page)) { result in
             Output.table(["name", "id", "bookmark", "head"], result.repos.map { [$0.name, $0.id, $0.defaultBookmark, String($0.headChangeId.prefix(12))] })
                 + (result.nextCursor.map { "\nmore: --cursor \($0)" } ?? "")
         }
@@ -54,10 +53,9 @@ struct ListRepos_: AsyncParsableCommand {
 struct GetRepo_: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "get-repo", abstract: "Show one repository.")
     @OptionGroup var options: ClientOptions
-    @Option(help: "Organization.") var org: String?
-    @Argument(help: "Repository name.") var repo: String
+    @OptionGroup var repo: RepoArguments
     func run() async throws {
-        try await options.run(GetRepo.self, .init(org: org, repo: repo)) { Output.json($0.repo) }
+        try await options.run(GetRepo.self, repo.params) { Output.json($0.repo) }
     }
 }
 
@@ -77,10 +75,9 @@ struct CreateRepo_: AsyncParsableCommand {
 struct DeleteRepo_: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "delete-repo", abstract: "Delete a repository permanently.")
     @OptionGroup var options: ClientOptions
-    @Option(help: "Organization.") var org: String?
-    @Argument(help: "Repository name.") var repo: String
+    @OptionGroup var repo: RepoArguments
     func run() async throws {
-        try await options.run(DeleteRepo.self, .init(org: org, repo: repo)) { _ in "deleted \(repo)" }
+        try await options.run(DeleteRepo.self, repo.params) { _ in "deleted \(repo.repo)" }
     }
 }
 
@@ -108,10 +105,9 @@ struct ListKeys_: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
     @Option(help: "Organization.") var org: String?
     @Option(help: "active, revoked or expired.") var status: String?
-    @Option(help: "Page size, 1 to 100.") var limit: Int?
-    @Option(help: "Cursor from a previous page.") var cursor: String?
+    @OptionGroup var page: PageOptions
     func run() async throws {
-        try await options.run(ListKeys.self, .init(org: org, status: status, cursor: cursor, limit: limit)) { result in
+        try await options.run(ListKeys.self, .init(.init(org: org, status: status), page.page)) { result in
             Output.table(["id", "name", "scopes", "status", "expires"],
                          result.keys.map { [$0.id, $0.name ?? "-", $0.scopes.joined(separator: ","), $0.status, $0.expiresAt ?? "never"] })
         }

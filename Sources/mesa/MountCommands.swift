@@ -98,7 +98,7 @@ struct EditCommand: AsyncParsableCommand {
     @Argument(help: "A bookmark name or a 32-character change id.") var rev: String
     func run() async throws {
         let isChange = rev.count == 32 && rev.allSatisfy { ("k"..."z").contains($0) }
-        let params = EditChange.Params(path: currentDirectory(), bookmark: isChange ? nil : rev, changeId: isChange ? rev : nil)
+        let params = EditChange.Params(.path(currentDirectory()), .init(bookmark: isChange ? nil : rev, changeId: isChange ? rev : nil))
         try await options.run(EditChange.self, params) { status in
             "now on \(status.bookmark.map { "bookmark \($0), " } ?? "")change \(status.workingChangeId ?? status.baseChangeId)"
         }
@@ -111,7 +111,7 @@ struct CheckpointCommand: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
     @Option(name: .shortAndLong, help: "Description of the saved change.") var message: String?
     func run() async throws {
-        try await options.run(Checkpoint.self, .init(path: currentDirectory(), message: message)) { result in
+        try await options.run(Checkpoint.self, .init(.path(currentDirectory()), .init(message: message))) { result in
             result.created ? "saved \(result.savedChangeId)\(result.bookmark.map { "; \($0) moved onto it" } ?? "")" : "nothing to save"
         }
     }
@@ -123,7 +123,7 @@ struct LogCommand: AsyncParsableCommand {
     @Option(help: "Reachable from this bookmark (default: the mount's bookmark).") var bookmark: String?
     @Option(help: "How many changes.") var limit: Int = 20
     func run() async throws {
-        try await options.run(ListChanges.self, .init(path: currentDirectory(), bookmark: bookmark, limit: limit)) { result in
+        try await options.run(ListChanges.self, .init(.path(currentDirectory()), .init(.init(bookmark: bookmark), .init(limit: limit)))) { result in
             result.changes.map { change in
                 let title = change.message.split(separator: "\n").first.map(String.init) ?? "(no description)"
                 return "\(change.id.prefix(12))  \(change.updatedAt)  \(change.author)\n    \(title)"
@@ -140,7 +140,7 @@ struct ShowCommand: AsyncParsableCommand {
     @Flag(name: .customLong("name-only"), help: "Only list the changed paths.") var nameOnly = false
     @Flag(name: .customLong("git"), help: "Accepted for jj compatibility; does nothing.") var git = false
     func run() async throws {
-        try await options.run(ShowChange.self, .init(path: currentDirectory(), rev: rev)) { result in
+        try await options.run(ShowChange.self, .init(.path(currentDirectory()), .init(rev: rev))) { result in
             var lines = ["change \(result.change.id)", "commit \(result.change.commitOid)", "Author: \(result.change.author)", "",
                          result.change.message.isEmpty ? "    (no description)" : result.change.message.split(separator: "\n", omittingEmptySubsequences: false).map { "    \($0)" }.joined(separator: "\n"), ""]
             for entry in result.diff.entries {
@@ -163,19 +163,17 @@ struct ShowCommand: AsyncParsableCommand {
 struct RepoOpen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "open", abstract: "Show a repo in an org mounted in explicit mode.")
     @OptionGroup var options: ClientOptions
-    @Option(help: "Organization.") var org: String?
-    @Argument(help: "Repository.") var repo: String
+    @OptionGroup var repo: RepoArguments
     func run() async throws {
-        try await options.run(OpenRepo.self, .init(org: org, repo: repo)) { _ in "opened \(repo)" }
+        try await options.run(OpenRepo.self, repo.params) { _ in "opened \(repo.repo)" }
     }
 }
 
 struct RepoClose: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "close", abstract: "Hide a repo again (explicit mode), uploading its writes.")
     @OptionGroup var options: ClientOptions
-    @Option(help: "Organization.") var org: String?
-    @Argument(help: "Repository.") var repo: String
+    @OptionGroup var repo: RepoArguments
     func run() async throws {
-        try await options.run(CloseRepo.self, .init(org: org, repo: repo)) { _ in "closed \(repo)" }
+        try await options.run(CloseRepo.self, repo.params) { _ in "closed \(repo.repo)" }
     }
 }

@@ -103,7 +103,7 @@ struct RepoCommand: AsyncParsableCommand {
                 for org in try await client.call(ListOrgs.self, .init()).orgs {
                     var cursor: String?
                     repeat {
-                        let page = try await client.call(ListRepos.self, .init(org: org.name, cursor: cursor, limit: 100))
+                        let page = try await client.call(ListRepos.self, .init(.init(org: org.name), .init(cursor: cursor, limit: 100)))
                         repos += page.repos
                         rows += page.repos.map { [org.name, $0.name, $0.defaultBookmark, $0.id] }
                         cursor = all ? page.nextCursor : nil

@@ -32,7 +32,7 @@ final class MountedDaemon: @unchecked Sendable {
     /// Extra mount points to clear at cleanup (path mounts made by a test).
     let extraMounts = Mutex<[String]>([])
 
-    var mountPoint: String { sandbox.home + "/.local/share/mesa/mnt" }
+    var mountPoint: String { sandbox.treeMountPoint }
     func repoPath(_ repo: String) -> String { mountPoint + "/local/" + repo }
 
     private init(sandbox: Sandbox, daemon: DaemonProcess) {

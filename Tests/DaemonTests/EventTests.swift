@@ -77,7 +77,7 @@ import Glibc
         let log = EventLog()
         let client = try mesa.client(notifications: log.dispatcher)
         defer { client.close() }
-        let subscribed = try await client.call(Subscribe.self, .init(mountId: "local/demo"))
+        let subscribed = try await client.call(Subscribe.self, .init(.id("local/demo")))
         #expect(subscribed.mountId == "local/demo")
         #expect(subscribed.events == MesaEvents.all)
 
@@ -89,7 +89,7 @@ import Glibc
         let amended = try await log.waitFor("changeAmended") { $0.event == "changeAmended" }
         let working = try #require(amended.changeId)
 
-        _ = try await client.call(Checkpoint.self, .init(mountId: "local/demo", message: "First notes"))
+        _ = try await client.call(Checkpoint.self, .init(.id("local/demo"), .init(message: "First notes")))
         let checkpoint = try await log.waitFor("checkpointMade") { $0.event == "checkpointMade" }
         #expect(checkpoint.changeId == working)
         #expect(checkpoint.bookmark == "main")
@@ -116,7 +116,7 @@ import Glibc
         let log = EventLog()
         let client = try mesa.client(notifications: log.dispatcher)
         defer { client.close() }
-        _ = try await client.call(Subscribe.self, .init(path: mesa.repoPath("two") + "/sub/dir", events: ["filesChanged"]))
+        _ = try await client.call(Subscribe.self, .init(.path(mesa.repoPath("two") + "/sub/dir"), .init(events: ["filesChanged"])))
         try "1\n".write(toFile: mesa.repoPath("one") + "/a.txt", atomically: false, encoding: .utf8)
         try "2\n".write(toFile: mesa.repoPath("two") + "/b.txt", atomically: false, encoding: .utf8)
         _ = try await client.call(Flush.self, .init(mountId: "local/two"))
@@ -126,7 +126,7 @@ import Glibc
         #expect(log.all.allSatisfy { $0.mountId == "local/two" && $0.event == "filesChanged" }, "\(log.all)")
 
         let refused = await #expect(throws: MesaClient.Failure.self) {
-            _ = try await client.call(Subscribe.self, .init(events: ["fileschanged"]))
+            _ = try await client.call(Subscribe.self, .init(MountSelector(), .init(events: ["fileschanged"])))
         }
         #expect(refused?.description.contains("unknown event 'fileschanged'") == true)
     }
@@ -141,7 +141,7 @@ import Glibc
         defer { client.close() }
         _ = try await client.call(MountMethod.self, .init(repo: "demo", path: first))
         _ = try await client.call(MountMethod.self, .init(repo: "demo", path: second))
-        _ = try await client.call(Subscribe.self, .init(events: ["mountLost"]))
+        _ = try await client.call(Subscribe.self, .init(MountSelector(), .init(events: ["mountLost"])))
 
         _ = try await client.call(UnmountMethod.self, .init(mountId: first))
         let unmounted = try await log.waitFor("mountLost") { $0.mountId == first }

@@ -31,19 +31,19 @@ import Glibc
             try "v1\n".write(toFile: a + "/shared.txt", atomically: false, encoding: .utf8)
             try "old\n".write(toFile: a + "/gone.txt", atomically: false, encoding: .utf8)
         }
-        _ = try await client.call(Checkpoint.self, .init(path: a, message: "first"))
+        _ = try await client.call(Checkpoint.self, .init(.path(a), .init(message: "first")))
         #expect(await eventually(timeout: .seconds(15)) { Self.read(b + "/shared.txt") == "v1\n" },
                 "B never showed A's first checkpoint: \(Self.read(b + "/shared.txt") ?? "(absent)")")
         // B's kernel has shared.txt's pages cached now (blobs are opened keep_cache).
         #expect(await offPool { Self.read(b + "/gone.txt") } == "old\n")
 
-        _ = try await client.call(Subscribe.self, .init(mountId: "local/demo", events: ["bookmarkMoved", "filesChanged"]))
+        _ = try await client.call(Subscribe.self, .init(.id("local/demo"), .init(events: ["bookmarkMoved", "filesChanged"])))
         try await offPool {
             try "version two, longer\n".write(toFile: a + "/shared.txt", atomically: false, encoding: .utf8)
             try "n\n".write(toFile: a + "/new.txt", atomically: false, encoding: .utf8)
             try FileManager.default.removeItem(atPath: a + "/gone.txt")
         }
-        let saved = try await client.call(Checkpoint.self, .init(path: a, message: "second"))
+        let saved = try await client.call(Checkpoint.self, .init(.path(a), .init(message: "second")))
         #expect(await eventually(timeout: .seconds(15)) {
             Self.read(b + "/shared.txt") == "version two, longer\n" && Self.read(b + "/new.txt") == "n\n"
                 && !FileManager.default.fileExists(atPath: b + "/gone.txt")
@@ -62,9 +62,9 @@ import Glibc
         try await offPool { try "mine\n".write(toFile: b + "/mine.txt", atomically: false, encoding: .utf8) }
         _ = try await client.call(Flush.self, .init(mountId: "local/demo"))
         try await offPool { try "v3\n".write(toFile: a + "/shared.txt", atomically: false, encoding: .utf8) }
-        _ = try await client.call(Checkpoint.self, .init(path: a, message: "third"))
+        _ = try await client.call(Checkpoint.self, .init(.path(a), .init(message: "third")))
         let refused = await #expect(throws: MesaClient.Failure.self) {
-            _ = try await client.call(Checkpoint.self, .init(mountId: "local/demo", message: "B's work"))
+            _ = try await client.call(Checkpoint.self, .init(.id("local/demo"), .init(message: "B's work")))
         }
         #expect(refused?.description.contains("moved by someone else") == true, "\(refused?.description ?? "")")
         #expect(await offPool { Self.read(b + "/mine.txt") } == "mine\n")

@@ -63,21 +63,21 @@ import Glibc
         #expect(stop.code == 0, "\(stop.stderr)")
         #expect(stop.stdout.contains("checkpoint \(working)"), "\(stop.stdout)")
 
-        let changes = try await client.call(ListChanges.self, .init(org: "local", repo: "demo", bookmark: "main")).changes
+        let changes = try await client.call(ListChanges.self, .init(.repo("demo", org: "local"), .init(.init(bookmark: "main")))).changes
         #expect(changes.count == 1)
         let change = try #require(changes.first)
         #expect(change.id == working)
         #expect(change.message.hasPrefix("Add a greeting module\n"), "\(change.message)")
         #expect(change.message.contains("Files:\n- docs/notes.md\n- src/hello.py"), "\(change.message)")
         #expect(change.message.contains("Session: \(Self.session)"))
-        let shown = try await client.call(ShowChange.self, .init(org: "local", repo: "demo", rev: "main"))
+        let shown = try await client.call(ShowChange.self, .init(.repo("demo", org: "local"), .init(rev: "main")))
         #expect(shown.change.id == working)
 
         // The prompt is spent: a second Stop with no new work saves nothing.
         #expect(HookStateStore(paths: mesa.sandbox.paths).load(Self.session).prompts.isEmpty)
         let again = try await mesa.hook("Stop", fixture: "Stop", session: Self.session, cwd: repo)
         #expect(again.code == 0 && again.stdout.isEmpty, "\(again.stdout) \(again.stderr)")
-        #expect(try await client.call(ListChanges.self, .init(org: "local", repo: "demo", bookmark: "main")).changes.count == 1)
+        #expect(try await client.call(ListChanges.self, .init(.repo("demo", org: "local"), .init(.init(bookmark: "main")))).changes.count == 1)
     }
 
     @Test func sessionBookmarksLeaveMainAlone() async throws {
@@ -95,18 +95,18 @@ import Glibc
 
         let client = try mesa.client()
         defer { client.close() }
-        let bookmarks = try await client.call(ListBookmarks.self, .init(org: "local", repo: "demo")).bookmarks
+        let bookmarks = try await client.call(ListBookmarks.self, .init(.repo("demo", org: "local"))).bookmarks
         let main = try #require(bookmarks.first { $0.name == "main" })
         let sessionBookmark = try #require(bookmarks.first { $0.name == "session/\(Self.session)" })
         #expect(main.changeId == String(repeating: "z", count: 32), "main moved")
-        let saved = try await client.call(ShowChange.self, .init(org: "local", repo: "demo", rev: sessionBookmark.name)).change
+        let saved = try await client.call(ShowChange.self, .init(.repo("demo", org: "local"), .init(rev: sessionBookmark.name))).change
         #expect(saved.files == ["x.txt"])
         #expect(saved.message.hasPrefix("Add a greeting module"))
     }
 
     @Test func sessionStartStartsMesadAndMountsTheRepoOfCwd() async throws {
         let sandbox = try Sandbox()
-        let mountPoint = sandbox.home + "/.local/share/mesa/mnt"
+        let mountPoint = sandbox.treeMountPoint
         defer {
             killRecordedDaemon(sandbox)
             MountedDaemon.lazyUnmount(mountPoint)

@@ -14,33 +14,6 @@ import Glibc
 /// extension: HTTPBackend against a real mesa-server, and a real FUSE mount over HTTP.
 @Suite(.serialized, .timeLimit(.minutes(6)))
 struct LargeFileTests {
-    /// Writes `size` deterministic pseudo-random bytes to a new file, 1 MiB at a time.
-    static func generate(_ path: String, size: Int, seed: UInt64) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw TestFailure("cannot create \(path)") }
-        defer { close(fd) }
-        var state = seed
-        var chunk = [UInt64](repeating: 0, count: (1 << 20) / 8)
-        var written = 0
-        while written < size {
-            for index in chunk.indices {
-                state = state &* 6364136223846793005 &+ 1442695040888963407
-                chunk[index] = state
-            }
-            let count = min(1 << 20, size - written)
-            guard chunk.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, count) }) == count else {
-                throw TestFailure("short write to \(path)")
-            }
-            written += count
-        }
-    }
-
-    static func sameBytes(_ a: String, _ b: String) -> Bool {
-        guard let process = try? Process.run(URL(fileURLWithPath: "/usr/bin/cmp"), arguments: ["-s", a, b]) else { return false }
-        process.waitUntilExit()
-        return process.terminationStatus == 0
-    }
-
     @Test func aFileLargerThanTheBodyLimitRoundTripsThroughMesaServer() async throws {
         let sandbox = try Sandbox()
         let server = try await APIServerProcess.start(sandbox)
@@ -49,7 +22,7 @@ struct LargeFileTests {
         let source = sandbox.root + "/big.bin", copy = sandbox.root + "/copy.bin"
         let size = 64 << 20 + 777
         try await offPool {
-            try Self.generate(source, size: size, seed: 7)
+            try LargeFile.generate(source, size: size, seed: 7)
             _ = try backend.createRepo(org: "acme", name: "demo", defaultBookmark: nil)
             let oid = try backend.uploadBlob(org: "acme", repo: "demo", fromFile: source)
             let change = try backend.createChange(org: "acme", repo: "demo", base: .root, message: "big",
@@ -62,7 +35,7 @@ struct LargeFileTests {
             #expect(entries.first { $0.path == "big.bin" }?.size == size)
             #expect(entries.first { $0.path == "big.bin" }?.oid == oid)
             try backend.downloadBlob(org: "acme", repo: "demo", oid: oid, toFile: copy)
-            #expect(Self.sameBytes(source, copy))
+            #expect(LargeFile.sameBytes(source, copy))
             // The same upload again is idempotent (content-addressed).
             #expect(try backend.uploadBlob(org: "acme", repo: "demo", fromFile: source) == oid)
 
@@ -90,26 +63,20 @@ struct LargeFileTests {
         let size = 40 << 20 + 5  // past the 32 MiB JSON body limit
         let seeded = sandbox.root + "/seeded.bin", written = sandbox.root + "/written.bin"
         try await offPool {
-            try Self.generate(seeded, size: size, seed: 1)
-            try Self.generate(written, size: size, seed: 2)
-            _ = try backend.createRepo(org: "acme", name: "work", defaultBookmark: nil)
-            let oid = try backend.uploadBlob(org: "acme", repo: "work", fromFile: seeded)
-            let change = try backend.createChange(org: "acme", repo: "work", base: .root, message: "seed",
-                                                  files: [.upsertBlob(path: "seeded.bin", oid: oid, mode: .regular)])
-            _ = try backend.moveBookmark(org: "acme", repo: "work", name: "main", to: change.id, expectedFrom: nil, allowBackwards: false)
+            try LargeFile.generate(seeded, size: size, seed: 1)
+            try LargeFile.generate(written, size: size, seed: 2)
+            try server.seedRepo("work") { backend in
+                [.upsertBlob(path: "seeded.bin", oid: try backend.uploadBlob(org: "acme", repo: "work", fromFile: seeded), mode: .regular)]
+            }
         }
-        _ = try sandbox.write(".config/mesa/config.toml", "[daemon]\nflush-debounce-ms = 100\n")
-        let mountPoint = sandbox.home + "/.local/share/mesa/mnt"
-        let daemon = try await DaemonProcess.start(sandbox, arguments: ["--mount"], environment: RemoteMountTests.environment(server))
+        let daemon = try await RemoteMountTests.startMounted(sandbox, server, showing: "acme/work/seeded.bin")
         defer {
             daemon.kill()
-            RemoteMountTests.unmount(mountPoint)
+            MountedDaemon.lazyUnmount(sandbox.treeMountPoint)
         }
-        let repoPath = mountPoint + "/acme/work"
-        try #require(await eventually(timeout: .seconds(60)) { exists(repoPath + "/seeded.bin") },
-                     "the repo did not appear: \(daemon.child.stderr.suffix(2000))")
+        let repoPath = sandbox.treeMountPoint + "/acme/work"
         // A blob-cache miss streams the blob from the server.
-        #expect(await offPool { Self.sameBytes(seeded, repoPath + "/seeded.bin") })
+        #expect(await offPool { LargeFile.sameBytes(seeded, repoPath + "/seeded.bin") })
 
         let copied = await offPool { () -> Bool in
             guard let process = try? Process.run(URL(fileURLWithPath: "/bin/cp"), arguments: [written, repoPath + "/written.bin"]) else { return false }
@@ -119,8 +86,8 @@ struct LargeFileTests {
         #expect(copied)
         let client = try daemon.client()
         defer { client.close() }
-        let saved = try await client.call(Checkpoint.self, .init(mountId: "acme/work", message: "large"))
-        let status = try await client.call(MountStatusMethod.self, RepoSelector(mountId: "acme/work"))
+        let saved = try await client.call(Checkpoint.self, .init(.id("acme/work"), .init(message: "large")))
+        let status = try await client.call(MountStatusMethod.self, MountSelector(mountId: "acme/work"))
         #expect(status.mounts.first?.pendingUploads == 0 && status.mounts.first?.lastError == nil)
         let back = sandbox.root + "/back.bin"
         try await offPool {
@@ -131,10 +98,10 @@ struct LargeFileTests {
             }
             #expect(entry.size == size)
             try backend.downloadBlob(org: "acme", repo: "work", oid: entry.oid, toFile: back)
-            #expect(Self.sameBytes(written, back))
+            #expect(LargeFile.sameBytes(written, back))
             #expect(RemoteMountTests.serverFile(backend, "work", saved.savedChangeId, "small.txt") == Array("small\n".utf8))
         }
-        #expect(await offPool { Self.sameBytes(written, repoPath + "/written.bin") })
+        #expect(await offPool { LargeFile.sameBytes(written, repoPath + "/written.bin") })
         #expect(try await daemon.stop() == 0, "\(daemon.child.stderr.suffix(2000))")
     }
 }

@@ -95,11 +95,11 @@ import Testing
         #expect(listed.nextCursor == nil)
 
         // Pagination: one per page, the cursor leads to the other.
-        let page1 = try await daemon.call(ListRepos.self, .init(limit: 1))
+        let page1 = try await daemon.call(ListRepos.self, .init(.init(), .init(limit: 1)))
         #expect(page1.repos.count == 1)
         #expect(page1.hasMore)
         let cursor = try #require(page1.nextCursor)
-        let page2 = try await daemon.call(ListRepos.self, .init(cursor: cursor, limit: 1))
+        let page2 = try await daemon.call(ListRepos.self, .init(.init(), .init(cursor: cursor, limit: 1)))
         #expect(page2.repos.count == 1)
         #expect(Set((page1.repos + page2.repos).map(\.name)) == ["agent-workspace", "notes"])
 
@@ -120,9 +120,9 @@ import Testing
         }
         expectError(await daemon.failure(GetRepo.self, .init(repo: "missing")), code: -32001, name: "NOT_FOUND")
         expectError(await daemon.failure(DeleteRepo.self, .init(repo: "missing")), code: -32001, name: "NOT_FOUND")
-        expectError(await daemon.failure(ListRepos.self, .init(limit: 0)), code: -32602, name: "INVALID_ARGUMENT")
-        expectError(await daemon.failure(ListRepos.self, .init(limit: 101)), code: -32602, name: "INVALID_ARGUMENT")
-        expectError(await daemon.failure(ListRepos.self, .init(cursor: "not-a-cursor")), code: -32602, name: "INVALID_ARGUMENT")
+        expectError(await daemon.failure(ListRepos.self, .init(.init(), .init(limit: 0))), code: -32602, name: "INVALID_ARGUMENT")
+        expectError(await daemon.failure(ListRepos.self, .init(.init(), .init(limit: 101))), code: -32602, name: "INVALID_ARGUMENT")
+        expectError(await daemon.failure(ListRepos.self, .init(.init(), .init(cursor: "not-a-cursor"))), code: -32602, name: "INVALID_ARGUMENT")
         // Nothing was created by the refused requests.
         #expect(try await daemon.call(ListRepos.self, .init()).repos.map(\.name) == ["taken"])
     }
@@ -159,12 +159,12 @@ import Testing
         #expect(!wire.contains("mesa_"), "no secret in listKeys")
 
         #expect(try await daemon.call(RevokeKey.self, .init(id: created.info.id)).ok)
-        let revoked = try await daemon.call(ListKeys.self, .init(status: "revoked")).keys
+        let revoked = try await daemon.call(ListKeys.self, .init(.init(status: "revoked"))).keys
         #expect(revoked.map(\.id) == [created.info.id])
         #expect(revoked.first?.revokedAt != nil)
-        let active = try await daemon.call(ListKeys.self, .init(status: "active")).keys
+        let active = try await daemon.call(ListKeys.self, .init(.init(status: "active"))).keys
         #expect(active.count == 3)
-        #expect(try await daemon.call(ListKeys.self, .init(status: "expired")).keys.isEmpty)
+        #expect(try await daemon.call(ListKeys.self, .init(.init(status: "expired"))).keys.isEmpty)
     }
 
     @Test func keyErrors() async throws {
@@ -182,7 +182,7 @@ import Testing
                     code: -32001, name: "NOT_FOUND", mentions: ["no-such-repo"])
         expectError(await daemon.failure(CreateEphemeralKey.self, .init(repos: ["repo_0000000000000000deadbeef"])),
                     code: -32001, name: "NOT_FOUND")
-        expectError(await daemon.failure(ListKeys.self, .init(status: "sleepy")), code: -32602, name: "INVALID_ARGUMENT",
+        expectError(await daemon.failure(ListKeys.self, .init(.init(status: "sleepy"))), code: -32602, name: "INVALID_ARGUMENT",
                     mentions: ["sleepy"])
         expectError(await daemon.failure(RevokeKey.self, .init(id: "key_missing")), code: -32001, name: "NOT_FOUND",
                     mentions: ["key_missing"])
@@ -191,6 +191,34 @@ import Testing
     }
 
     // MARK: Generic JSON-RPC errors through the daemon
+
+    /// Params that embed the shared selector and paging are one flat object on the wire,
+    /// both ways, and a bad field is named as it was when every method spelled them out.
+    @Test func sharedSelectorAndPagingStayFlatOnTheWire() async throws {
+        let params = ListChanges.Params(.repo("demo", org: "local"), .init(.init(bookmark: "main"), .init(cursor: "c1", limit: 5)))
+        #expect(try JSONValue(encoding: params) == ["org": "local", "repo": "demo", "bookmark": "main", "cursor": "c1", "limit": 5])
+        let decoded = try (["path": "/m/a", "limit": 2, "bookmark": "b"] as JSONValue).decode(ListChanges.Params.self)
+        #expect(decoded.selector.mount.path == "/m/a" && decoded.limit == 2 && decoded.bookmark == "b" && decoded.cursor == nil)
+        let result = ListBookmarks.Result(.init(bookmarks: []), .init(nextCursor: "n", hasMore: true))
+        #expect(try JSONValue(encoding: result) == ["bookmarks": [], "nextCursor": "n", "hasMore": true])
+        #expect(try JSONValue(encoding: Checkpoint.Params(.id("local/demo"))) == ["mountId": "local/demo"])
+
+        let daemon = try InProcessDaemon()
+        for (method, params, message) in [
+            ("createBookmark", ["org": "local", "repo": "demo"], "invalid params for 'createBookmark': required field 'params.name' is missing"),
+            ("listChanges", ["repo": "demo", "limit": "ten"], "invalid params for 'listChanges': field 'params.limit' must be an integer"),
+            ("checkpoint", ["mountId": 7, "message": "m"], "invalid params for 'checkpoint': field 'params.mountId' must be a string"),
+            ("moveBookmark", ["mountId": "m", "name": "main"], "invalid params for 'moveBookmark': required field 'params.changeId' is missing"),
+        ] as [(String, JSONValue, String)] {
+            do {
+                _ = try await daemon.raw(method, params)
+                Issue.record("\(method) \(params) succeeded")
+            } catch let error as ResponseError {
+                #expect(error.code == .invalidParams)
+                #expect(error.message.hasPrefix(message), "\(error.message)")
+            }
+        }
+    }
 
     @Test func wrongParameterTypesNameTheField() async throws {
         let daemon = try InProcessDaemon()
@@ -251,8 +279,8 @@ import Testing
         #expect(try await both.call(Whoami.self, .init(org: "acme")).org.slug == "acme")
         #expect(try await both.call(Whoami.self, .init(org: "local")).org.slug == "local")
         _ = try await both.call(CreateRepo.self, .init(org: "acme", name: "web"))
-        #expect(try await both.call(ListRepos.self, .init(org: "acme")).repos.map(\.name) == ["web"])
-        #expect(try await both.call(ListRepos.self, .init(org: "local")).repos.isEmpty)
+        #expect(try await both.call(ListRepos.self, .init(.init(org: "acme"))).repos.map(\.name) == ["web"])
+        #expect(try await both.call(ListRepos.self, .init(.init(org: "local"))).repos.isEmpty)
         #expect(Set(try await both.call(ListOrgs.self, .init()).orgs.map(\.name)) == ["local", "acme"])
     }
 }

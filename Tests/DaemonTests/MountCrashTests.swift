@@ -34,17 +34,12 @@ struct MountCrashTests {
     @Test(.enabled(if: available, "needs root and /dev/fuse"))
     func killNineUnderLoadLosesNothingThatWasFsynced() async throws {
         let sandbox = try Sandbox()
-        let mountPoint = sandbox.home + "/.local/share/mesa/mnt"
-        var daemon = try await DaemonProcess.start(sandbox, arguments: ["--mount"])
+        var daemon = try await DaemonProcess.startMounted(sandbox, showing: "local/crash") { _ = try await $0.call(CreateRepo.self, .init(name: "crash")) }
         defer {
             daemon.kill()
-            _ = try? Process.run(URL(fileURLWithPath: "/bin/fusermount3"), arguments: ["-u", "-z", mountPoint]).waitUntilExit()
+            MountedDaemon.lazyUnmount(sandbox.treeMountPoint)
         }
-        let client = try daemon.client()
-        _ = try await client.call(CreateRepo.self, .init(name: "crash"))
-        client.close()
-        let repoPath = mountPoint + "/local/crash"
-        #expect(await eventually { FileManager.default.fileExists(atPath: repoPath) })
+        let repoPath = sandbox.treeMountPoint + "/local/crash"
 
         var completed: [Int: Int] = [:]
         for round in 0..<3 {
@@ -73,7 +68,7 @@ struct MountCrashTests {
 
         // And it all reaches the store: checkpoint, stop, read the store directly.
         let second = try daemon.client()
-        let saved = try await second.call(Checkpoint.self, .init(mountId: "local/crash", message: "after crashes"))
+        let saved = try await second.call(Checkpoint.self, .init(.id("local/crash"), .init(message: "after crashes")))
         second.close()
         #expect(try await daemon.stop() == 0)
         let store = try Store(directory: sandbox.paths.storeDirectory)
@@ -93,17 +88,13 @@ struct MountCrashTests {
     @Test(.enabled(if: available, "needs root and /dev/fuse"))
     func sigtermWithAnOpenFileUploadsAndUnmounts() async throws {
         let sandbox = try Sandbox()
-        let mountPoint = sandbox.home + "/.local/share/mesa/mnt"
-        let daemon = try await DaemonProcess.start(sandbox, arguments: ["--mount"])
+        let mountPoint = sandbox.treeMountPoint
+        let daemon = try await DaemonProcess.startMounted(sandbox, showing: "local/busy") { _ = try await $0.call(CreateRepo.self, .init(name: "busy")) }
         defer {
             daemon.kill()
-            _ = try? Process.run(URL(fileURLWithPath: "/bin/fusermount3"), arguments: ["-u", "-z", mountPoint]).waitUntilExit()
+            MountedDaemon.lazyUnmount(mountPoint)
         }
-        let client = try daemon.client()
-        _ = try await client.call(CreateRepo.self, .init(name: "busy"))
-        client.close()
         let path = mountPoint + "/local/busy/held.txt"
-        #expect(await eventually { FileManager.default.fileExists(atPath: mountPoint + "/local/busy") })
         let descriptor = open(path, O_WRONLY | O_CREAT, 0o644)
         try #require(descriptor >= 0)
         let bytes = Array("kept open during shutdown\n".utf8)

@@ -31,16 +31,13 @@ struct MountToolTests {
     @Test(.enabled(if: available, "needs root, /dev/fuse and rsync"))
     func tarRsyncAndCopyOfThousandsOfFilesReachTheStore() async throws {
         let sandbox = try Sandbox()
-        let mountPoint = sandbox.home + "/.local/share/mesa/mnt"
-        let daemon = try await DaemonProcess.start(sandbox, arguments: ["--mount"])
+        let daemon = try await DaemonProcess.startMounted(sandbox, showing: "local/tools") { _ = try await $0.call(CreateRepo.self, .init(name: "tools")) }
         defer {
             daemon.kill()
-            _ = try? Process.run(URL(fileURLWithPath: "/bin/fusermount3"), arguments: ["-u", "-z", mountPoint]).waitUntilExit()
+            MountedDaemon.lazyUnmount(sandbox.treeMountPoint)
         }
         let client = try daemon.client()
-        _ = try await client.call(CreateRepo.self, .init(name: "tools"))
-        let repo = mountPoint + "/local/tools"
-        #expect(await eventually { FileManager.default.fileExists(atPath: repo) })
+        let repo = sandbox.treeMountPoint + "/local/tools"
 
         // A source tree of 3,000 files (with an executable and a symlink) outside the mount.
         let source = sandbox.root + "/source"
@@ -59,7 +56,7 @@ struct MountToolTests {
             #expect(differences.contains("same"), "\(copy) differs: \(differences.prefix(500))")
         }
 
-        let saved = try await client.call(Checkpoint.self, .init(mountId: "local/tools", message: "tools"))
+        let saved = try await client.call(Checkpoint.self, .init(.id("local/tools"), .init(message: "tools")))
         client.close()
         #expect(try await daemon.stop() == 0)
         let store = try Store(directory: sandbox.paths.storeDirectory)

@@ -112,6 +112,50 @@ import Testing
         }
     }
 
+    /// Tools derive their schemas from the params types: arguments holding a sample value
+    /// for every schema property (nested ones too) decode as the method's params and
+    /// encode back with all of them, so no property is one the daemon ignores; leaving
+    /// out a required property fails to decode, as it would in the daemon.
+    @Test func everyMCPToolPropertyIsAParamItsMethodReads() throws {
+        for tool in MCPTool.catalogue {
+            let arguments = Self.sample(tool.inputSchema)
+            let params = try tool.asParams(arguments)
+            #expect(Self.dropped(arguments, params).isEmpty,
+                    "MCP tool \(tool.name): \(Self.dropped(arguments, params)) are not read by \(tool.method)")
+            for required in tool.inputSchema["required"]?.arrayValue?.compactMap(\.stringValue) ?? [] {
+                var without = arguments.objectValue ?? [:]
+                without[required] = nil
+                #expect(throws: DecodingError.self, "\(tool.name) works without '\(required)'") { try tool.asParams(.object(without)) }
+            }
+        }
+    }
+
+    /// A value of each schema type (the first of an enum, the minimum of a range).
+    static func sample(_ schema: JSONValue) -> JSONValue {
+        switch schema["type"]?.stringValue {
+        case "object": .object(schema["properties"]?.objectValue?.mapValues(sample) ?? [:])
+        case "array": [schema["items"].map(sample) ?? "x"]
+        case "integer": schema["minimum"] ?? 1
+        case "boolean": true
+        default: schema["enum"]?.arrayValue?.first ?? "x"
+        }
+    }
+
+    /// The members of `sent` (at any depth) that `read` lacks.
+    static func dropped(_ sent: JSONValue, _ read: JSONValue, at path: String = "") -> [String] {
+        guard let sent = sent.objectValue else { return [] }
+        return sent.sorted { $0.key < $1.key }.flatMap { key, value in
+            read[key].map { dropped(value, $0, at: path + key + ".") } ?? [path + key]
+        }
+    }
+
+    /// The derivation check finds a property no params type reads.
+    @Test func aPropertyTheMethodDoesNotReadIsDetected() throws {
+        let checkpoint = try #require(MCPTool.catalogue.first { $0.method == Checkpoint.name })
+        let arguments: JSONValue = ["mountId": "local/demo", "mesage": "typo", "message": "ok"]
+        #expect(Self.dropped(arguments, try checkpoint.asParams(arguments)) == ["mesage"])
+    }
+
     /// The check above finds a schema property the method does not take.
     @Test func aMisspelledToolPropertyIsDetected() throws {
         let documented = try Self.documentedParams()

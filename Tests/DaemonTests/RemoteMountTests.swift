@@ -20,10 +20,11 @@ struct RemoteMountTests {
         ["MESA_API_URL": server.baseURL, "MESA_ORGS": "acme:\(key ?? server.adminKey)"]
     }
 
-    static func unmount(_ path: String) {
-        let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
-        guard mounts.contains(" \(path) ") else { return }
-        _ = try? Process.run(URL(fileURLWithPath: "/bin/fusermount3"), arguments: ["-u", "-z", path]).waitUntilExit()
+    /// mesad over `server` with the tree mounted and a 100 ms upload debounce, once
+    /// `path` shows in the tree (see `DaemonProcess.startMounted`).
+    static func startMounted(_ sandbox: Sandbox, _ server: APIServerProcess, showing path: String) async throws -> DaemonProcess {
+        _ = try sandbox.write(".config/mesa/config.toml", "[daemon]\nflush-debounce-ms = 100\n")
+        return try await DaemonProcess.startMounted(sandbox, environment: environment(server), showing: path)
     }
 
     /// The bytes of `path` at `change`, read through the server.
@@ -112,28 +113,19 @@ struct RemoteMountTests {
         let backend = server.backend()
         // A repo with one file on the server before the mount, to read through the blob cache.
         let seed = "seeded on the server\n"
-        try await offPool {
-            _ = try backend.createRepo(org: "acme", name: "work", defaultBookmark: nil)
-            let change = try backend.createChange(org: "acme", repo: "work", base: .root, message: "seed",
-                                                  files: [.upsert(path: "seed.txt", content: Array(seed.utf8))])
-            _ = try backend.moveBookmark(org: "acme", repo: "work", name: "main", to: change.id, expectedFrom: nil, allowBackwards: false)
-        }
-        _ = try sandbox.write(".config/mesa/config.toml", "[daemon]\nflush-debounce-ms = 100\n")
-        let mountPoint = sandbox.home + "/.local/share/mesa/mnt"
-        let daemon = try await DaemonProcess.start(sandbox, arguments: ["--mount"], environment: Self.environment(server))
+        try await offPool { try server.seedRepo("work") { _ in [.upsert(path: "seed.txt", content: Array(seed.utf8))] } }
+        let daemon = try await Self.startMounted(sandbox, server, showing: "acme/work/seed.txt")
         defer {
             daemon.kill()
-            Self.unmount(mountPoint)
+            MountedDaemon.lazyUnmount(sandbox.treeMountPoint)
         }
-        let repoPath = mountPoint + "/acme/work"
-        try #require(await eventually(timeout: .seconds(60)) { exists(repoPath + "/seed.txt") },
-                     "the repo did not appear: \(daemon.child.stderr.suffix(2000))")
+        let repoPath = sandbox.treeMountPoint + "/acme/work"
         #expect(try String(contentsOfFile: repoPath + "/seed.txt", encoding: .utf8) == seed)
 
         let client = try daemon.client()
         defer { client.close() }
         @Sendable func status() async throws -> MountStatusInfo {
-            let result = try await client.call(MountStatusMethod.self, RepoSelector(mountId: "acme/work"))
+            let result = try await client.call(MountStatusMethod.self, MountSelector(mountId: "acme/work"))
             guard let only = result.mounts.first else { throw TestFailure("no status for acme/work") }
             return only
         }
@@ -215,7 +207,7 @@ struct RemoteMountTests {
             #expect(Self.serverFile(backend, "work", final, "dir/c.txt") == nil)
         }
         // A checkpoint moves the bookmark on the server (compare-and-swap through GET + PATCH).
-        let saved = try await client.call(Checkpoint.self, .init(mountId: "acme/work", message: "through an outage"))
+        let saved = try await client.call(Checkpoint.self, .init(.id("acme/work"), .init(message: "through an outage")))
         #expect(saved.bookmark == "main")
         try await offPool {
             let main = try backend.bookmark(org: "acme", repo: "work", name: "main")
@@ -232,10 +224,10 @@ struct RemoteMountTests {
         let server = try await APIServerProcess.start(sandbox)
         defer { server.stop() }
         try await offPool { _ = try server.backend().createRepo(org: "acme", name: "tree", defaultBookmark: nil) }
-        let mountPoint = sandbox.home + "/.local/share/mesa/mnt"
+        let mountPoint = sandbox.treeMountPoint
         defer {
             killRecordedDaemon(sandbox)
-            Self.unmount(mountPoint)
+            MountedDaemon.lazyUnmount(mountPoint)
         }
         let mounted = try await Run.run("mesa", ["mount", "-d", "-y"], sandbox: sandbox, environment: Self.environment(server),
                                         timeout: .seconds(90))

@@ -101,6 +101,15 @@ final class APIServerProcess: @unchecked Sendable {
 
     var pid: pid_t? { child.withLock { $0?.pid } }
 
+    /// Creates repo `acme/<repo>` on the server with one change holding `files`, its
+    /// `main` bookmark moved there (blocking: call it off the pool).
+    func seedRepo(_ repo: String, _ files: (HTTPBackend) throws -> [FileOperation]) throws {
+        let backend = backend()
+        _ = try backend.createRepo(org: "acme", name: repo, defaultBookmark: nil)
+        let change = try backend.createChange(org: "acme", repo: repo, base: .root, message: "seed", files: try files(backend))
+        _ = try backend.moveBookmark(org: "acme", repo: repo, name: "main", to: change.id, expectedFrom: nil, allowBackwards: false)
+    }
+
     func backend(key: String? = nil, org: String? = "acme", _ tune: (inout HTTPBackend.Configuration) -> Void = { _ in }) -> HTTPBackend {
         var configuration = HTTPBackend.Configuration(baseURL: baseURL, apiKey: key ?? adminKey, org: org)
         tune(&configuration)

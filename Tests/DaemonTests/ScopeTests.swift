@@ -58,7 +58,7 @@ import Testing
         expectError(await reader.failure(RevokeKey.self, .init(id: me.keyId ?? "")), code: -32008, name: "FORBIDDEN")
         // Nothing changed.
         #expect(Set(try await world.admin.call(ListRepos.self, .init()).repos.map(\.name)) == ["alpha", "beta"])
-        #expect(try await world.admin.call(ListKeys.self, .init(status: "revoked")).keys.isEmpty)
+        #expect(try await world.admin.call(ListKeys.self, .init(.init(status: "revoked"))).keys.isEmpty)
     }
 
     @Test func writeKeyWritesButIsNoAdminAndCannotDeleteRepos() async throws {
@@ -119,7 +119,7 @@ import Testing
         let world = try await World()
         let created = try await world.key(["read"], name: "stale")
         try expire(created.info.id, in: world.store)
-        let listed = try await world.admin.call(ListKeys.self, .init(status: "expired")).keys
+        let listed = try await world.admin.call(ListKeys.self, .init(.init(status: "expired"))).keys
         #expect(listed.map(\.id) == [created.info.id])
         let error = #expect(throws: MesaError.self) { try LocalBackend(store: world.store, secret: created.key) }
         #expect(error?.code == .keyExpired)

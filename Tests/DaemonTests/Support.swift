@@ -42,6 +42,8 @@ final class Sandbox: @unchecked Sendable {
     var runtimeDirectory: String { root + "/run" }
     var socketPath: String { runtimeDirectory + "/mesad.sock" }
     var pidFile: String { runtimeDirectory + "/mesad.pid" }
+    /// Where `mesad --mount` puts the daemon tree.
+    var treeMountPoint: String { home + "/.local/share/mesa/mnt" }
 
     /// The environment a daemon or client of this sandbox runs with: nothing of the
     /// caller's XDG or MESA variables leaks in.
@@ -152,6 +154,29 @@ final class DaemonProcess: @unchecked Sendable {
     }
 
     func kill() { child.kill() }
+
+    /// mesad with the daemon tree mounted, once `<tree>/<org>/<repo>/<file>` is there
+    /// (`file` "": the repo itself), after `create` made it. A failure leaves neither
+    /// mesad nor the mount behind; after success that is the caller's `defer`
+    /// (`kill()`, `MountedDaemon.lazyUnmount(sandbox.treeMountPoint)`).
+    static func startMounted(_ sandbox: Sandbox, environment: [String: String] = [:], showing path: String,
+                             create: (MesaClient) async throws -> Void = { _ in }) async throws -> DaemonProcess {
+        let daemon = try await start(sandbox, arguments: ["--mount"], environment: environment)
+        do {
+            let client = try daemon.client()
+            defer { client.close() }
+            try await create(client)
+            let target = sandbox.treeMountPoint + "/" + path
+            guard await eventually(timeout: .seconds(60), { FileManager.default.fileExists(atPath: target) }) else {
+                throw TestFailure("\(path) did not appear in the tree: \(daemon.child.stderr.suffix(2000))")
+            }
+            return daemon
+        } catch {
+            daemon.kill()
+            MountedDaemon.lazyUnmount(sandbox.treeMountPoint)
+            throw error
+        }
+    }
 
     /// A client of the daemon through the library the CLIs use.
     func client() throws -> MesaClient {

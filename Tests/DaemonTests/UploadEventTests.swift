@@ -33,7 +33,7 @@ import Glibc
         let (server, client) = try Self.pair(daemon.dispatcher, notifications: log.dispatcher)
         defer { client.close(); server.close() }
         _ = try await client.send(MountMethod.self, .init(repo: "demo", path: mountPath))
-        _ = try await client.send(Subscribe.self, .init(path: mountPath))
+        _ = try await client.send(Subscribe.self, .init(.path(mountPath)))
 
         // Listed while the backend is up: creating a file offline is then purely local.
         #expect(try FileManager.default.contentsOfDirectory(atPath: mountPath).isEmpty)

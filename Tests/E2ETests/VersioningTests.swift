@@ -297,5 +297,5 @@ func commit(_ home: Home, _ repo: String, _ change: String) async throws -> Stri
 }
 
 func checkpointOutcome(_ client: MesaClient, path: String, message: String) async -> Result<Checkpoint.Result, MesaClient.Failure> {
-    do { return .success(try await client.call(Checkpoint.self, .init(path: path, message: message))) } catch { return .failure(error) }
+    do { return .success(try await client.call(Checkpoint.self, .init(.path(path), .init(message: message)))) } catch { return .failure(error) }
 }

@@ -6,44 +6,12 @@ import Testing
 /// Blobs of any size go into and out of the store in chunks (`writeBlob(fromFile:)`,
 /// `readBlob(into:)`, `BlobWriter`), and changes reference them by id.
 @Suite struct LargeBlobTests {
-    struct GenerateFailure: Error { let message: String }
-
-    /// Writes `size` deterministic pseudo-random bytes to a new file, 1 MiB at a time.
-    static func generate(_ path: String, size: Int, seed: UInt64 = 42) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw GenerateFailure(message: "cannot create \(path)") }
-        defer { close(fd) }
-        var state = seed
-        var chunk = [UInt64](repeating: 0, count: (1 << 20) / 8)
-        var written = 0
-        while written < size {
-            for index in chunk.indices {
-                state = state &* 6364136223846793005 &+ 1442695040888963407
-                chunk[index] = state
-            }
-            let count = min(1 << 20, size - written)
-            guard chunk.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, count) }) == count else {
-                throw GenerateFailure(message: "short write to \(path)")
-            }
-            written += count
-        }
-    }
-
-    static func sameBytes(_ a: String, _ b: String) -> Bool {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/cmp")
-        process.arguments = ["-s", a, b]
-        guard (try? process.run()) != nil else { return false }
-        process.waitUntilExit()
-        return process.terminationStatus == 0
-    }
-
     @Test func aLargeFileRoundTripsThroughTheStoreByBlobID() throws {
         let fx = try Fixture()
         try fx.makeRepo()
         let source = fx.scratch("big")
         let size = 64 << 20 + 12_345
-        try Self.generate(source, size: size)
+        try LargeFile.generate(source, size: size, seed: 42)
         let oid = try fx.store.writeBlob(org: fx.org, repo: "proj", fromFile: source)
         // The same id git gives the file: the object is a plain git blob.
         #expect(try fx.git("--git-dir", try fx.gitDirectory(), "hash-object", source).trimmingCharacters(in: .whitespacesAndNewlines) == oid)
@@ -65,12 +33,12 @@ import Testing
         let count = try fx.store.readBlob(org: fx.org, repo: "proj", oid: oid, into: fd)
         close(fd)
         #expect(count == size)
-        #expect(Self.sameBytes(source, copy))
+        #expect(LargeFile.sameBytes(source, copy))
         // git itself reads the committed file back identically.
         let clone = fx.scratch("clone")
         try fx.git("clone", "-q", try fx.gitDirectory(), clone)
         try fx.git("-C", clone, "checkout", "-q", change.commitOID)
-        #expect(Self.sameBytes(source, clone + "/data/big.bin"))
+        #expect(LargeFile.sameBytes(source, clone + "/data/big.bin"))
     }
 
     @Test func aPackedBlobIsReadWholeButCorrectly() throws {
@@ -101,7 +69,7 @@ import Testing
         let fx = try Fixture()
         try fx.makeRepo()
         let source = fx.scratch("medium")
-        try Self.generate(source, size: 3 << 20)
+        try LargeFile.generate(source, size: 3 << 20, seed: 42)
         let oid = try fx.store.writeBlob(org: fx.org, repo: "proj", fromFile: source)
         let object = try fx.gitDirectory() + "/objects/" + oid.prefix(2) + "/" + oid.dropFirst(2)
         var info = stat()

@@ -409,7 +409,7 @@ do {
     }
     let listing = try Frame(
         name: "listing", describe: "a `listChanges` result with 1,000 changes",
-        payload: ListChanges.Result(changes: changes, nextCursor: "c-1000", hasMore: true), direction: .response,
+        payload: ListChanges.Result(.init(changes: changes), .init(nextCursor: "c-1000", hasMore: true)), direction: .response,
         check: { $0.changes.count + $0.changes.reduce(0) { $0 + $1.message.count } })
 
     var random = SystemRandomNumberGenerator()

@@ -1,4 +1,5 @@
 import Foundation
+import Infra
 import RPC
 
 /// Merging mesa's hooks into a Claude Code `settings.json` and taking exactly them out
@@ -125,21 +126,8 @@ public enum ClaudeSettings {
 
     /// Writes pretty JSON atomically (temporary file + rename), keeping the file's mode.
     public static func save(_ settings: JSONValue, to path: String) throws(HookError) {
-        let directory = (path as NSString).deletingLastPathComponent
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let mode = (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue ?? 0o644
-            let data = Data((pretty(settings) + "\n").utf8)
-            let temporary = path + ".mesa-tmp"
-            guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: mode]) else {
-                throw HookError("cannot write \(temporary)")
-            }
-            guard rename(temporary, path) == 0 else { throw HookError("cannot replace \(path): \(String(cString: strerror(errno)))") }
-        } catch let error as HookError {
-            throw error
-        } catch {
-            throw HookError("cannot write \(path): \(error.localizedDescription)")
-        }
+        let mode = (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue ?? 0o644
+        do { try AtomicFile.write(path, (pretty(settings) + "\n").utf8, mode: mode_t(mode)) } catch { throw HookError(error.description) }
     }
 
     /// JSON as people (and Claude Code) write settings files: two-space indent,

@@ -5,7 +5,9 @@ import RPC
 /// for every event, plus the event's own. Unknown fields are ignored, so newer Claude
 /// Code versions keep working.
 public struct HookPayload: Decodable, Sendable, Equatable {
-    public var sessionId: String
+    /// "unknown-session" when Claude Code sent none.
+    public var sessionId: String { sentSessionId ?? "unknown-session" }
+    var sentSessionId: String?
     public var transcriptPath: String?
     public var cwd: String?
     public var hookEventName: String?
@@ -24,25 +26,9 @@ public struct HookPayload: Decodable, Sendable, Equatable {
     public var reason: String?
 
     enum CodingKeys: String, CodingKey {
-        case sessionId = "session_id", transcriptPath = "transcript_path", cwd, hookEventName = "hook_event_name"
+        case sentSessionId = "session_id", transcriptPath = "transcript_path", cwd, hookEventName = "hook_event_name"
         case permissionMode = "permission_mode", source, prompt, toolName = "tool_name", toolInput = "tool_input"
         case toolResponse = "tool_response", stopHookActive = "stop_hook_active", reason
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        sessionId = try container.decodeIfPresent(String.self, forKey: .sessionId) ?? "unknown-session"
-        transcriptPath = try container.decodeIfPresent(String.self, forKey: .transcriptPath)
-        cwd = try container.decodeIfPresent(String.self, forKey: .cwd)
-        hookEventName = try container.decodeIfPresent(String.self, forKey: .hookEventName)
-        permissionMode = try container.decodeIfPresent(String.self, forKey: .permissionMode)
-        source = try container.decodeIfPresent(String.self, forKey: .source)
-        prompt = try container.decodeIfPresent(String.self, forKey: .prompt)
-        toolName = try container.decodeIfPresent(String.self, forKey: .toolName)
-        toolInput = try container.decodeIfPresent(JSONValue.self, forKey: .toolInput)
-        toolResponse = try container.decodeIfPresent(JSONValue.self, forKey: .toolResponse)
-        stopHookActive = try container.decodeIfPresent(Bool.self, forKey: .stopHookActive)
-        reason = try container.decodeIfPresent(String.self, forKey: .reason)
     }
 
     /// Parses stdin; the error says what is wrong in terms of the hook contract.

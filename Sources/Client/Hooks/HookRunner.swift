@@ -147,9 +147,9 @@ public struct HookRunner: Sendable {
             if mount.mode == "ro" { continue }
             if options.sessionBookmarks { mount = try await ensureSessionBookmark(mount, client: client) }
             guard let working = mount.workingChangeId else { continue }
-            let files = try await client.call(ShowChange.self, .init(mountId: id, rev: working)).change.files ?? []
+            let files = try await client.call(ShowChange.self, .init(.id(id), .init(rev: working))).change.files ?? []
             let message = CheckpointMessage.make(prompts: session.prompts, files: files, sessionId: payload.sessionId)
-            let saved = try await client.call(Checkpoint.self, .init(mountId: id, message: message))
+            let saved = try await client.call(Checkpoint.self, .init(.id(id), .init(message: message)))
             lines.append("mesa: checkpoint \(saved.savedChangeId) of \(mount.org)/\(mount.repo)"
                          + (saved.bookmark.map { " on \($0)" } ?? "") + " (\(files.count) file\(files.count == 1 ? "" : "s"))")
         }
@@ -204,7 +204,7 @@ public struct HookRunner: Sendable {
         let name = sessionBookmark
         guard mount.bookmark != name, mount.mode == "rw" else { return mount }
         do {
-            _ = try await client.call(CreateBookmark.self, .init(mountId: mount.mountId, name: name))
+            _ = try await client.call(CreateBookmark.self, .init(.id(mount.mountId), .init(name: name)))
         } catch {
             guard case .method(let response) = error, response.data?["code"]?.stringValue == "ALREADY_EXISTS" else {
                 throw error
@@ -214,6 +214,6 @@ public struct HookRunner: Sendable {
                 throw HookError("bookmark \(name) exists, but \(mount.mountId) holds unsaved work on \(mount.bookmark ?? "a change"); not switching")
             }
         }
-        return try await client.call(EditChange.self, .init(mountId: mount.mountId, bookmark: name))
+        return try await client.call(EditChange.self, .init(.id(mount.mountId), .init(bookmark: name)))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Infra
 import MesaProtocol
 
 /// What the hooks remember of one Claude Code session between events, in
@@ -64,15 +65,9 @@ public struct HookStateStore: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do {
-            let data = try encoder.encode(session)
-            let target = path(sessionId)
-            let temporary = target + ".tmp"
-            guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else {
-                throw HookError("cannot write \(temporary)")
-            }
-            guard rename(temporary, target) == 0 else { throw HookError("cannot replace \(target): \(String(cString: strerror(errno)))") }
-        } catch let error as HookError {
-            throw error
+            try AtomicFile.write(path(sessionId), try encoder.encode(session), mode: 0o600)
+        } catch let error as AtomicFile.Failure {
+            throw HookError(error.description)
         } catch {
             throw HookError("cannot save the session state: \(error)")
         }
