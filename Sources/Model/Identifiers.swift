@@ -46,6 +46,9 @@ public enum Validation {
         guard !name.isEmpty, name.utf8.count <= 100, allowed else {
             throw MesaError.invalid("invalid repository name '\(name.prefix(120))': use 1 to 100 characters from A-Z a-z 0-9 . _ -")
         }
+        if name.hasPrefix("-") {
+            throw MesaError.invalid("invalid repository name '\(name)': it must not start with '-' (tools would read it as an option)")
+        }
         let lower = name.lowercased()
         if name == "." || name == ".." || lower.hasSuffix(".git") || reservedRepoNames.contains(lower) {
             throw MesaError.invalid("invalid repository name '\(name)': '.', '..', names ending in '.git' and 'repo', 'repos', 'api-key', 'api-keys' are reserved")
@@ -63,17 +66,35 @@ public enum Validation {
         }
     }
 
-    /// Bookmark names become `refs/heads/<name>`, so they follow git's ref-name rules.
+    /// Bookmark names become `refs/heads/<name>`, so they follow git's ref-name rules,
+    /// plus what makes a valid ref a bad branch: git's own special names, a `refs/`
+    /// prefix, components too long for the `.lock` file git writes beside them, and
+    /// invisible format characters (U+202E and kin) that make two names look alike.
     public static func bookmarkName(_ name: String) throws(MesaError) {
+        let components = name.split(separator: "/", omittingEmptySubsequences: false)
         let bad = name.isEmpty || name.utf8.count > 255 || name.hasPrefix("/") || name.hasSuffix("/")
-            || name.hasSuffix(".lock") || name.hasPrefix("-") || name.hasSuffix(".") || name.contains("..")
+            || name.hasPrefix("-") || name.hasSuffix(".") || name.contains("..")
             || name.contains("//") || name.contains("@{") || name == "@"
-            || name.split(separator: "/").contains(where: { $0.hasPrefix(".") })
+            || components.contains(where: { $0.hasPrefix(".") || $0.hasSuffix(".lock") })
             || name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || " ~^:?*[\\".unicodeScalars.contains($0) })
         if bad {
-            throw MesaError.invalid("invalid bookmark name '\(name.prefix(120))': it must be a valid git branch name (no spaces, '..', '~^:?*[\\', leading '-' or '.', trailing '/' or '.lock')")
+            throw MesaError.invalid("invalid bookmark name '\(name.clipped)': it must be a valid git branch name (no spaces, '..', '~^:?*[\\', leading '-' or '.', a component ending in '.lock' or a trailing '/')")
+        }
+        if let long = components.first(where: { $0.utf8.count > maxRefComponentBytes }) {
+            throw MesaError.invalid("invalid bookmark name '\(name.clipped)': the component '\(long.clipped)' is \(long.utf8.count) bytes; at most \(maxRefComponentBytes) (git writes '<name>.lock' files)")
+        }
+        if reservedRefNames.contains(name) || name.hasPrefix("refs/") {
+            throw MesaError.invalid("invalid bookmark name '\(name)': HEAD, FETCH_HEAD, ORIG_HEAD, MERGE_HEAD and names starting with 'refs/' are reserved by git")
+        }
+        if name.unicodeScalars.contains(where: { $0.properties.generalCategory == .format }) {
+            throw MesaError.invalid("invalid bookmark name '\(name.clipped)': it contains an invisible format character (such as U+202E or U+200B) that makes names look like others")
         }
     }
+
+    /// git's own names at the top of `.git` and in `refs/`: never a branch.
+    static let reservedRefNames: Set<String> = ["HEAD", "FETCH_HEAD", "ORIG_HEAD", "MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD", "BISECT_HEAD", "AUTO_MERGE"]
+    /// A ref component plus `.lock` must fit a 255-byte file name.
+    public static let maxRefComponentBytes = 250
 
     /// Splits a repository-relative path into segments, refusing anything that could
     /// escape the tree or break git: absolute paths, `.`/`..`, empty segments, NUL, `.git`.

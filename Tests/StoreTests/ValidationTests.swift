@@ -93,3 +93,44 @@ import Testing
         #expect(try fx.store.bookmark(org: fx.org, repo: "trunky", bookmark: "trunk").isDefault)
     }
 }
+
+/// Names that git accepts as refs (or fails on deep inside) but that must never become a
+/// bookmark or a repo: refused up front with INVALID_ARGUMENT, creating nothing.
+@Suite struct NameRuleTests {
+    static let badBookmarks = [
+        "a.lock/b", "feature/x.lock/y", String(repeating: "b", count: 251), "x/" + String(repeating: "c", count: 255),
+        "HEAD", "FETCH_HEAD", "ORIG_HEAD", "MERGE_HEAD", "refs/heads/main", "refs/x", "-rf", "a\u{202E}txt", "zero\u{200B}width",
+    ]
+
+    @Test(arguments: badBookmarks)
+    func badBookmarkNamesAreInvalidAndCreateNothing(_ name: String) throws {
+        let fx = try Fixture()
+        try fx.makeRepo()
+        let base = try fx.change(["ok.txt": "ok"])
+        do {
+            _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: name, at: base.id)
+            Issue.record("'\(name.prefix(40))' was accepted")
+        } catch let error as MesaError {
+            #expect(error.code == .invalidArgument, "\(error)")
+            #expect(error.message.contains("invalid bookmark name") && error.message.utf8.count < 600, "\(error.message)")
+        }
+        #expect(try fx.store.listBookmarks(org: fx.org, repo: "proj").items.map(\.name) == ["main"])
+        expectStoreError(.invalidArgument) { try fx.store.createRepo(org: fx.org, name: "other", defaultBookmark: name) }
+    }
+
+    @Test func theLongestComponentGitCanLockIsAccepted() throws {
+        let fx = try Fixture()
+        try fx.makeRepo()
+        let base = try fx.change(["ok.txt": "ok"])
+        let name = "team/" + String(repeating: "d", count: 250)
+        #expect(try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: name, at: base.id).name == name)
+        #expect(try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "HEADS-UP", at: base.id).name == "HEADS-UP")
+    }
+
+    @Test(arguments: ["-rf", "--help", "-"])
+    func repoNamesStartingWithADashAreInvalid(_ name: String) throws {
+        let fx = try Fixture()
+        expectStoreError(.invalidArgument) { try fx.store.createRepo(org: fx.org, name: name) }
+        #expect(try fx.store.listRepos(org: fx.org).items.isEmpty)
+    }
+}
