@@ -45,7 +45,8 @@ let package = Package(
         ),
         .target(name: "MesaAPI", dependencies: ["Infra", "Store", "CCurl", "COpenSSL", .product(name: "Logging", package: "swift-log")],
                 exclude: ["README.md"]),
-        .target(name: "RPC", dependencies: [.product(name: "Logging", package: "swift-log")], exclude: ["README.md"]),
+        .target(name: "RPC", dependencies: [.product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+                                     .product(name: "NIOPosix", package: "swift-nio")], exclude: ["README.md"]),
         // The typed Mesa method catalogue: one type per JSON-RPC method.
         .target(name: "MesaProtocol", dependencies: ["RPC"], exclude: ["README.md"]),
         // gitignore-syntax matching of ephemeral paths (`.mesaignore`): no dependencies,

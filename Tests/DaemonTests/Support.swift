@@ -249,21 +249,6 @@ final class FrameReader: @unchecked Sendable {
     }
 }
 
-func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
-    var offset = 0
-    while offset < bytes.count {
-        let written = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        if written < 0 && errno == ENOTSOCK {
-            let plain = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard plain > 0 else { throw TestFailure("write failed: \(String(cString: strerror(errno)))") }
-            offset += plain
-            continue
-        }
-        if written < 0 && errno == EINTR { continue }
-        guard written > 0 else { throw TestFailure("write failed: \(String(cString: strerror(errno)))") }
-        offset += written
-    }
-}
 
 /// A raw client socket to the daemon, for bytes no well-behaved client sends.
 final class RawSocket: @unchecked Sendable {
