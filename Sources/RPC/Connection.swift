@@ -32,7 +32,8 @@ public enum CloseReason: Sendable, Hashable, CustomStringConvertible {
     /// The byte stream broke the framing rules; an error was sent before closing.
     case framingError(FramingError)
     case readFailed(errno: Int32)
-    /// Writing failed (the peer is gone), or it left too much output unread (ENOBUFS).
+    /// The peer left more than `maximumBufferedOutput` unread (ENOBUFS). (A write that
+    /// fails because the peer is gone closes the channel: `peerClosed`.)
     case writeFailed(errno: Int32)
 
     public var description: String {
@@ -120,12 +121,12 @@ public final class Connection: NotificationSender {
         var stopRequested = false
         /// The first cause of closing wins.
         var reason: CloseReason?
-        /// No more output is accepted; the channel closes once `unwritten` is zero
-        /// (flushing) or at once.
+        /// No more output is accepted.
         var outputClosed = false
-        var flushBeforeClose = false
-        /// Bytes handed to the channel and not yet written to the descriptor.
-        var unwritten = 0
+        /// The channel's close was started: after flushing (true) or at once (false).
+        var closing: Bool?
+        /// A flush of the frames written on the event loop is queued on it.
+        var flushScheduled = false
         var closed = false
         /// Incoming requests by id, to cancel them.
         var running: [RequestID: Running] = [:]
@@ -245,6 +246,10 @@ public final class Connection: NotificationSender {
             channel.close(promise: nil)
         }
         channel.closeFuture.whenComplete { [self] _ in finalTeardown() }
+        // Unread output above the limit makes the channel unwritable: ConnectionHandler
+        // then disconnects the peer.
+        let limit = max(options.maximumBufferedOutput, 2)
+        try? channel.syncOptions?.setOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
         // Early frames first; the channel is published only once none is left, so
         // frames keep the order they were written in.
         while true {
@@ -254,7 +259,7 @@ public final class Connection: NotificationSender {
                 return state.early
             }
             if early.isEmpty { break }
-            for frame in early { send(frame, on: channel) }
+            for frame in early { channel.writeAndFlush(frame, promise: nil) }
         }
         perform(state.withLock { closeStepLocked(&$0) })
         _ = channel.setOption(.autoRead, value: true)
@@ -361,29 +366,30 @@ public final class Connection: NotificationSender {
         case none
         /// Never started: nothing runs, tear down here.
         case teardown
-        case closeChannel(any Channel)
+        case closeChannel(any Channel, flush: Bool)
     }
 
     /// Decides, with the state lock held, whether the channel may close now: once
-    /// reading is over and either the close is hard or every answer was handed over,
-    /// and, when flushing, everything handed over was written.
+    /// reading is over and either the close is hard or every answer was handed over.
     func closeStepLocked(_ state: inout State) -> CloseStep {
         if state.closed { return .none }
         if case .notStarted = state.reader { return state.stopRequested ? .teardown : .none }
         guard state.stopRequested || state.reader == .finished else { return .none }
         guard state.hard || state.outstanding == 0 else { return .none }
+        state.outputClosed = true
+        guard let channel = state.channel else { return .none }  // `attach` asks again
         // A framing error's answer is the one output a hard close still flushes.
         let flush: Bool
         if case .framingError = state.reason { flush = true } else { flush = !state.hard }
-        if !state.outputClosed {
-            state.outputClosed = true
-            state.flushBeforeClose = flush
-        } else if !flush {
-            state.flushBeforeClose = false  // escalate a flushing close to a hard one
+        switch state.closing {
+        case nil:
+            state.closing = flush
+        case true? where !flush:
+            state.closing = false  // escalate a flushing close to a hard one
+        default:
+            return .none
         }
-        guard let channel = state.channel else { return .none }  // `attach` asks again
-        if state.flushBeforeClose && state.unwritten > 0 { return .none }  // `written` asks again
-        return .closeChannel(channel)
+        return .closeChannel(channel, flush: flush)
     }
 
     func perform(_ step: CloseStep) {
@@ -392,8 +398,16 @@ public final class Connection: NotificationSender {
         case .teardown:
             if case .accepted(let channel) = transport { channel.close(promise: nil) }
             finalTeardown()
-        case .closeChannel(let channel):
+        case .closeChannel(let channel, flush: false):
             channel.close(promise: nil)
+        case .closeChannel(let channel, flush: true):
+            // Writes complete in order: once this empty one has, everything before it
+            // is written.
+            channel.writeAndFlush(ByteBuffer()).whenComplete { _ in channel.close(promise: nil) }
+            if case .framingError = state.withLock({ $0.reason }) {
+                // The peer broke the stream; it gets 10 s to take the error, not forever.
+                channel.eventLoop.scheduleTask(in: .seconds(10)) { channel.close(promise: nil) }
+            }
         }
     }
 
@@ -450,51 +464,52 @@ public final class Connection: NotificationSender {
 
     // MARK: - Writing
 
-    /// Frames and sends one message body. False if the connection is closed. A peer
-    /// that leaves more than `maximumBufferedOutput` unread is disconnected (ENOBUFS).
+    /// Frames and sends one message body. False if the connection is closed. Frames
+    /// written on the event loop (handlers' answers) are flushed together once the
+    /// loop's current work is done: one write for a burst of answers.
     @discardableResult
     func writeBody(_ body: [UInt8]) -> Bool {
         let frame = FrameEncoder.encode(body)
+        let onLoop = executor.eventLoop.inEventLoop
         enum Outcome {
-            case send(any Channel)
+            case write(any Channel, scheduleFlush: Bool)
+            case writeAndFlush(any Channel)
             case queued
             case refused
-            case overflow
         }
         let outcome = state.withLock { state -> Outcome in
             guard !state.outputClosed else { return .refused }
-            state.unwritten += frame.readableBytes
-            if state.unwritten > options.maximumBufferedOutput { return .overflow }
             guard let channel = state.channel else {
                 state.early.append(frame)
                 return .queued
             }
-            return .send(channel)
+            guard onLoop else { return .writeAndFlush(channel) }
+            defer { state.flushScheduled = true }
+            return .write(channel, scheduleFlush: !state.flushScheduled)
         }
         switch outcome {
-        case .send(let channel): send(frame, on: channel)
-        case .queued: break
-        case .refused: return false
-        case .overflow:
-            logger.debug("peer left more than \(options.maximumBufferedOutput) bytes unread")
-            requestClose(reason: .writeFailed(errno: ENOBUFS), hard: true)
+        case .write(let channel, let scheduleFlush):
+            channel.write(frame, promise: nil)
+            if scheduleFlush {
+                channel.eventLoop.execute { [self] in
+                    state.withLock { $0.flushScheduled = false }
+                    channel.flush()
+                }
+            }
+        case .writeAndFlush(let channel):
+            channel.writeAndFlush(frame, promise: nil)
+        case .queued:
+            break
+        case .refused:
             return false
         }
         return true
     }
 
-    private func send(_ frame: ByteBuffer, on channel: any Channel) {
-        let count = frame.readableBytes
-        channel.writeAndFlush(frame).whenComplete { [self] result in
-            if case .failure(let error) = result, let code = (error as? IOError)?.errnoCode {
-                logger.debug("write failed: \(SystemCallError("write", errno: code))")
-                requestClose(reason: .writeFailed(errno: code), hard: true)
-            }
-            perform(state.withLock { state in
-                state.unwritten -= count
-                return closeStepLocked(&state)
-            })
-        }
+    /// The peer left more than `maximumBufferedOutput` unread.
+    func outputOverflowed() {
+        logger.debug("peer left more than \(options.maximumBufferedOutput) bytes unread")
+        requestClose(reason: .writeFailed(errno: ENOBUFS), hard: true)
     }
 
     @discardableResult
@@ -530,6 +545,11 @@ private final class ConnectionHandler: ChannelInboundHandler {
             // A reset from the peer is just another way of going away.
             connection.readerFinished(reason: .peerClosed, hard: true)
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if !context.channel.isWritable { connection.outputOverflowed() }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -281,10 +281,12 @@ final class InProcessDaemon: @unchecked Sendable {
     let client: Connection
 
     /// With `orgs`, serves those backends instead of resolving the config's.
-    init(sandbox: Sandbox? = nil, environment: [String: String] = [:], orgs: OrgBackends? = nil) throws {
+    init(sandbox: Sandbox? = nil, environment: [String: String] = [:], orgs: OrgBackends? = nil,
+         configure: (inout DaemonConfig) -> Void = { _ in }) throws {
         let sandbox = try sandbox ?? Sandbox()
         self.sandbox = sandbox
-        let config = try DaemonConfig.load(.init(environment: sandbox.environment(environment)))
+        var config = try DaemonConfig.load(.init(environment: sandbox.environment(environment)))
+        configure(&config)
         let backends = try orgs ?? CredentialResolver.embedded(config, logger: quietLogger)
         daemon = Daemon(config: config, orgs: backends, logger: quietLogger)
         (server, client) = try Self.pair(daemon.dispatcher)
