@@ -53,8 +53,8 @@ private let connectionCounter = Atomic<UInt64>(0)
 /// A JSON-RPC connection over a SwiftNIO channel: an accepted Unix socket, one end of a
 /// socketpair, or a pair of pipes (stdin/stdout) — the same code for all.
 ///
-/// Threading: the channel lives on one thread of NIO's shared event loop group (one
-/// thread per core, however many connections). Each request runs in its own `Task`
+/// Threading: the channel lives on one thread of `EventLoops.group` (a fixed number of
+/// threads, however many connections). Each request runs in its own `Task`
 /// whose executor is that event loop, so a request is read, handled and answered on
 /// one thread; a slow method still never stalls reading, since handlers suspend rather
 /// than block, and responses go out in completion order. Notifications are handled one
@@ -165,7 +165,7 @@ public final class Connection: NotificationSender {
             transport = .pipes(read: owned.0, write: owned.0 == owned.1 ? try Descriptors.duplicate(owned.1) : owned.1)
         }
         self.restoreFlags = restore
-        self.executor = EventLoopExecutor(MultiThreadedEventLoopGroup.singleton.next())
+        self.executor = EventLoopExecutor(EventLoops.group.next())
         self.dispatcher = dispatcher
         self.options = options
         let peer = Descriptors.isSocket(readFD) ? PeerCredentials.of(socket: readFD) : nil
@@ -267,13 +267,7 @@ public final class Connection: NotificationSender {
 
     private func startFailed(_ error: any Error) {
         logger.error("cannot serve the connection: \(error)")
-        switch transport {
-        case .socket(let fd): Descriptors.closeFD(fd)
-        case .pipes(let input, let output):
-            Descriptors.closeFD(input)
-            Descriptors.closeFD(output)
-        case .accepted(let channel): channel.close(promise: nil)
-        }
+        releaseUnattachedTransport()
         state.withLock { state in
             state.reader = .finished
             if state.reason == nil { state.reason = .readFailed(errno: (error as? IOError)?.errnoCode ?? EINVAL) }
@@ -323,26 +317,21 @@ public final class Connection: NotificationSender {
     }
 
     func requestClose(reason: CloseReason, hard: Bool) {
-        let (tasks, step) = state.withLock { state -> ([Task<[UInt8], Never>], CloseStep) in
-            guard !state.closed else { return ([], .none) }
-            if state.reason == nil { state.reason = reason }
-            state.stopRequested = true
-            var tasks: [Task<[UInt8], Never>] = []
-            if hard && !state.hard {
-                state.hard = true
-                tasks = state.running.values.map(\.task)
-            }
-            return (tasks, closeStepLocked(&state))
-        }
-        for task in tasks { task.cancel() }
-        perform(step)
+        beginClose(reason: reason, hard: hard) { $0.stopRequested = true }
     }
 
     /// Input ended or failed: nothing more will be read.
     func readerFinished(reason: CloseReason, hard: Bool) {
         if reason == .peerClosedMidFrame { logger.info("\(reason)") }
+        beginClose(reason: reason, hard: hard) { $0.reader = .finished }
+    }
+
+    /// Records why (the first cause wins), cancels running requests on a hard close,
+    /// and closes the channel if nothing is left to wait for.
+    private func beginClose(reason: CloseReason, hard: Bool, _ mark: (inout State) -> Void) {
         let (tasks, step) = state.withLock { state -> ([Task<[UInt8], Never>], CloseStep) in
-            state.reader = .finished
+            guard !state.closed else { return ([], .none) }
+            mark(&state)
             if state.reason == nil { state.reason = reason }
             var tasks: [Task<[UInt8], Never>] = []
             if hard && !state.hard {
@@ -396,7 +385,6 @@ public final class Connection: NotificationSender {
         switch step {
         case .none: break
         case .teardown:
-            if case .accepted(let channel) = transport { channel.close(promise: nil) }
             finalTeardown()
         case .closeChannel(let channel, flush: false):
             channel.close(promise: nil)
@@ -438,20 +426,23 @@ public final class Connection: NotificationSender {
         guard let (reason, pending, handlers, waiters, tasks) = taken else { return }
         for task in tasks { task.cancel() }
         notificationQueue.continuation.finish()
-        if case .notStarted = state.withLock({ $0.reader }), options.closesDescriptors {
-            switch transport {
-            case .socket(let fd): Descriptors.closeFD(fd)
-            case .pipes(let input, let output):
-                Descriptors.closeFD(input)
-                Descriptors.closeFD(output)
-            case .accepted: break
-            }
-        }
+        if case .notStarted = state.withLock({ $0.reader }) { releaseUnattachedTransport() }
         for (fd, flags) in restoreFlags where flags >= 0 { _ = fcntl(fd, F_SETFL, flags) }
         logger.debug("connection closed: \(reason)")
         for continuation in pending { continuation.resume(throwing: ConnectionClosedError(reason: reason)) }
         for handler in handlers { handler(reason) }
         for waiter in waiters { waiter.resume(returning: reason) }
+    }
+
+    /// Closes what no channel took ownership of (never started, or the bootstrap failed).
+    private func releaseUnattachedTransport() {
+        switch transport {
+        case .socket(let fd): Descriptors.closeFD(fd)
+        case .pipes(let input, let output):
+            Descriptors.closeFD(input)
+            Descriptors.closeFD(output)
+        case .accepted(let channel): channel.close(promise: nil)
+        }
     }
 
     // MARK: - Reading

@@ -93,11 +93,6 @@ enum Descriptors {
         return (info.st_mode & S_IFMT) == S_IFSOCK
     }
 
-    static func setCloseOnExec(_ fd: Int32) {
-        let flags = fcntl(fd, F_GETFD)
-        if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
-    }
-
     /// A close-on-exec duplicate, for handing a descriptor we do not own to a channel
     /// that closes what it is given.
     static func duplicate(_ fd: Int32) throws(SystemCallError) -> Int32 {

@@ -57,7 +57,7 @@ public struct AcceptedSocket: Sendable {
 }
 
 /// Listens on a Unix socket path and hands each accepted connection to a callback on
-/// an event loop of NIO's shared group. Transport only: what to do with a connection,
+/// one of the RPC event loops. Transport only: what to do with a connection,
 /// and whom to refuse, is the owner's decision.
 public final class UnixSocketListener: Sendable {
     public let path: String
@@ -147,7 +147,7 @@ public final class UnixSocketListener: Sendable {
         }
         guard shouldStart else { return }
         let logger = self.logger
-        ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        ServerBootstrap(group: EventLoops.group)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             // Reading starts when a `Connection` has set up its pipeline.
             .childChannelOption(.autoRead, value: false)
