@@ -67,12 +67,25 @@ def call(sock, ident):
 threads, fds, rss = stats()
 print(f"before:        threads {threads:5}  fds {fds:6}  RSS {rss:5} MiB")
 held, started = [], time.monotonic()
+def connect():
+    """Retries while the listen backlog is full (EAGAIN), for up to 10 s."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.setblocking(False)  # a Unix socket's connect then fails with EAGAIN instead of waiting
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            s.connect(path)
+            s.settimeout(30)
+            return s
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                s.close()
+                raise
+            time.sleep(0.001)
+
 try:
     for i in range(count):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(30)
-        s.connect(path)
-        held.append(s)
+        held.append(connect())
 except OSError as error:
     print(f"connect #{len(held) + 1} failed: {error}")
 time.sleep(1)
@@ -87,10 +100,8 @@ for n, s in enumerate(sample):
     except OSError:
         pass
 print(f"a sample of {len(sample)} held clients: {answered} answered")
-extra = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-extra.settimeout(10)
 try:
-    extra.connect(path)
+    extra = connect()
     answer = call(extra, "extra")
     print(f"one more client: {json.dumps(answer)[:160] if answer else 'closed without an answer'}")
 except OSError as error:
