@@ -50,7 +50,8 @@ let package = Package(
                 exclude: ["README.md"]),
         // `LocalBackend`: the `Backend` over the embedded Store (mesad, mesa-server).
         .target(name: "StoreBackend", dependencies: ["MesaAPI", "Model", "Store"]),
-        .target(name: "RPC", dependencies: ["Model", .product(name: "Logging", package: "swift-log")], exclude: ["README.md"]),
+        .target(name: "RPC", dependencies: ["Model", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+                                     .product(name: "NIOPosix", package: "swift-nio")], exclude: ["README.md"]),
         // The typed Mesa method catalogue: one type per JSON-RPC method.
         .target(name: "MesaProtocol", dependencies: ["Model", "RPC"], exclude: ["README.md"]),
         // gitignore-syntax matching of ephemeral paths (`.mesaignore`): no dependencies,

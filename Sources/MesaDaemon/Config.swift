@@ -49,6 +49,8 @@ public struct DaemonConfig: Sendable {
     public var logLevel: String?
     public var logFile: String?
     public var maxFrameBytes: Int
+    /// Socket clients served at once; the next one is answered with an error and closed.
+    public var maxConnections = 16_384
     public var flushDebounceMilliseconds: Int
     /// How often clean mounts of a bookmark look whether someone else moved it; 0 = never.
     public var followIntervalMilliseconds: Int
@@ -131,6 +133,12 @@ public struct DaemonConfig: Sendable {
             if let value = daemon.logLevel { logLevel = value }
             if let value = daemon.logFile { logFile = paths.expand(value) }
             if let value = daemon.maxFrameSize { maxFrameBytes = try Self.byteSize(value, "daemon.max-frame-size", source) }
+            if let value = daemon.maxConnections {
+                guard (1...1_000_000).contains(value) else {
+                    throw ConfigError("\(source): daemon.max-connections must be \(ConfigFile.maxConnectionsRange)")
+                }
+                maxConnections = value
+            }
             if let value = daemon.flushDebounceMilliseconds {
                 guard (0...60_000).contains(value) else {
                     throw ConfigError("\(source): daemon.flush-debounce-ms must be \(ConfigFile.flushDebounceRange)")

@@ -27,6 +27,7 @@ struct ConfigFile: Codable, Equatable {
         var logLevel: String?
         var logFile: String?
         var maxFrameSize: ByteSize?
+        var maxConnections: Int?
         var flushDebounceMilliseconds: Int?
         var followIntervalMilliseconds: Int?
         var durability: String?
@@ -34,6 +35,7 @@ struct ConfigFile: Codable, Equatable {
 
         enum CodingKeys: String, CodingKey {
             case logLevel = "log-level", logFile = "log-file", maxFrameSize = "max-frame-size"
+            case maxConnections = "max-connections"
             case flushDebounceMilliseconds = "flush-debounce-ms", followIntervalMilliseconds = "follow-interval-ms", durability
             case allowOther = "allow-other"
         }
@@ -124,10 +126,12 @@ struct ConfigFile: Codable, Equatable {
         case "cache.max-size", "daemon.max-frame-size": return "a size such as \"10GB\" or \"512MB\""
         case "daemon.flush-debounce-ms": return flushDebounceRange
         case "daemon.follow-interval-ms": return followIntervalRange
+        case "daemon.max-connections": return maxConnectionsRange
         default: return "a string"
         }
     }
 
+    static let maxConnectionsRange = "an integer from 1 to 1000000"
     static let flushDebounceRange = "an integer from 0 to 60000"
     static let followIntervalRange = "an integer from 0 (never follow) to 3600000 milliseconds"
 

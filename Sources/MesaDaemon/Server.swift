@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MesaAPI
+import Model
 import RPC
 import Synchronization
 
@@ -35,26 +36,32 @@ extension Daemon {
         try writePrivateFile(paths.pidFile, "\(getpid())\n")
         defer { unlink(paths.pidFile) }
 
+        raiseDescriptorLimit()
         var options = Connection.Options()
         options.maximumFrameSize = config.maxFrameBytes
         let connections = Mutex<[UInt64: Connection]>([:])
         let connectionOptions = options
         let ownUID = getuid()
+        let limit = config.maxConnections
         listener.start { accepted in
             if let peer = accepted.peer, peer.uid != ownUID, peer.uid != 0 {
                 self.logger.error("refused a connection from uid \(peer.uid): mesad serves only uid \(ownUID)")
-                close(accepted.fd)
+                accepted.close()
                 return
             }
-            do {
-                let connection = try Connection(socket: accepted.fd, dispatcher: self.dispatcher, options: connectionOptions, logger: self.logger)
-                connections.withLock { $0[connection.info.id] = connection }
-                connection.onClose { _ in _ = connections.withLock { $0.removeValue(forKey: connection.info.id) } }
-                connection.start()
-            } catch {
-                self.logger.error("cannot serve a connection: \(error)")
-                close(accepted.fd)
+            let connection = Connection(accepted: accepted, dispatcher: self.dispatcher, options: connectionOptions, logger: self.logger)
+            let admitted = connections.withLock { open -> Bool in
+                guard open.count < limit else { return false }
+                open[connection.info.id] = connection
+                return true
             }
+            guard admitted else {
+                self.logger.warning("refused a connection: \(limit) clients are connected ([daemon] max-connections)")
+                accepted.refuse(MesaError(.unavailable, "mesad already serves \(limit) connections, its limit ([daemon] max-connections); close idle clients or retry later", errno: EAGAIN).responseError)
+                return
+            }
+            connection.onClose { _ in _ = connections.withLock { $0.removeValue(forKey: connection.info.id) } }
+            connection.start()
         }
         logger.info("listening", metadata: ["socket": "\(paths.socketPath)", "pid": "\(getpid())", "backend": "\(backendName)"])
         onReady()
@@ -68,6 +75,15 @@ extension Daemon {
         await listener.waitUntilClosed()
         logger.info("stopped")
     }
+}
+
+/// Each client holds one descriptor: lift the soft limit to the hard one, so the
+/// connection limit, not EMFILE, is what refuses clients.
+func raiseDescriptorLimit() {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }
 
 /// An exclusive `flock` on `<runtime>/mesad.lock`, held for the daemon's life; the

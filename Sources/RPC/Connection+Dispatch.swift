@@ -66,7 +66,7 @@ extension Connection {
             if writesOwnAnswer { state.outstanding += 1 }
             // Created under the lock so the task cannot finish (and deregister) before
             // it is registered.
-            let task = Task { [self] () -> [UInt8] in
+            let task = Task(executorPreference: executor) { [self] () -> [UInt8] in
                 let result = await dispatcher.dispatch(
                     method: request.method, params: request.params, context: context)
                 self.state.withLock { state in
@@ -142,7 +142,7 @@ extension Connection {
         // A batch of notifications only is not answered at all.
         guard !answers.isEmpty else { return }
         state.withLock { $0.outstanding += 1 }
-        Task { [self] in
+        Task(executorPreference: executor) { [self] in
             var parts: [[UInt8]] = []
             parts.reserveCapacity(answers.count)
             for answer in answers {
@@ -167,9 +167,9 @@ extension Connection {
     }
 
     private func outstandingFinished() {
-        let step = state.withLock { state -> WriterStep in
+        let step = state.withLock { state -> CloseStep in
             state.outstanding -= 1
-            return writerStepLocked(&state)
+            return closeStepLocked(&state)
         }
         perform(step)
     }

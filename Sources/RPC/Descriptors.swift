@@ -1,3 +1,5 @@
+import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -35,13 +37,6 @@ public struct PeerCredentials: Sendable, Hashable {
     /// anything else, or on systems without SO_PEERCRED.
     public static func of(socket fd: Int32) -> PeerCredentials? {
         #if os(Linux)
-        // `struct ucred` is hidden behind _GNU_SOURCE in Swift's Glibc module; this
-        // struct has the same layout (pid_t, uid_t, gid_t: three 32-bit fields).
-        struct UCred {
-            var pid: Int32 = 0
-            var uid: UInt32 = 0
-            var gid: UInt32 = 0
-        }
         var credentials = UCred()
         var length = socklen_t(MemoryLayout<UCred>.size)
         let result = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length)
@@ -51,12 +46,37 @@ public struct PeerCredentials: Sendable, Hashable {
         return nil
         #endif
     }
+
+    /// The same for a channel NIO accepted; nil if the option cannot be read.
+    static func of(channel: any Channel) -> EventLoopFuture<PeerCredentials?> {
+        #if os(Linux)
+        guard let provider = channel as? any SocketOptionProvider else {
+            return channel.eventLoop.makeSucceededFuture(nil)
+        }
+        let credentials: EventLoopFuture<UCred> = provider.unsafeGetSocketOption(
+            level: .socket, name: NIOBSDSocket.Option(rawValue: SO_PEERCRED))
+        return credentials.map { PeerCredentials(pid: $0.pid, uid: $0.uid, gid: $0.gid) }
+            .recover { _ in nil }
+        #else
+        return channel.eventLoop.makeSucceededFuture(nil)
+        #endif
+    }
 }
+
+#if os(Linux)
+/// `struct ucred` is hidden behind _GNU_SOURCE in Swift's Glibc module; this struct
+/// has the same layout (pid_t, uid_t, gid_t: three 32-bit fields).
+private struct UCred: Sendable {
+    var pid: Int32 = 0
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
+}
+#endif
 
 /// Low-level descriptor helpers shared by `Connection` and `UnixSocketListener`.
 enum Descriptors {
     /// A peer that closes its end must not kill the daemon with SIGPIPE: ignore it once,
-    /// process-wide. Socket writes also pass MSG_NOSIGNAL, but stdout may be a pipe.
+    /// process-wide (stdout may be a pipe).
     static let ignoreSIGPIPE: Void = {
         _ = signal(SIGPIPE, SIG_IGN)
     }()
@@ -73,62 +93,11 @@ enum Descriptors {
         return (info.st_mode & S_IFMT) == S_IFSOCK
     }
 
-    static func setCloseOnExec(_ fd: Int32) {
-        let flags = fcntl(fd, F_GETFD)
-        if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
-    }
-
-    static func setNonBlocking(_ fd: Int32) {
-        let flags = fcntl(fd, F_GETFL)
-        if flags >= 0 { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
-    }
-
-    /// A pipe used only to wake a thread blocked in poll(2). Both ends non-blocking and
-    /// close-on-exec, so a child process never inherits it.
-    static func makeWakePipe() throws(SystemCallError) -> (read: Int32, write: Int32) {
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw SystemCallError("pipe", errno: errno) }
-        for fd in fds {
-            setCloseOnExec(fd)
-            setNonBlocking(fd)
-        }
-        return (fds[0], fds[1])
-    }
-
-    /// Writes every byte, retrying partial writes and EINTR, and waiting out EAGAIN on a
-    /// descriptor someone else made non-blocking. Returns the errno on failure.
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8], isSocket: Bool) -> Int32? {
-        bytes.withUnsafeBytes { buffer -> Int32? in
-            guard let base = buffer.baseAddress else { return nil }
-            var offset = 0
-            while offset < buffer.count {
-                let remaining = buffer.count - offset
-                let written: Int
-                #if os(Linux)
-                if isSocket {
-                    written = send(fd, base + offset, remaining, Int32(MSG_NOSIGNAL))
-                } else {
-                    written = write(fd, base + offset, remaining)
-                }
-                #else
-                written = write(fd, base + offset, remaining)
-                #endif
-                if written > 0 {
-                    offset += written
-                    continue
-                }
-                let code = written < 0 ? errno : EIO
-                switch code {
-                case EINTR:
-                    continue
-                case EAGAIN, EWOULDBLOCK:
-                    var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                    _ = poll(&pfd, 1, -1)
-                default:
-                    return code
-                }
-            }
-            return nil
-        }
+    /// A close-on-exec duplicate, for handing a descriptor we do not own to a channel
+    /// that closes what it is given.
+    static func duplicate(_ fd: Int32) throws(SystemCallError) -> Int32 {
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        guard copy >= 0 else { throw SystemCallError("dup", errno: errno) }
+        return copy
     }
 }

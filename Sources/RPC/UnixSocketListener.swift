@@ -1,5 +1,7 @@
-import Foundation
+import Dispatch
 import Logging
+import NIOCore
+import NIOPosix
 import Synchronization
 
 #if canImport(Glibc)
@@ -36,36 +38,49 @@ public enum UnixSocketError: Error, Sendable, Hashable, CustomStringConvertible 
     }
 }
 
-/// A connection accepted by `UnixSocketListener`. The receiver owns `fd` and must
-/// close it (a `Connection` does so by default).
+/// A connection accepted by `UnixSocketListener`: serve it with
+/// `Connection(accepted:dispatcher:)`, or `refuse` or `close` it.
 public struct AcceptedSocket: Sendable {
-    public let fd: Int32
+    let channel: any Channel
     /// Who connected, from SO_PEERCRED; the daemon refuses other users with it.
     public let peer: PeerCredentials?
+
+    /// Closes the connection without a word.
+    public func close() { channel.close(promise: nil) }
+
+    /// Answers with `error` (a response without an id, as for a framing error), then
+    /// closes once it is written.
+    public func refuse(_ error: ResponseError) {
+        let frame = FrameEncoder.encode(MessageEncoder.response(id: nil, result: .failure(error)))
+        channel.writeAndFlush(frame).whenComplete { _ in channel.close(promise: nil) }
+    }
 }
 
 /// Listens on a Unix socket path and hands each accepted connection to a callback on
-/// its own accept thread. Transport only: what to do with a connection, and whom to
-/// refuse, is the owner's decision.
+/// one of the RPC event loops. Transport only: what to do with a connection,
+/// and whom to refuse, is the owner's decision.
 public final class UnixSocketListener: Sendable {
     public let path: String
     private let fd: Int32
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
     /// The socket file we created, to avoid unlinking a successor's socket at close.
     private let identity: (device: UInt64, inode: UInt64)?
     private let logger: Logger
 
+    private enum Phase {
+        case bound
+        case starting
+        case accepting(any Channel)
+        case closed
+    }
+
     private struct State {
-        var started = false
-        var acceptThread: pthread_t?
+        var phase = Phase.bound
         var stopRequested = false
-        var closed = false
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let state = Mutex(State())
-    /// Signalled when the accept thread has released the socket.
+    /// Signalled when the socket has been released.
     private let finished = DispatchSemaphore(value: 0)
 
     /// Binds `path`, restricts it to the owner (0600) and starts listening. A leftover
@@ -117,59 +132,66 @@ public final class UnixSocketListener: Sendable {
             _ = unlink(path)
             throw fail(.system(SystemCallError("listen", errno: code), path: path))
         }
-        let wake: (read: Int32, write: Int32)
-        do {
-            wake = try Descriptors.makeWakePipe()
-        } catch {
-            _ = unlink(path)
-            throw fail(.system(error, path: path))
-        }
         var info = stat()
         identity = lstat(path, &info) == 0 ? (UInt64(info.st_dev), UInt64(info.st_ino)) : nil
         self.fd = fd
-        self.wakeRead = wake.read
-        self.wakeWrite = wake.write
     }
 
-    /// Starts accepting on a dedicated thread; `handler` runs on that thread for each
-    /// connection and should return quickly (start a `Connection` and return).
+    /// Starts accepting. `handler` runs on an event loop for each connection, before
+    /// anything is read from it, and must not block (start a `Connection` and return).
     public func start(_ handler: @escaping @Sendable (AcceptedSocket) -> Void) {
         let shouldStart = state.withLock { state -> Bool in
-            guard !state.started, !state.stopRequested else { return false }
-            state.started = true
+            guard case .bound = state.phase, !state.stopRequested else { return false }
+            state.phase = .starting
             return true
         }
         guard shouldStart else { return }
-        let thread = Thread { [self] in
-            acceptLoop(handler)
-            release()
-        }
-        thread.name = "mesa.rpc.accept"
-        thread.start()
+        let logger = self.logger
+        ServerBootstrap(group: EventLoops.group)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            // Reading starts when a `Connection` has set up its pipeline.
+            .childChannelOption(.autoRead, value: false)
+            .childChannelInitializer { channel in
+                PeerCredentials.of(channel: channel).map { peer in
+                    handler(AcceptedSocket(channel: channel, peer: peer))
+                }
+            }
+            .withBoundSocket(fd)
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let channel):
+                    let stop = state.withLock { state -> Bool in
+                        state.phase = .accepting(channel)
+                        return state.stopRequested
+                    }
+                    channel.closeFuture.whenComplete { [self] _ in release() }
+                    if stop { channel.close(promise: nil) }
+                case .failure(let error):
+                    logger.critical("cannot accept on \(path): \(error)")
+                    Descriptors.closeFD(fd)
+                    release()
+                }
+            }
     }
 
     /// Stops accepting, closes the socket and removes its file. Connections already
-    /// accepted are not affected. Idempotent. When called from outside the accept
-    /// thread it returns only once the socket is released; from the accept handler it
-    /// returns at once and the release follows when the handler returns.
+    /// accepted are not affected. Idempotent. Off the event loops it returns once the
+    /// socket is released; on one (an accept handler) at once, the release follows.
     public func close() {
-        let (started, alreadyStopping) = state.withLock { state -> (Bool, Bool) in
-            // Only the first call wakes the thread (or releases a never-started one).
-            let already = state.stopRequested
+        let step = state.withLock { state -> Phase? in
+            guard !state.stopRequested else { return nil }
             state.stopRequested = true
-            if !already && state.started {
-                var byte: UInt8 = 1
-                _ = write(wakeWrite, &byte, 1)
-            }
-            return (state.started, already)
+            return state.phase
         }
-        if !started {
-            if !alreadyStopping { release() }
-            return
+        switch step {
+        case nil, .closed?, .starting?: break  // `start`'s completion closes it
+        case .bound?:
+            Descriptors.closeFD(fd)
+            release()
+        case .accepting(let channel)?:
+            channel.close(promise: nil)
         }
-        if state.withLock({ $0.acceptThread.map { pthread_equal($0, pthread_self()) != 0 } ?? false }) {
-            return  // called from the handler: waiting here would deadlock
-        }
+        guard MultiThreadedEventLoopGroup.currentEventLoop == nil else { return }
         finished.wait()
         finished.signal()  // pass it on, so every concurrent caller returns
     }
@@ -178,7 +200,7 @@ public final class UnixSocketListener: Sendable {
     public func waitUntilClosed() async {
         await withCheckedContinuation { continuation in
             let done = state.withLock { state -> Bool in
-                if state.closed { return true }
+                if case .closed = state.phase { return true }
                 state.waiters.append(continuation)
                 return false
             }
@@ -186,50 +208,8 @@ public final class UnixSocketListener: Sendable {
         }
     }
 
-    private func acceptLoop(_ handler: @Sendable (AcceptedSocket) -> Void) {
-        state.withLock { $0.acceptThread = pthread_self() }
-        var fds = [
-            pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
-        ]
-        while true {
-            fds[0].revents = 0
-            fds[1].revents = 0
-            if poll(&fds, 2, -1) < 0 {
-                if errno == EINTR { continue }
-                logger.critical("poll on listening socket failed: \(SystemCallError("poll", errno: errno))")
-                return
-            }
-            if fds[1].revents != 0 { return }
-            guard fds[0].revents != 0 else { continue }
-            let client = accept(fd, nil, nil)
-            if client < 0 {
-                switch errno {
-                case EINTR, EAGAIN, EWOULDBLOCK, ECONNABORTED, EPROTO:
-                    continue
-                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-                    // Out of resources: back off instead of spinning on a socket that
-                    // stays readable; the pending client waits in the backlog.
-                    logger.error("accept failed: \(SystemCallError("accept", errno: errno)); retrying in 100 ms")
-                    usleep(100_000)
-                    continue
-                default:
-                    logger.critical("accept failed: \(SystemCallError("accept", errno: errno)); listener stops")
-                    return
-                }
-            }
-            // accept4 is not exported to Swift; set close-on-exec right away instead.
-            Descriptors.setCloseOnExec(client)
-            handler(AcceptedSocket(fd: client, peer: PeerCredentials.of(socket: client)))
-            if state.withLock({ $0.stopRequested }) { return }
-        }
-    }
-
-    /// Closes the descriptors and removes the socket file if it is still ours.
+    /// Removes the socket file if it is still ours; the descriptor is closed already.
     private func release() {
-        Descriptors.closeFD(fd)
-        Descriptors.closeFD(wakeRead)
-        Descriptors.closeFD(wakeWrite)
         var info = stat()
         if let identity, lstat(path, &info) == 0, UInt64(info.st_dev) == identity.device,
             UInt64(info.st_ino) == identity.inode
@@ -237,7 +217,7 @@ public final class UnixSocketListener: Sendable {
             _ = unlink(path)
         }
         let waiters = state.withLock { state in
-            state.closed = true
+            state.phase = .closed
             let waiters = state.waiters
             state.waiters = []
             return waiters

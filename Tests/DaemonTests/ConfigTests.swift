@@ -117,6 +117,13 @@ import Testing
             .contains("MESA_DAEMON_FOLLOW_INTERVAL_MS") == true)
     }
 
+    @Test func maxConnectionsDefaultsTo16384AndRefusesNonsense() throws {
+        #expect(try load(nil).maxConnections == 16_384)
+        #expect(try load("[daemon]\nmax-connections = 3\n").maxConnections == 3)
+        #expect(configError("[daemon]\nmax-connections = 0\n")?.message.contains("daemon.max-connections must be an integer from 1") == true)
+        #expect(configError("[daemon]\nmax-connections = \"many\"\n")?.message.contains("daemon.max-connections must be an integer") == true)
+    }
+
     @Test func prefetchDefaultsToLayoutAndIsSetByFileOrEnvironment() throws {
         #expect(try load(nil).prefetch.rawValue == "layout")
         #expect(try load("[cache]\nprefetch = \"content\"\n").prefetch.rawValue == "content")

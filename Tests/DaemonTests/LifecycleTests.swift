@@ -205,6 +205,33 @@ import Glibc
         #expect(!exists(sandbox.socketPath))
     }
 
+    /// Issue 12: a bad `Content-Length` on stdin is answered, and the answer reaches
+    /// stdout before mesad exits — every time, not just when the writer thread wins.
+    @Test(arguments: [
+        ("Content-Length: -5\r\n\r\n{}", -32700, "negative"),
+        ("Content-Length: 99999999999999999999999\r\n\r\n{}", -32700, "too large to represent"),
+        ("Content-Length: \(1 << 40)\r\n\r\n{}", -32600, "exceeds the maximum"),
+        ("Content-Length: 12abc\r\n\r\n{}", -32700, "not a decimal byte count"),
+    ])
+    func stdioAnswersABadContentLengthBeforeExiting(header: String, code: Int, message: String) async throws {
+        let sandbox = try Sandbox()
+        for run in 0..<20 {
+            let child = try Child(try Executables.path("mesad"), ["--stdio"], environment: sandbox.environment(),
+                                  logs: sandbox.root, pipeStdio: true)
+            defer { child.kill() }
+            let reader = FrameReader(fd: child.stdoutFD)
+            try writeAll(child.stdinFD, Array(header.utf8))
+            let answer = try #require(await reader.next(timeout: .seconds(30)), "run \(run): no error frame; stderr: \(child.stderr)")
+            #expect(answer["id"] is NSNull, "run \(run)")
+            let error = try #require(answer["error"] as? [String: Any], "run \(run)")
+            #expect(error["code"] as? Int == code, "run \(run)")
+            #expect((error["message"] as? String)?.contains(message) == true, "run \(run): \(error)")
+            // It closes the session by itself, stdin still open.
+            _ = try await child.waitExitCode(timeout: .seconds(30))
+            #expect(await reader.waitForEOF(timeout: .seconds(5)), "run \(run)")
+        }
+    }
+
     @Test func stdioBesideASocketDaemonRelaysToIt() async throws {
         // The socket daemon owns the store: `mesad --stdio` of the same HOME relays the
         // session to it instead of failing on the store lock.

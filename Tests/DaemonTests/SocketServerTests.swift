@@ -17,8 +17,8 @@ import Testing
         let started = Counter()
         let finished = Counter()
 
-        init() async throws {
-            inProcess = try InProcessDaemon()
+        init(configure: (inout DaemonConfig) -> Void = { _ in }) async throws {
+            inProcess = try InProcessDaemon(configure: configure)
             let daemon = inProcess.daemon
             let started = self.started, finished = self.finished
             // Sleeps `ms` milliseconds; cancellable unless `stubborn`.
@@ -107,6 +107,48 @@ import Testing
         #expect(!exists(server.inProcess.daemon.config.paths.socketPath))
         // Stopped means stopped: nobody answers any more.
         #expect(!Daemonizer.answers(server.inProcess.daemon.config.paths.socketPath))
+    }
+}
+
+extension SocketServerTests {
+    /// Past `[daemon] max-connections` a client gets an error frame, then end of stream;
+    /// the clients already connected are unaffected, and a freed place is taken again.
+    @Test func connectionsPastTheLimitAreRefusedWithAnError() async throws {
+        let server = try await Server { $0.maxConnections = 2 }
+        let path = server.inProcess.daemon.config.paths.socketPath
+        var admitted = [try RawSocket(path), try RawSocket(path)]
+        for (index, socket) in admitted.enumerated() {
+            #expect(try await socket.request(index + 1, "listOrgs")?["result"] != nil)
+        }
+        for _ in 0..<3 {
+            let refused = try RawSocket(path)
+            let answer = try #require(await refused.reader.next(timeout: .seconds(10)), "no refusal frame")
+            #expect(answer["id"] is NSNull)
+            let error = try #require(answer["error"] as? [String: Any])
+            #expect(error["code"] as? Int == -32010)
+            #expect((error["message"] as? String)?.contains("max-connections") == true, "\(error)")
+            #expect((error["data"] as? [String: Any])?["errorClass"] as? String == "transient")
+            #expect(await refused.reader.waitForEOF(timeout: .seconds(10)))
+        }
+        // The admitted clients carry on.
+        #expect(try await admitted[0].request(10, "listOrgs")?["result"] != nil)
+        // Closing one frees its place.
+        admitted.removeLast()
+        let next = await eventuallyConnected(path) { socket in
+            (try? await socket.request(11, "listOrgs"))??["result"] != nil
+        }
+        #expect(next, "a freed place was not taken again")
+        withExtendedLifetime(admitted) {}
+        try await server.stop()
+    }
+
+    /// Connects until a client is served (the daemon sees the freed place a moment later).
+    private func eventuallyConnected(_ path: String, _ served: (RawSocket) async -> Bool) async -> Bool {
+        for _ in 0..<100 {
+            if let socket = try? RawSocket(path), await served(socket) { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return false
     }
 }
 

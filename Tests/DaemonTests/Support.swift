@@ -275,21 +275,6 @@ final class FrameReader: @unchecked Sendable {
     }
 }
 
-func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
-    var offset = 0
-    while offset < bytes.count {
-        let written = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        if written < 0 && errno == ENOTSOCK {
-            let plain = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard plain > 0 else { throw TestFailure("write failed: \(String(cString: strerror(errno)))") }
-            offset += plain
-            continue
-        }
-        if written < 0 && errno == EINTR { continue }
-        guard written > 0 else { throw TestFailure("write failed: \(String(cString: strerror(errno)))") }
-        offset += written
-    }
-}
 
 /// A raw client socket to the daemon, for bytes no well-behaved client sends.
 final class RawSocket: @unchecked Sendable {
@@ -322,10 +307,12 @@ final class InProcessDaemon: @unchecked Sendable {
     let client: Connection
 
     /// With `orgs`, serves those backends instead of resolving the config's.
-    init(sandbox: Sandbox? = nil, environment: [String: String] = [:], orgs: OrgBackends? = nil) throws {
+    init(sandbox: Sandbox? = nil, environment: [String: String] = [:], orgs: OrgBackends? = nil,
+         configure: (inout DaemonConfig) -> Void = { _ in }) throws {
         let sandbox = try sandbox ?? Sandbox()
         self.sandbox = sandbox
-        let config = try DaemonConfig.load(.init(environment: sandbox.environment(environment)))
+        var config = try DaemonConfig.load(.init(environment: sandbox.environment(environment)))
+        configure(&config)
         let backends = try orgs ?? CredentialResolver.embedded(config, logger: quietLogger)
         daemon = Daemon(config: config, orgs: backends, logger: quietLogger)
         (server, client) = try Self.pair(daemon.dispatcher)

@@ -21,10 +21,7 @@ struct ListenerTests {
             let dispatcher = makeTestDispatcher()
             listener.start { [self] accepted in
                 peers.withLock { $0.append(accepted.peer) }
-                guard let connection = try? Connection(socket: accepted.fd, dispatcher: dispatcher) else {
-                    Descriptors.closeFD(accepted.fd)
-                    return
-                }
+                let connection = Connection(accepted: accepted, dispatcher: dispatcher)
                 connections.withLock { $0.append(connection) }
                 connection.start()
             }

@@ -37,9 +37,7 @@ final class RawPeer: @unchecked Sendable {
     init(fd: Int32) { self.fd = fd }
 
     func sendRaw(_ bytes: [UInt8]) throws {
-        if let code = Descriptors.writeAll(fd, bytes, isSocket: Descriptors.isSocket(fd)) {
-            throw TestFailure("write failed: errno \(code)")
-        }
+        try writeAll(fd, bytes)
     }
 
     func sendRaw(_ string: String) throws { try sendRaw(Array(string.utf8)) }

@@ -159,3 +159,20 @@ public struct ForeignProcess: Sendable, Hashable {
         _ = eventuallyBlocking(timeout: .seconds(10)) { !isAlive }
     }
 }
+
+/// Writes every byte to a socket (without SIGPIPE) or a pipe, retrying partial writes.
+public func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if written < 0 && errno == ENOTSOCK {
+            let plain = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard plain > 0 else { throw TestFailure("write failed: \(String(cString: strerror(errno)))") }
+            offset += plain
+            continue
+        }
+        if written < 0 && errno == EINTR { continue }
+        guard written > 0 else { throw TestFailure("write failed: \(String(cString: strerror(errno)))") }
+        offset += written
+    }
+}

@@ -235,33 +235,53 @@ func roundTrips(read: Int32, write: Int32, socket: Bool, count: Int, method: Str
 
 // MARK: - Echo server (the floor: same frames, no JSON-RPC)
 
-/// Listens on a Unix socket and echoes every frame back on a thread per connection.
+/// Listens on a Unix socket and echoes every frame back on a thread per connection:
+/// plain blocking sockets, the same floor before and after the NIO transport.
 final class EchoServer: @unchecked Sendable {
     let path: String
-    let listener: UnixSocketListener
+    let fd: Int32
 
     init(path: String) {
         self.path = path
         unlink(path)
-        do { listener = try UnixSocketListener(path: path) } catch { fail("echo server: \(error)") }
-        listener.start { accepted in
-            let thread = Thread {
-                let reader = FrameReader(fd: accepted.fd)
-                while true {
-                    guard let body = reader.next() else { break }
-                    // Echo the whole frame (header and body) as received.
-                    let frameStart = reader.frameStart
-                    reader.buffer.withUnsafeBytes { raw in
-                        writeAll(accepted.fd, UnsafeRawBufferPointer(rebasing: raw[frameStart..<body.upperBound]), socket: true)
-                    }
-                }
-                close(accepted.fd)
-            }
-            thread.start()
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: Array(path.utf8) + [0])
         }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard fd >= 0, bound == 0, listen(fd, 128) == 0 else { fail("echo server: cannot listen on \(path)") }
+        let listening = fd
+        Thread {
+            while true {
+                let client = accept(listening, nil, nil)
+                guard client >= 0 else { return }
+                Thread { Self.echo(client) }.start()
+            }
+        }.start()
     }
 
-    func stop() { listener.close() }
+    private static func echo(_ client: Int32) {
+        let reader = FrameReader(fd: client)
+        while true {
+            guard let body = reader.next() else { break }
+            // Echo the whole frame (header and body) as received.
+            let frameStart = reader.frameStart
+            reader.buffer.withUnsafeBytes { raw in
+                writeAll(client, UnsafeRawBufferPointer(rebasing: raw[frameStart..<body.upperBound]), socket: true)
+            }
+        }
+        close(client)
+    }
+
+    func stop() {
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+        unlink(path)
+    }
 }
 
 // MARK: - Runs
