@@ -101,6 +101,9 @@ let package = Package(
             dependencies: ["APIServer", "Infra", "MesaAPI", "Store", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log")]
         ),
+        // Frames, JSON and names under libFuzzer (scripts/fuzz.sh); a normal build replays
+        // fuzz/corpus, which DaemonTests does on every run.
+        .executableTarget(name: "mesa-fuzz", dependencies: ["RPC", "MesaProtocol", "Model"], path: "fuzz/mesa-fuzz"),
         .executableTarget(name: "store-bench", dependencies: ["Model", "Store"], path: "bench/store-bench"),
         .executableTarget(name: "rpc-bench", dependencies: ["RPC", "MesaProtocol", "Client"], path: "bench/rpc-bench"),
         // jansson is measured, not shipped: the shim dlopens it, so nothing links it.

@@ -29,4 +29,8 @@ if ((status == 5)); then
     echo "tests/python: pytest collected no tests; that is a failure here" >&2
     exit 1
 fi
-exit "$status"
+((status == 0)) || exit "$status"
+
+# libFuzzer over frames, JSON and names for a bounded time (FUZZ_SECONDS, default 60);
+# the corpus in fuzz/corpus is also replayed by DaemonTests on every run.
+timeout --kill-after=30 1200 bash scripts/fuzz.sh

@@ -30,6 +30,8 @@ public struct MesaError: Error, Sendable, Equatable, CustomStringConvertible {
         case readOnly = "READ_ONLY"
         /// The backend cannot answer now (network, server overload).
         case unavailable = "UNAVAILABLE"
+        /// A disk (the mount's journal, the blob cache, the store) is full or over quota.
+        case noSpace = "NO_SPACE"
         /// A bug or a broken data directory: not fixable by the caller.
         case `internal` = "INTERNAL"
     }
@@ -55,7 +57,7 @@ public struct MesaError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var errorClass: ErrorClass {
         switch code {
-        case .conflict, .unavailable: .transient
+        case .conflict, .unavailable, .noSpace: .transient
         case .internal: .fatal
         default: .badInput
         }
@@ -71,6 +73,7 @@ public struct MesaError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unauthenticated, .keyExpired, .keyRevoked, .forbidden: EACCES
         case .readOnly: EROFS
         case .unavailable: EHOSTUNREACH
+        case .noSpace: ENOSPC
         case .internal: EIO
         }
     }
@@ -90,6 +93,7 @@ public struct MesaError: Error, Sendable, Equatable, CustomStringConvertible {
         case .forbidden: -32008
         case .readOnly: -32009
         case .unavailable: -32010
+        case .noSpace: -32011
         }
     }
 
@@ -102,6 +106,7 @@ public struct MesaError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notFound: 404
         case .alreadyExists, .conflict, .mergeConflict: 409
         case .unavailable: 503
+        case .noSpace: 507
         case .internal: 500
         }
     }

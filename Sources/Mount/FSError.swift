@@ -78,6 +78,8 @@ extension FSError {
         case EROFS: MesaError(.readOnly, message, errno: errno)
         case EBUSY, EAGAIN: MesaError(.conflict, message, errno: errno)
         case EIO: MesaError(.unavailable, message, errno: errno)
+        case ENOSPC, EDQUOT: MesaError(.noSpace, message, errno: errno)
+        case EACCES, EPERM: MesaError(.forbidden, message, errno: errno)
         case EINVAL, ENOTDIR, EISDIR, ENOTEMPTY, ENAMETOOLONG: MesaError(.invalidArgument, message, errno: errno)
         default: MesaError(.internal, message, errno: errno)
         }

@@ -53,9 +53,15 @@ struct GitOID: Hashable, Sendable {
 @discardableResult
 func gitCheck(_ result: Int32, _ context: @autoclosure () -> String) throws -> Int32 {
     guard result < 0 else { return result }
+    let osError = errno
     let detail = git_error_last().map { String(cString: $0.pointee.message) } ?? "error \(result)"
     if result == GIT_ENOTFOUND.rawValue {
         throw MesaError.notFound("\(context()): \(detail)")
+    }
+    // A full disk: libgit2's OS error carries strerror's text, or only errno is left.
+    if osError == ENOSPC || osError == EDQUOT
+        || detail.contains(String(cString: strerror(ENOSPC))) || detail.contains(String(cString: strerror(EDQUOT))) {
+        throw MesaError(.noSpace, "\(context()): the disk holding the store is full: \(detail)")
     }
     throw MesaError.internal("\(context()): \(detail)")
 }

@@ -199,7 +199,8 @@ extension Store {
                 let result = Glibc.write(fd, buffer.baseAddress! + done, count - done)
                 if result < 0 {
                     if errno == EINTR { continue }
-                    throw MesaError.internal("cannot write blob \(oid): \(String(cString: strerror(errno)))")
+                    let code: MesaError.Code = errno == ENOSPC || errno == EDQUOT ? .noSpace : .internal
+                    throw MesaError(code, "cannot write blob \(oid): \(String(cString: strerror(errno)))")
                 }
                 done += result
             }

@@ -7,7 +7,7 @@ import Testing
 @Suite struct MesaErrorTests {
     static let errnoNames: [String: Int32] = [
         "EINVAL": EINVAL, "EIO": EIO, "ENOENT": ENOENT, "EEXIST": EEXIST, "EAGAIN": EAGAIN, "EBUSY": EBUSY,
-        "EACCES": EACCES, "EROFS": EROFS, "EHOSTUNREACH": EHOSTUNREACH,
+        "EACCES": EACCES, "EROFS": EROFS, "EHOSTUNREACH": EHOSTUNREACH, "ENOSPC": ENOSPC,
     ]
 
     /// Rows of protocol.md's error table naming a Mesa code: (rpc code, name, class, errno).
@@ -41,7 +41,7 @@ import Testing
         let expected: [MesaError.Code: Int] = [
             .invalidArgument: 400, .unauthenticated: 401, .keyExpired: 401, .keyRevoked: 401, .forbidden: 403,
             .readOnly: 403, .notFound: 404, .alreadyExists: 409, .conflict: 409, .mergeConflict: 409,
-            .unavailable: 503, .internal: 500,
+            .unavailable: 503, .noSpace: 507, .internal: 500,
         ]
         for code in MesaError.Code.allCases {
             #expect(MesaError(code, "m").httpStatus == expected[code], "\(code)")

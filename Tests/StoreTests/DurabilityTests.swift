@@ -106,3 +106,43 @@ import Testing
         #expect(try fx.gitStatus("-C", gitDirectory, "rev-parse", "--verify", "--quiet", "refs/heads/stray").status != 0)
     }
 }
+
+/// A full disk is an error a user can act on (NO_SPACE, transient), not a bug (INTERNAL),
+/// and it leaves the store as it was.
+@Suite(.enabled(if: getuid() == 0, "needs root to mount a small tmpfs"), .timeLimit(.minutes(2)))
+struct FullDiskTests {
+    @Test func aFullDiskIsNoSpaceAndChangesNothing() throws {
+        let directory = try makeTemporaryDirectory("full-disk")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let mountPoint = directory + "/small"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        try #require(run("/bin/mount", ["-t", "tmpfs", "-o", "size=3m", "tmpfs", mountPoint]) == 0)
+        defer { _ = run("/bin/umount", ["-l", mountPoint]) }
+        let store = try Store(directory: mountPoint + "/store")
+        _ = try store.createOrg(slug: "acme")
+        _ = try store.createRepo(org: "acme", name: "proj")
+        let first = try store.createChange(org: "acme", repo: "proj", base: .root, message: "small",
+                                           files: [.upsert(path: "a.txt", content: Array("a\n".utf8))])
+        // Random bytes do not compress: a 6 MiB file cannot fit in 3 MiB.
+        var generator = SystemRandomNumberGenerator()
+        let big = (0..<(6 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        do {
+            _ = try store.createChange(org: "acme", repo: "proj", base: first.id, message: "big",
+                                       files: [.upsert(path: "big.bin", content: big)])
+            Issue.record("a 6 MiB change fitted a 3 MiB disk")
+        } catch let error as MesaError {
+            #expect(error.code == .noSpace, "\(error.code): \(error.message)")
+            #expect(error.errorClass == .transient)
+        }
+        #expect(try store.listChanges(org: "acme", repo: "proj").items.map(\.id) == [first.id])
+    }
+
+    func run(_ tool: String, _ arguments: [String]) -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        guard (try? process.run()) != nil else { return -1 }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
