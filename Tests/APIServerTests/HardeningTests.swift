@@ -113,7 +113,7 @@ func envelopeCode(_ body: String) -> String {
             // A declared 32 MiB body of which not a byte is sent: answered from the headers.
             for (key, status, code) in [("mesa_" + String(repeating: "0", count: 64), 401, "UNAUTHENTICATED"),
                                         (f.admin, 413, "PAYLOAD_TOO_LARGE")] {
-                let raw = try RawClient(port: port, timeout: 5)
+                let raw = try RawClient(port: port, timeout: 30)
                 await raw.send("POST /v1/acme/ws/changes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\n"
                          + "Content-Type: application/json\r\nContent-Length: \(32 << 20)\r\n\r\n")
                 let reply = try #require(await raw.readResponse(), "no answer before the body was sent")
