@@ -81,7 +81,8 @@ if [ -r /etc/os-release ]; then
     distro=$(. /etc/os-release && printf '%s %s' "${ID:-}" "${ID_LIKE:-}")
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/mesa-install.XXXXXX")
+work=$(mktemp -d "${TMPDIR:-/tmp}/mesa-install.XXXXXX" 2>/dev/null) ||
+    die "cannot create a temporary directory in ${TMPDIR:-/tmp}; set TMPDIR to a directory you can write. Nothing was installed."
 cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
@@ -200,6 +201,7 @@ if [ -f "$manifest" ]; then
         grep -qxF "$file" "$work/files" || rm -f "$prefix/$file"
     done
 fi
+mkdir -p "$(dirname "$manifest")"
 { printf '# mesa install manifest: files under %s, removed by install.sh --uninstall\n# version=%s\n' "$prefix" "$version"
   cat "$work/files"; } >"$manifest.mesa-new"
 mv -f "$manifest.mesa-new" "$manifest"
