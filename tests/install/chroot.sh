@@ -100,11 +100,12 @@ timeout 300 chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/
     set -eu
     start=$(date +%s%N)
     '"$install_cmd"'
+    installed=$(date +%s%N)
     MESA_ORGS="acme:$KEY" MESA_API_URL="$API" mesa mount -d -y
     repo=$HOME/.local/share/mesa/mnt/acme/agent-workspace
     i=0; until [ -d "$repo" ]; do i=$((i + 1)); [ $i -lt 100 ] || { echo "no $repo" >&2; exit 1; }; sleep 0.1; done
     end=$(date +%s%N)
-    echo "install ($MODE) + mount: $(( (end - start) / 1000000 )) ms"
+    echo "install ($MODE) + mount: $(( (end - start) / 1000000 )) ms (install $(( (installed - start) / 1000000 )) ms, mount $(( (end - installed) / 1000000 )) ms)"
     for b in mesa mesad mesa-client mesa-server; do command -v "$b" >/dev/null || { echo "no $b on PATH" >&2; exit 1; }; done
     [ -f /usr/share/man/man1/mesa.1.gz ] || [ -f /usr/local/share/man/man1/mesa.1.gz ]
     if [ "$MODE" = deb ]; then
