@@ -95,7 +95,9 @@ deb_depends=$(printf '%s\n' "${!packages[@]}" | sort | paste -sd, | sed 's/,/, /
 sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$debarch/" -e "s/@DEPENDS@/$deb_depends/" \
     -e "s/@SIZE@/$(du -sk "$debroot/usr" | cut -f1)/" packaging/deb/control.in >"$debroot/DEBIAN/control"
 debfile=dist/mesa_${version}_$debarch.deb
-dpkg-deb --root-owner-group -Zxz --build "$debroot" "$debfile.part" >/dev/null
+# xz -9's 64 MiB window reaches the Swift runtime and ICU data the previous binary
+# already holds: 49 MB instead of 62 MB at the default level, for ~2 min more here.
+dpkg-deb --root-owner-group -Zxz -z9 --build "$debroot" "$debfile.part" >/dev/null
 mv "$debfile.part" "$debfile"
 (cd dist && sha256sum "${debfile#dist/}" >"${debfile#dist/}.sha256")
 echo "$debfile $(du -h "$debfile" | cut -f1); Depends: $deb_depends"
