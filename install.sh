@@ -170,7 +170,7 @@ if [ -n "$missing" ]; then
         die "these packages are missing and apt-get is not available to install them: $missing (Debian 12 names; on other systems install fuse3, libfuse3, libgit2 1.5, libcurl, sqlite3 and OpenSSL 3 with the package manager). Nothing was installed."
     [ "$uid" = 0 ] || die "these packages are missing: $missing. Install them as root (sudo apt-get install $missing), then run this again. Nothing was installed."
     if [ "$yes" != 1 ]; then
-        [ -r /dev/tty ] || die "these packages are missing: $missing. Pass --yes to install them with apt-get without asking. Nothing was installed."
+        (: </dev/tty) 2>/dev/null || die "these packages are missing: $missing. Pass --yes to install them with apt-get without asking. Nothing was installed."
         printf 'mesa install: install %s with apt-get? [y/N] ' "$missing" >/dev/tty
         read -r answer </dev/tty || answer=
         case $answer in y | Y | yes) ;; *) die "not installing $missing. Nothing was installed." ;; esac

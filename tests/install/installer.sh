@@ -86,8 +86,36 @@ expect_failure "cannot write to /nonexistent/.local" as_nobody sh install.sh --y
 expect_nothing_in "$T/rootonly"
 pass "no writable prefix"
 
-echo "== a missing package, apt-get not available / not root"
+echo "== not root, a writable HOME: installed under ~/.local"
+mkdir -p "$T/home" && chown 65534:65534 "$T/home"
+setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$T/home" TMPDIR="$T/tmp" PATH=/usr/bin:/bin \
+    sh install.sh --yes --from "$bundle" >"$T/out" 2>&1 || fail_with_output "install as nobody failed"
+expect_output "installed mesa $version in $T/home/.local"
+expect_output "add $T/home/.local/bin to PATH"
+[[ $(stat -c %U "$T/home/.local/bin/mesa") == nobody ]] || fail "~/.local/bin/mesa is not the user's"
+pass "user install"
+
+echo "== from a URL (curl), by file and by directory + --version"
+python3 -m http.server --bind 127.0.0.1 --directory "$(dirname "$bundle")" 0 >"$T/http.log" 2>&1 &
+http_pid=$!
+trap 'kill $http_pid 2>/dev/null; rm -rf "$T"' EXIT
+for _ in $(seq 50); do port=$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$T/http.log"); [[ -n $port ]] && break; sleep 0.1; done
+url=http://127.0.0.1:$port
+run_install --prefix "$T/w1" --from "$url/$(basename "$bundle")" || fail_with_output "install from a URL failed"
+expect_output "installed mesa $version"
+run_install --prefix "$T/w2" --from "$url/" --version "$version" || fail_with_output "install from a URL directory failed"
+expect_failure "--version is needed" run_install --prefix "$T/w3" --from "$url/"
+expect_failure "could not download $url/mesa-9.9.9-linux-$(uname -m).tar.gz" run_install --prefix "$T/w3" --from "$url/" --version 9.9.9
+expect_nothing_in "$T/w3"
+pass "URL"
+
+echo "== a missing package and no terminal to ask on, without --yes"
 needs=$(variant "$bundle" "$T/needs" depends="libc6 mesa-test-no-such-package")
+expect_failure "Pass --yes to install them" setsid sh install.sh --prefix "$T/n7" --from "$needs" </dev/null
+expect_nothing_in "$T/n7"
+pass "no terminal"
+
+echo "== a missing package, apt-get not available / not root"
 mkdir "$T/noapt"
 for tool in /usr/bin/* /usr/sbin/* /bin/* /sbin/*; do
     case ${tool##*/} in apt | apt-get) ;; *) ln -sf "$tool" "$T/noapt/" ;; esac
