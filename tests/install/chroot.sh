@@ -42,7 +42,7 @@ mounts_under() { awk -v r="$1" '$5 == r || index($5, r "/") == 1 { print $5 }' /
 cleanup() {
     local status=$?
     set +e
-    if [[ -x $root/usr/local/bin/mesa || -x $root/usr/bin/mesa ]]; then
+    if ((status == 0)) && [[ -x $root/usr/local/bin/mesa || -x $root/usr/bin/mesa ]]; then
         timeout 15 chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/bin:/bin sh -c \
             'mesa unmount >/dev/null 2>&1; mesa-client shutdown >/dev/null 2>&1' </dev/null
     fi
@@ -94,6 +94,8 @@ if [[ $mode == bundle ]]; then
 else
     install_cmd="apt-get install -y -qq --no-install-recommends /tmp/dist/$(basename "$artifact") >/tmp/apt.log 2>&1 || { cat /tmp/apt.log; exit 1; }"
 fi
+# In the background and waited for, so a signal runs the cleanup at once instead of after
+# the step (which could be blocked on a mount that no longer answers).
 # shellcheck disable=SC2016  # expanded inside the chroot
 timeout 300 chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     TERM=dumb KEY="$key" API="$api" MODE="$mode" sh -c '
@@ -116,7 +118,8 @@ timeout 300 chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/
     mkdir -p src && printf "print(1)\n" > src/app.py
     mesa checkpoint -m "written in the chroot" >/dev/null
     mesa log | head -n 3
-' </dev/null
+' </dev/null &
+wait $!
 
 echo "== outside: the server has the files"
 get() { rest -H 'Accept: application/octet-stream' "$api/acme/agent-workspace/content?path=$1"; }
