@@ -27,7 +27,7 @@ EOF
 say() { printf 'mesa install: %s\n' "$*"; }
 die() { printf 'mesa install: error: %s\n' "$*" >&2; exit 1; }
 
-yes=0 prefix= from=${MESA_RELEASES_URL:-} want= uninstall=0 fuse_check=1
+yes=0 prefix='' from=${MESA_RELEASES_URL:-} want='' uninstall=0 fuse_check=1
 while [ $# -gt 0 ]; do
     case $1 in
         -y | --yes) yes=1 ;;
@@ -76,10 +76,8 @@ fi
 # --- What this machine is. ---------------------------------------------------------------
 [ "$(uname -s)" = Linux ] || die "mesa runs on Linux; this is $(uname -s). Nothing was installed."
 arch=$(uname -m)
-distro=unknown
-if [ -r /etc/os-release ]; then
-    distro=$(. /etc/os-release && printf '%s %s' "${ID:-}" "${ID_LIKE:-}")
-fi
+distro=$(. /etc/os-release 2>/dev/null && printf '%s' "${PRETTY_NAME:-${ID:-}}") || distro=
+[ -n "$distro" ] || distro="an unknown Linux"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mesa-install.XXXXXX" 2>/dev/null) ||
     die "cannot create a temporary directory in ${TMPDIR:-/tmp}; set TMPDIR to a directory you can write. Nothing was installed."
@@ -167,7 +165,7 @@ fi
 missing=${missing# }
 if [ -n "$missing" ]; then
     command -v apt-get >/dev/null 2>&1 ||
-        die "these packages are missing and apt-get is not available to install them: $missing (Debian 12 names; on other systems install fuse3, libfuse3, libgit2 1.5, libcurl, sqlite3 and OpenSSL 3 with the package manager). Nothing was installed."
+        die "these packages are missing and apt-get is not available on $distro to install them: $missing (Debian 12 names; on other systems install fuse3, libfuse3, libgit2 1.5, libcurl, sqlite3 and OpenSSL 3 with the package manager). Nothing was installed."
     [ "$uid" = 0 ] || die "these packages are missing: $missing. Install them as root (sudo apt-get install $missing), then run this again. Nothing was installed."
     if [ "$yes" != 1 ]; then
         (: </dev/tty) 2>/dev/null || die "these packages are missing: $missing. Pass --yes to install them with apt-get without asking. Nothing was installed."

@@ -30,9 +30,9 @@ measure() { # BINARY -> one line: median min max (ms)
         mkdir -p "$home"
         local start end
         start=$(date +%s%N)
-        env -u XDG_RUNTIME_DIR HOME=$home MESA_NO_CONFIG_FILE=1 "$binary" -d >/dev/null 2>&1
+        env -u XDG_RUNTIME_DIR HOME="$home" MESA_NO_CONFIG_FILE=1 "$binary" -d >/dev/null 2>&1
         end=$(date +%s%N)
-        env -u XDG_RUNTIME_DIR HOME=$home timeout 10 "$client" shutdown >/dev/null 2>&1 || true
+        env -u XDG_RUNTIME_DIR HOME="$home" timeout 10 "$client" shutdown >/dev/null 2>&1 || true
         # The pid file names the daemon; wait for it to go before the next run.
         local pid
         pid=$(cat "$home/.local/share/mesa/run/mesad.pid" 2>/dev/null || true)

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the install tests: bundles, variants of them, assertions. Expects $T (a
 # temporary directory the caller removes) and writes command output to $T/out.
 
