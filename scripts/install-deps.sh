@@ -2,7 +2,9 @@
 # Installs the system packages mesad needs to build, test and mount (Debian 12, as root).
 # Skips apt entirely when everything is already there.
 set -euo pipefail
-packages=(libfuse3-dev fuse3 libgit2-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev pkg-config git ca-certificates rsync)
+# debootstrap, binutils (readelf, strip) and curl: packaging and the install tests.
+packages=(libfuse3-dev fuse3 libgit2-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev pkg-config git ca-certificates rsync
+          debootstrap binutils curl)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

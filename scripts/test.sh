@@ -34,3 +34,7 @@ fi
 # libFuzzer over frames, JSON and names for a bounded time (FUZZ_SECONDS, default 60);
 # the corpus in fuzz/corpus is also replayed by DaemonTests on every run.
 timeout --kill-after=30 1200 bash scripts/fuzz.sh
+
+# Installing without a toolchain: the release bundle and .deb, install.sh's bad input, and
+# the sandbox flow inside a bare Debian 12 chroot (debootstrap, cached under .build).
+bash tests/install/run.sh

@@ -9,7 +9,7 @@ import MesaProtocol
 struct MesaCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mesa",
-        abstract: "Mesa: versioned repositories mounted as plain directories.",
+        abstract: "Mesa: versioned repositories mounted as plain directories.", version: ClientVersion.current,
         subcommands: [MountCommand.self, UnmountCommand.self, Status.self, RepoCommand.self, NewCommand.self, EditCommand.self,
                       ShowCommand.self, LogCommand.self, CheckpointCommand.self, HooksCommand.self, DumpDefaultMesaignore.self,
                       Version.self])
