@@ -4,7 +4,7 @@
 # Debian 12 chroot from the bundle and from the .deb.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bash scripts/package.sh
+timeout --kill-after=30 1800 bash scripts/package.sh
 timeout --kill-after=30 300 bash tests/install/installer.sh
 timeout --kill-after=30 900 bash tests/install/chroot.sh bundle
 timeout --kill-after=30 900 bash tests/install/chroot.sh deb
