@@ -52,7 +52,17 @@ final class MountFixture: @unchecked Sendable {
         let configuration = MountConfiguration(org: org, repo: repo, target: target, mode: mode,
                                                journalDirectory: journal ?? journalDirectory, debounce: .milliseconds(50),
                                                maxRetryDelay: .milliseconds(200), backgroundFlush: false, durability: durability)
-        return try RepoFileSystem(configuration: configuration, backend: backend ?? self.backend, cache: cache)
+        // A restart in a test drops the previous mount just before: a request or upload
+        // still finishing on another thread may hold it (and its journal lock) a moment.
+        let deadline = ContinuousClock.now + .seconds(10)
+        let backend = backend ?? self.backend
+        var result: Result<RepoFileSystem, FSError> = .failure(FSError(EBUSY, "not tried"))
+        repeat {
+            result = Result { () throws(FSError) in try RepoFileSystem(configuration: configuration, backend: backend, cache: cache) }
+            guard case .failure(let error) = result, error.errno == EBUSY else { break }
+            usleep(20_000)
+        } while ContinuousClock.now < deadline
+        return try result.get()
     }
 
     /// Paths of files and symlinks at a revision with their git modes (no content read).
