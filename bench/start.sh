@@ -26,7 +26,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 # The bundle's layout: the commands are links to the multi-call binary.
 mkdir "$T/bundle"
-for command in mesad mesa mesa-client; do ln -s "$(pwd)/$bin/mesa-multicall" "$T/bundle/$command"; done
+for command in mesad mesa mesa-client; do ln -s "$bin/mesa-multicall" "$T/bundle/$command"; done
 client=$bin/mesa-client
 
 summary() { sort -n | awk '{ a[NR] = $1 } END { printf "%.1f %.1f %.1f\n", a[int((NR + 1) / 2)] / 1000, a[1] / 1000, a[NR] / 1000 }'; }
@@ -38,7 +38,8 @@ measure_daemon() { # BINARY -> one line: median min max (ms)
         mkdir -p "$home"
         local start end
         start=$(date +%s%N)
-        env -u XDG_RUNTIME_DIR HOME="$home" MESA_NO_CONFIG_FILE=1 "$binary" -d >/dev/null 2>&1
+        env -u XDG_RUNTIME_DIR HOME="$home" MESA_NO_CONFIG_FILE=1 "$binary" -d >/dev/null 2>&1 ||
+            { echo "start.sh: $binary -d failed" >&2; exit 1; }
         end=$(date +%s%N)
         env -u XDG_RUNTIME_DIR HOME="$home" timeout 10 "$client" shutdown >/dev/null 2>&1 || true
         # The pid file names the daemon; wait for it to go before the next run.
@@ -54,7 +55,7 @@ measure_command() { # BINARY ARGS... -> one line: median min max (ms)
     local i times=() start end
     for ((i = 0; i < runs; i++)); do
         start=$(date +%s%N)
-        "$@" >/dev/null 2>&1
+        "$@" >/dev/null 2>&1 || { echo "start.sh: $* failed" >&2; exit 1; }
         end=$(date +%s%N)
         times+=($(((end - start) / 1000)))
     done
@@ -63,6 +64,7 @@ measure_command() { # BINARY ARGS... -> one line: median min max (ms)
 
 row() { # LABEL "MEDIAN MIN MAX"
     local median min max
+    [[ -n $2 ]] || exit 1   # the measurement failed and said why
     read -r median min max <<<"$2"
     printf '%-52s %7s ms %7s–%s ms\n' "$1" "$median" "$min" "$max"
 }
