@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "mesa-client", targets: ["mesa-client"]),
         .executable(name: "mesa", targets: ["mesa"]),
         .executable(name: "mesa-server", targets: ["mesa-server"]),
+        .executable(name: "mesa-multicall", targets: ["mesa-multicall"]),
         .executable(name: "store-bench", targets: ["store-bench"]),
         .executable(name: "rpc-bench", targets: ["rpc-bench"]),
         .executable(name: "json-bench", targets: ["json-bench"]),
@@ -83,24 +84,29 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")],
             exclude: ["README.md"]
         ),
-        .executableTarget(
-            name: "mesad",
+        // The four commands as libraries, each with one public entry point
+        // (`<Name>Program.main(arguments:)`): their executables below are one line each, and
+        // the release bundle links all four into one multi-call binary (`mesa-multicall`).
+        .target(
+            name: "MesadCLI",
             dependencies: ["MesaDaemon", "Infra", "MesaMCP", "Mount", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
         ),
-        .executableTarget(
-            name: "mesa-client",
-            dependencies: ["Client", .product(name: "ArgumentParser", package: "swift-argument-parser")]
-        ),
-        .executableTarget(
-            name: "mesa",
-            dependencies: ["Client", "MesaIgnore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
-        ),
-        .executableTarget(
-            name: "mesa-server",
+        .target(name: "MesaClientCLI", dependencies: ["Client", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .target(name: "MesaCLI", dependencies: ["Client", "MesaIgnore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .target(
+            name: "MesaServerCLI",
             dependencies: ["APIServer", "Infra", "MesaAPI", "Store", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log")]
         ),
+        .executableTarget(name: "mesad", dependencies: ["MesadCLI"]),
+        .executableTarget(name: "mesa-client", dependencies: ["MesaClientCLI"]),
+        .executableTarget(name: "mesa", dependencies: ["MesaCLI"]),
+        .executableTarget(name: "mesa-server", dependencies: ["MesaServerCLI"]),
+        // The release bundle's one executable: mesad, mesa, mesa-client and mesa-server are
+        // links to it, and it runs the command its name (argv[0]) says. One copy of the
+        // static Swift runtime, Foundation and ICU data instead of four.
+        .executableTarget(name: "mesa-multicall", dependencies: ["MesadCLI", "MesaCLI", "MesaClientCLI", "MesaServerCLI"]),
         // Frames, JSON and names under libFuzzer (scripts/fuzz.sh); a normal build replays
         // fuzz/corpus, which DaemonTests does on every run.
         .executableTarget(name: "mesa-fuzz", dependencies: ["RPC", "MesaProtocol", "Model"], path: "fuzz/mesa-fuzz"),

@@ -1,12 +1,12 @@
 #!/bin/sh
-# Installs mesa (mesad, mesa, mesa-client, mesa-server, completions, man pages) from a
-# release bundle on Debian/Ubuntu:
+# Installs mesa (bin/mesa, one executable, with mesad, mesa-client and mesa-server as
+# symbolic links to it; completions, man pages) from a release bundle on Debian/Ubuntu:
 #   curl -fsSL …/install.sh | sh -s -- --yes --from https://…/mesa-0.1.0-linux-x86_64.tar.gz
 #   sh install.sh --from dist/                  # newest bundle for this machine in dist/
 #   sh install.sh --uninstall
 # Every check (OS, architecture, checksum, /dev/fuse, prefix, packages) runs before the
-# first change; files are copied beside their targets and renamed into place, so a failure
-# leaves nothing half-installed. Running it again upgrades in place. POSIX sh.
+# first change; files and links are copied beside their targets and renamed into place, so
+# a failure leaves nothing half-installed. Running it again upgrades in place. POSIX sh.
 set -eu
 
 usage() {
@@ -156,7 +156,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
         dpkg-query -W -f='${Status}\n' "$package" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $package"
     done
 else
-    # Not Debian-based: ask the dynamic linker instead.
+    # Not Debian-based: ask the dynamic linker instead (it follows the links).
     for binary in "$root"/bin/*; do
         if ldd "$binary" 2>/dev/null | grep -q 'not found'; then missing=" $depends"; fi
     done
@@ -185,11 +185,12 @@ fi
 # --- Install: copy beside each target, then rename into place. ----------------------------
 old=
 if [ -f "$manifest" ]; then old=$(sed -n 's/^# version=//p' "$manifest"); fi
-(cd "$root" && find bin share -type f ! -path 'share/mesa/*' | LC_ALL=C sort) >"$work/files"
+# Files and symbolic links (the commands besides bin/mesa), each link copied as a link.
+(cd "$root" && find bin share \( -type f -o -type l \) ! -path 'share/mesa/*' | LC_ALL=C sort) >"$work/files"
 unstage() { while IFS= read -r file; do rm -f "$prefix/$file.mesa-new"; done <"$work/files"; }
 while IFS= read -r file; do
     target=$prefix/$file
-    mkdir -p "$(dirname "$target")" 2>/dev/null && cp "$root/$file" "$target.mesa-new" 2>/dev/null ||
+    { mkdir -p "$(dirname "$target")" && rm -f "$target.mesa-new" && cp -P "$root/$file" "$target.mesa-new"; } 2>/dev/null ||
         { unstage; die "cannot write $target. Nothing was installed."; }
 done <"$work/files"
 while IFS= read -r file; do mv -f "$prefix/$file.mesa-new" "$prefix/$file"; done <"$work/files"

@@ -103,9 +103,10 @@ public enum Output {
 /// Parses and runs a command tree with the shared exit statuses: usage errors are 2
 /// (argument-parser's default is 64), `--help` is 0.
 public enum CLIRunner {
-    public static func main<Command: AsyncParsableCommand>(_ type: Command.Type) async -> Never {
+    /// Parses `arguments` (without the program name; nil: this process's) and runs the command.
+    public static func main<Command: AsyncParsableCommand>(_ type: Command.Type, arguments: [String]? = nil) async -> Never {
         do {
-            var command = try type.parseAsRoot()
+            var command = try type.parseAsRoot(arguments)
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

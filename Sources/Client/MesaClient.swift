@@ -76,7 +76,7 @@ public final class MesaClient: Sendable {
     /// Runs `mesad <arguments>` (next to this executable, else on PATH) and waits for it.
     public static func runDaemon(_ arguments: [String]) throws(Failure) {
         guard let executable = mesadExecutable() else {
-            throw .unreachable("mesad is not running and no mesad executable was found next to \(CommandLine.arguments[0]) or on PATH")
+            throw .unreachable("mesad is not running and no mesad executable was found next to \(CommandLine.arguments.first ?? "this command") or on PATH")
         }
         // `mesad -d` returns once the daemon answers (or fails); its stderr is the reason.
         let output: [UInt8]
@@ -99,15 +99,25 @@ public final class MesaClient: Sendable {
         }
     }
 
-    public static func mesadExecutable() -> String? {
-        let own = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let sibling = (own as NSString).deletingLastPathComponent + "/mesad"
-        if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
-        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
-            let candidate = "\(directory)/mesad"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    public static func mesadExecutable() -> String? { executable(named: "mesad") }
+
+    /// The executable `name` next to this command, else on PATH. "Next to" is first the
+    /// directory it was run from (argv[0]), then the one its file is in (/proc/self/exe):
+    /// in the bundle the commands are links to one multi-call binary, which may live
+    /// elsewhere. Absolute unless PATH names a relative directory.
+    public static func executable(named name: String) -> String? {
+        let fileManager = FileManager.default
+        var directories: [String] = []
+        if let invoked = CommandLine.arguments.first, invoked.contains("/") {
+            let absolute = invoked.hasPrefix("/") ? invoked : fileManager.currentDirectoryPath + "/" + invoked
+            directories.append((absolute as NSString).deletingLastPathComponent)
         }
-        return nil
+        if let own = try? fileManager.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            directories.append((own as NSString).deletingLastPathComponent)
+        }
+        directories += (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        // Links stay unresolved: the multi-call binary runs the command its argv[0] names.
+        return directories.lazy.map { "\($0)/\(name)" }.first { fileManager.isExecutableFile(atPath: $0) }
     }
 }
 

@@ -37,11 +37,13 @@ public final class ChildProcess: Sendable {
     /// The raw wait status, once reaped.
     private let status = Mutex<Int32?>(nil)
 
-    /// Starts `executable` (a path) with `arguments`; `environment` nil = ours.
+    /// Starts `executable` (a path) with `arguments`; `environment` nil = ours. `argv0` is
+    /// the child's argv[0] (default `executable`): a multi-call binary runs the command it
+    /// names.
     /// `closeOtherDescriptors` marks every descriptor above 2 close-on-exec first, so a
     /// long-lived child holds none of ours (a caller waiting for EOF on a pipe that is
     /// our stderr would otherwise wait for the child's whole life).
-    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+    public init(_ executable: String, _ arguments: [String], argv0: String? = nil, environment: [String: String]? = nil,
                 stdin: Stream = .null, stdout: Stream = .null, stderr: Stream = .null, group: Group = .inherit,
                 closeOtherDescriptors: Bool = false) throws(Failure) {
         if closeOtherDescriptors { Self.markDescriptorsCloseOnExec() }
@@ -77,7 +79,7 @@ public final class ChildProcess: Sendable {
         case .newSession: flags |= Self.spawnSetSID
         }
         posix_spawnattr_setflags(&attributes, flags)
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let argv = ([argv0 ?? executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
         defer {
             argv.forEach { free($0) }

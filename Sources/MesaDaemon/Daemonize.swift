@@ -12,8 +12,9 @@ public enum Daemonizer {
 
     /// With `pidFile`, success also needs the pid file to name the new child: another
     /// daemon already answering on the socket is not "started" (the child will exit
-    /// with "already running", and that is the failure reported).
-    public static func start(executable: String, arguments: [String], logFile: String, socketPath: String,
+    /// with "already running", and that is the failure reported). `argv0` is the name the
+    /// child sees as argv[0] (default `executable`).
+    public static func start(executable: String, argv0: String? = nil, arguments: [String], logFile: String, socketPath: String,
                              pidFile: String? = nil, timeout: Duration = .seconds(30)) throws -> pid_t {
         try FileManager.default.createDirectory(atPath: (logFile as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
@@ -23,7 +24,7 @@ public enum Daemonizer {
         let startOffset = lseek(logDescriptor, 0, SEEK_END)
         let child: ChildProcess
         do {
-            child = try ChildProcess(executable, arguments, stderr: .descriptor(logDescriptor), group: .newSession,
+            child = try ChildProcess(executable, arguments, argv0: argv0, stderr: .descriptor(logDescriptor), group: .newSession,
                                      closeOtherDescriptors: true)
         } catch {
             throw Failure(description: error.description)

@@ -91,10 +91,11 @@ struct Run: Sendable {
     let stdout: String
     let stderr: String
 
+    /// `executable`: a name built next to the test bundle, or an absolute path.
     @discardableResult
     static func run(_ executable: String, _ arguments: [String], sandbox: Sandbox, environment extra: [String: String] = [:],
                     timeout: Duration = .seconds(60)) async throws -> Run {
-        let path = try Executables.path(executable)
+        let path = executable.hasPrefix("/") ? executable : try Executables.path(executable)
         return try await offPool {
             let child = try Child(path, arguments, environment: sandbox.environment(extra), logs: sandbox.root)
             defer { child.kill() }

@@ -109,6 +109,10 @@ timeout 300 chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/
     end=$(date +%s%N)
     echo "install ($MODE) + mount: $(( (end - start) / 1000000 )) ms (install $(( (installed - start) / 1000000 )) ms, mount $(( (end - installed) / 1000000 )) ms)"
     for b in mesa mesad mesa-client mesa-server; do command -v "$b" >/dev/null || { echo "no $b on PATH" >&2; exit 1; }; done
+    # One executable (mesa); the daemon above ran through the mesad link to it.
+    for b in mesad mesa-client mesa-server; do
+        [ "$(readlink "$(command -v "$b")")" = mesa ] || { echo "$b is not a link to mesa" >&2; exit 1; }
+    done
     [ -f /usr/share/man/man1/mesa.1.gz ] || [ -f /usr/local/share/man/man1/mesa.1.gz ]
     if [ "$MODE" = deb ]; then
         [ -f /lib/systemd/system/mesa-server.service ] && [ -f /usr/lib/systemd/user/mesad.service ]

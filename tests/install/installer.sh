@@ -23,6 +23,16 @@ run_install --prefix "$T/p" --from "$bundle" || fail_with_output "install failed
 expect_output "installed mesa $version in $T/p"
 expect_output "mesa mount -d -y"
 [[ $("$T/p/bin/mesa" --version) == "$version" ]] || fail "mesa --version is not $version"
+# One executable, bin/mesa; the other commands are relative symbolic links to it, each
+# running its own command.
+[[ -f $T/p/bin/mesa && ! -L $T/p/bin/mesa ]] || fail "bin/mesa is not a regular file"
+for c in mesad mesa-client mesa-server; do
+    [[ -L $T/p/bin/$c && $(readlink "$T/p/bin/$c") == mesa ]] || fail "bin/$c is not a link to mesa: $(ls -l "$T/p/bin/$c")"
+    grep -qx "bin/$c" "$T/p/share/mesa/installed-files" || fail "manifest does not list bin/$c"
+done
+for c in mesad mesa mesa-client mesa-server; do
+    "$T/p/bin/$c" --help | grep -q "USAGE: $c " || fail "bin/$c does not run $c"
+done
 for f in bin/mesad bin/mesa bin/mesa-client bin/mesa-server share/bash-completion/completions/mesa \
          share/zsh/site-functions/_mesa share/fish/vendor_completions.d/mesa.fish share/man/man1/mesa.1.gz \
          share/man/man1/mesa.mount.1.gz share/man/man1/mesad.1.gz share/man/man1/mesa-server.1.gz; do
@@ -34,19 +44,23 @@ bash -c "source $T/p/share/bash-completion/completions/mesa && complete -p mesa"
 pass "installed $(grep -vc '^#' "$T/p/share/mesa/installed-files") files"
 
 echo "== the same again: reinstalled in place, same files"
-before=$(cd "$T/p" && find . -type f | sort)
+installed() { (cd "$1" && find . \( -type f -o -type l \) -printf '%p %y %l\n' | sort); }
+before=$(installed "$T/p")
 run_install --prefix "$T/p" --from "$(dirname "$bundle")" || fail_with_output "reinstall failed"
 expect_output "reinstalled mesa $version"
-[[ $(cd "$T/p" && find . -type f | sort) == "$before" ]] || fail "a reinstall changed the file set"
+[[ $(installed "$T/p") == "$before" ]] || fail "a reinstall changed the file set"
 pass "reinstall"
 
-echo "== an older version installed: upgraded in place, its leftovers removed"
-old=$(variant "$bundle" "$T/old" version=0.0.1 extra-file=share/doc/mesa/OLD-ONLY)
+echo "== an older version installed (four separate executables): upgraded in place, its leftovers removed"
+old=$(variant "$bundle" "$T/old" version=0.0.1 extra-file=share/doc/mesa/OLD-ONLY copy-links=1)
 run_install --prefix "$T/u" --from "$old" || fail_with_output "installing the old bundle failed"
 [[ -f $T/u/share/doc/mesa/OLD-ONLY ]] || fail "old bundle's file missing"
+[[ -f $T/u/bin/mesad && ! -L $T/u/bin/mesad ]] || fail "the old bundle's mesad is not a file of its own"
 run_install --prefix "$T/u" --from "$bundle" || fail_with_output "upgrade failed"
 expect_output "upgraded mesa 0.0.1 -> $version"
 [[ ! -e $T/u/share/doc/mesa/OLD-ONLY ]] || fail "the upgrade left the old version's file behind"
+[[ $(readlink "$T/u/bin/mesad") == mesa ]] || fail "the upgrade did not replace bin/mesad with a link"
+"$T/u/bin/mesad" --version >/dev/null || fail "bin/mesad does not run after the upgrade"
 grep -qx "# version=$version" "$T/u/share/mesa/installed-files" || fail "manifest not updated"
 pass "upgrade 0.0.1 -> $version"
 
@@ -54,7 +68,8 @@ echo "== --uninstall removes exactly what was installed"
 touch "$T/u/bin/someone-elses-tool"
 sh install.sh --uninstall --prefix "$T/u" >"$T/out" 2>&1 || fail_with_output "uninstall failed"
 expect_output "removed mesa $version"
-[[ $(cd "$T/u" && find . -type f) == "./bin/someone-elses-tool" ]] || fail "uninstall left or removed the wrong files: $(cd "$T/u" && find . -type f)"
+[[ $(cd "$T/u" && find . \( -type f -o -type l \)) == "./bin/someone-elses-tool" ]] ||
+    fail "uninstall left or removed the wrong files: $(cd "$T/u" && find . \( -type f -o -type l \))"
 expect_failure "no mesa installation" sh install.sh --uninstall --prefix "$T/u"
 pass "uninstall"
 

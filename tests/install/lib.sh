@@ -9,9 +9,11 @@ newest_deb() { ls dist/mesa_*_"$(dpkg --print-architecture)".deb 2>/dev/null | s
 bundle_field() { tar -xzOf "$1" --wildcards '*/BUNDLE' | sed -n "s/^$2=//p"; }
 
 # variant BUNDLE DIR KEY=VALUE...: the bundle repacked with BUNDLE fields changed (and
-# extra-file=PATH added), named and checksummed as package.sh would; prints its path.
+# extra-file=PATH added; copy-links=1: each link in bin/ replaced by a copy of its target,
+# as the bundles before the multi-call binary had), named and checksummed as package.sh
+# would; prints its path.
 variant() {
-    local bundle=$1 dir=$2 change key value extra=
+    local bundle=$1 dir=$2 change key value extra='' copy_links=0 link
     shift 2
     mkdir -p "$dir/x"
     tar -xzf "$bundle" -C "$dir/x"
@@ -20,9 +22,13 @@ variant() {
     for change in "$@"; do
         key=${change%%=*} value=${change#*=}
         if [[ $key == extra-file ]]; then extra=$value; continue; fi
+        if [[ $key == copy-links ]]; then copy_links=$value; continue; fi
         sed -i "s|^$key=.*|$key=$value|" "$dir/x/$top/BUNDLE"
     done
     if [[ -n $extra ]]; then mkdir -p "$dir/x/$top/$(dirname "$extra")" && echo old >"$dir/x/$top/$extra"; fi
+    if ((copy_links)); then
+        for link in "$dir/x/$top"/bin/*; do [[ -L $link ]] && cp --remove-destination "$(readlink -f "$link")" "$link"; done
+    fi
     local name
     name=mesa-$(sed -n 's/^version=//p' "$dir/x/$top/BUNDLE")-linux-$(sed -n 's/^arch=//p' "$dir/x/$top/BUNDLE")
     [[ $top == "$name" ]] || mv "$dir/x/$top" "$dir/x/$name"
@@ -47,6 +53,6 @@ expect_failure() {
 # expect_nothing_in PREFIX: no file was installed there.
 expect_nothing_in() {
     local files
-    files=$(find "$1" -type f 2>/dev/null || true)
+    files=$(find "$1" \( -type f -o -type l \) 2>/dev/null || true)
     [[ -z $files ]] || fail "files were installed in $1: $files"
 }

@@ -50,11 +50,7 @@ struct HooksCommand: AsyncParsableCommand {
             print("installed mesa hooks (SessionStart, UserPromptSubmit, PreToolUse, PostToolUse, Stop) into \(path)")
         }
 
-        static func siblingClient() -> String {
-            let own = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-            let sibling = (own as NSString).deletingLastPathComponent + "/mesa-client"
-            return FileManager.default.isExecutableFile(atPath: sibling) ? sibling : "mesa-client"
-        }
+        static func siblingClient() -> String { MesaClient.executable(named: "mesa-client") ?? "mesa-client" }
     }
 
     struct Uninstall: AsyncParsableCommand {

@@ -1,8 +1,22 @@
 // mesa-client: one subcommand per mesad method, JSON in and out; for scripts and hooks.
+// Run by the `mesa-client` executable and by the multi-call binary through
+// `MesaClientProgram`.
 import ArgumentParser
 import Client
 import Foundation
 import MesaProtocol
+
+/// The mesa-client command's one entry point.
+public enum MesaClientProgram {
+    /// Parses `arguments` (without the program name), runs the command and exits.
+    public static func main(arguments: [String]) async -> Never {
+        // Hooks parse their own command line: see `HookCLI` (never exit 2 on a typo).
+        if arguments.first == "hook", !arguments.contains("--help"), !arguments.contains("-h") {
+            await HookCLI.main(Array(arguments.dropFirst()))
+        }
+        await CLIRunner.main(MesaClientCommand.self, arguments: arguments)
+    }
+}
 
 struct MesaClientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -156,9 +170,3 @@ struct Call: AsyncParsableCommand {
     }
 }
 
-// Hooks parse their own command line: see `HookCLI` (never exit 2 on a typo).
-let hookArguments = CommandLine.arguments.dropFirst()
-if hookArguments.first == "hook", !hookArguments.contains("--help"), !hookArguments.contains("-h") {
-    await HookCLI.main(Array(hookArguments.dropFirst()))
-}
-await CLIRunner.main(MesaClientCommand.self)

@@ -22,7 +22,9 @@ struct Hook_: AsyncParsableCommand {
     @Flag(name: .customLong("session-bookmarks"), help: "Checkpoint onto bookmark session/<session_id> instead of the mount's bookmark.")
     var sessionBookmarks = false
     @Option(help: "Give up (exit 1) after this many seconds.") var timeout: Int = 10
-    func run() async throws { await HookCLI.main(Array(CommandLine.arguments.dropFirst(2))) }
+    func run() async throws {
+        await HookCLI.main([event, "--timeout", String(timeout)] + (sessionBookmarks ? ["--session-bookmarks"] : []))
+    }
 }
 
 enum HookCLI {

@@ -8,9 +8,15 @@ import MesaAPI
 import Model
 import Store
 
+/// mesa-server's one entry point: run by the `mesa-server` executable and by the
+/// multi-call binary.
+public enum MesaServerProgram {
+    /// Parses `arguments` (without the program name) and runs mesa-server.
+    public static func main(arguments: [String]) async { await MesaServer.main(arguments) }
+}
+
 /// mesa-server: the Mesa REST API over a local store. Plain HTTP/1.1; put TLS in a
 /// reverse proxy in front of it.
-@main
 struct MesaServer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mesa-server",

@@ -1,10 +1,17 @@
 // mesa: the command line of Mesa's guides (`mesa mount -d -y`, `mesa repo list`, …),
-// driving mesad through the same client library as mesa-client.
+// driving mesad through the same client library as mesa-client. Run by the `mesa`
+// executable and by the multi-call binary through `MesaProgram`.
 import ArgumentParser
 import Client
 import Foundation
 import MesaIgnore
 import MesaProtocol
+
+/// The mesa command's one entry point.
+public enum MesaProgram {
+    /// Parses `arguments` (without the program name), runs the command and exits.
+    public static func main(arguments: [String]) async -> Never { await CLIRunner.main(MesaCommand.self, arguments: arguments) }
+}
 
 struct MesaCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -117,4 +124,3 @@ struct RepoCommand: AsyncParsableCommand {
     }
 }
 
-await CLIRunner.main(MesaCommand.self)

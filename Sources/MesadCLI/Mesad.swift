@@ -1,5 +1,6 @@
 // mesad: the Mesa daemon. All logic lives in MesaDaemon; this file parses arguments,
-// sets up logging and signals, and picks stdio or socket mode.
+// sets up logging and signals, and picks stdio or socket mode. Run by the `mesad`
+// executable and by the multi-call binary (`mesa-multicall`) through `MesadProgram`.
 import ArgumentParser
 import Foundation
 import Infra
@@ -8,7 +9,12 @@ import MesaDaemon
 import MesaMCP
 import Mount
 
-@main
+/// The mesad command's one entry point.
+public enum MesadProgram {
+    /// Parses `arguments` (without the program name) and runs mesad.
+    public static func main(arguments: [String]) async { await Mesad.main(arguments) }
+}
+
 struct Mesad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mesad",
@@ -124,7 +130,11 @@ struct Mesad: AsyncParsableCommand {
         do {
             try FileManager.default.createDirectory(atPath: config.paths.runtimeDirectory, withIntermediateDirectories: true)
             chmod(config.paths.runtimeDirectory, 0o700)
-            let pid = try Daemonizer.start(executable: Self.executablePath, arguments: arguments, logFile: logFile,
+            // argv[0] names mesad: in the bundle this executable is the multi-call binary
+            // (its file is `mesa`), which runs the command its argv[0] names.
+            let executable = Self.executablePath
+            let pid = try Daemonizer.start(executable: executable, argv0: (executable as NSString).deletingLastPathComponent + "/mesad",
+                                           arguments: arguments, logFile: logFile,
                                            socketPath: config.paths.socketPath, pidFile: config.paths.pidFile)
             print("mesad running (pid \(pid)), socket \(config.paths.socketPath), log \(logFile)")
         } catch {
