@@ -5,6 +5,7 @@ import Client
 import Foundation
 import MesaIgnore
 import MesaProtocol
+import Model
 
 struct MesaCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -99,7 +100,7 @@ struct RepoCommand: AsyncParsableCommand {
             defer { client.close() }
             do {
                 var rows: [[String]] = []
-                var repos: [RepoInfo] = []
+                var repos: [Repo] = []
                 for org in try await client.call(ListOrgs.self, .init()).orgs {
                     var cursor: String?
                     repeat {
