@@ -30,6 +30,7 @@
 #                 writeback=0, as mesad; FLOOR_OPTS=writeback=1 shows the writeback cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 checkpoint=0 build=1 rounds=1 floor=0
 while (( $# )); do
     arg=$1; shift
@@ -127,8 +128,6 @@ if (( floor )); then
     mountpoint -q "$work/floor" || { echo "agent-day.sh: fuse-overlayfs did not mount" >&2; exit 1; }
 fi
 
-now() { date +%s.%N; }
-secs() { python3 -c "print(f'{$2 - $1:.3f}')"; }
 # mesad's CPU time (user + system, all threads) in seconds: beside the wall time it tells
 # whether a slow phase waits on the daemon's CPU or on something else (disk, round trips).
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$pid/stat"; }
@@ -193,20 +192,6 @@ day() {
     phase "$side" rm-tree "rm -rf tree && test ! -e tree"
 }
 
-meta() { python3 - "$1" "$2" <<'PY'
-import os, sys, time
-root, op = sys.argv[1], sys.argv[2]
-os.makedirs(root + "/meta", exist_ok=True)
-names = [f"{root}/meta/f{i:05d}" for i in range(10000)]
-t = time.perf_counter()
-if op == "create":
-    for n in names:
-        os.close(os.open(n, os.O_CREAT | os.O_WRONLY, 0o644))
-else:
-    for n in names: os.unlink(n)
-print(f"{time.perf_counter() - t:.4f}")
-PY
-}
 # Best of three warm reads of a 1 GiB file, in MB/s.
 warmread() {
     local f=$1 best=0 t0 t

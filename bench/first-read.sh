@@ -11,27 +11,13 @@
 # shows the figure with it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 files=${1:-100000}
 runs=${2:-5}
-swift build -c release --static-swift-stdlib --product mesad >/dev/null
-swift build -c release --static-swift-stdlib --product mesa-client >/dev/null
-bin=$(swift build -c release --static-swift-stdlib --show-bin-path)
+release mesad mesa-client
 work=$(mktemp -d /var/tmp/mesa-first-read.XXXXXX)
-export HOME=$work/home MESA_RUNTIME_DIR=$work/run MESA_NO_CONFIG_FILE=1
-mkdir -p "$HOME"
-mnt=$HOME/.local/share/mesa/mnt
-pid=""
-cleanup() {
-    [[ -n "$pid" ]] && kill "$pid" 2>/dev/null && sleep 1
-    fusermount3 -u -z "$mnt" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-start() { "$bin/mesad" -d --mount >/dev/null; pid=$(cat "$MESA_RUNTIME_DIR/mesad.pid"); }
-stop() { "$bin/mesa-client" shutdown >/dev/null; while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done; pid=""; }
-now() { date +%s.%N; }
-secs() { python3 -c "print(f'{$2 - $1:.3f}')"; }
+mount_home
+trap mount_cleanup EXIT
 
 start
 "$bin/mesa-client" create-repo bench >/dev/null

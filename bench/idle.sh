@@ -7,20 +7,12 @@
 # Usage: bash bench/idle.sh [N]        BASELINE=DIR: also an older build's mesad first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 count=${1:-10000}
-swift build -c release --static-swift-stdlib --product mesad >/dev/null
-bin=$(swift build -c release --static-swift-stdlib --show-bin-path)
+release mesad
 
 work=$(mktemp -d /tmp/mesa-idle-bench.XXXXXX)
 pid=""
-stop_daemon() {
-    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid"
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-    fi
-    pid=""
-}
 trap 'stop_daemon; rm -rf "$work"' EXIT
 
 # run DIR LABEL LIMIT: a fresh mesad from DIR with max-connections LIMIT, N clients.

@@ -5,26 +5,13 @@
 # everything it started by pid. Usage: bash bench/mount.sh [FILES=100000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 files=${1:-100000}
-swift build -c release --static-swift-stdlib --product mesad >/dev/null
-swift build -c release --static-swift-stdlib --product mesa-client >/dev/null
-bin=$(swift build -c release --static-swift-stdlib --show-bin-path)
+release mesad mesa-client
 work=$(mktemp -d /var/tmp/mesa-bench.XXXXXX)
-export HOME=$work/home MESA_RUNTIME_DIR=$work/run MESA_NO_CONFIG_FILE=1
-mkdir -p "$HOME" "$work/native"
-mnt=$HOME/.local/share/mesa/mnt
-pid=""
-cleanup() {
-    [[ -n "$pid" ]] && kill "$pid" 2>/dev/null && sleep 1
-    fusermount3 -u -z "$mnt" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-start() { "$bin/mesad" -d --mount >/dev/null; pid=$(cat "$MESA_RUNTIME_DIR/mesad.pid"); }
-stop() { "$bin/mesa-client" shutdown >/dev/null; while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done; pid=""; }
-now() { date +%s.%N; }
-secs() { python3 -c "print(f'{$2 - $1:.3f}')"; }
+mount_home
+mkdir -p "$work/native"
+trap mount_cleanup EXIT
 row() { python3 -c "
 label, m, n, unit = '$1', float('$2'), float('$3'), '$4'
 ratio = (m / n) if n else float('nan')
@@ -50,22 +37,6 @@ row "sequential read 1 GiB, warm (MB/s)" "$(python3 -c "print(1024/$rm_)")" "$(p
 rm -f "$repo/big" "$native/big"
 
 # Metadata: create, stat and unlink 10,000 files.
-meta() { python3 - "$1" "$2" <<'PY'
-import os, sys, time
-root, op = sys.argv[1], sys.argv[2]
-os.makedirs(root + "/meta", exist_ok=True)
-names = [f"{root}/meta/f{i:05d}" for i in range(10000)]
-t = time.perf_counter()
-if op == "create":
-    for n in names:
-        os.close(os.open(n, os.O_CREAT | os.O_WRONLY, 0o644))
-elif op == "stat":
-    for n in names: os.stat(n)
-else:
-    for n in names: os.unlink(n)
-print(f"{time.perf_counter() - t:.4f}")
-PY
-}
 for op in create stat unlink; do
     m=$(meta "$repo" $op); n=$(meta "$native" $op)
     row "$op 10,000 files (s)" "$m" "$n" s

@@ -7,20 +7,11 @@
 # that pair first, then this tree's, in the same run: a same-run comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --static-swift-stdlib --product mesad >/dev/null
-swift build -c release --static-swift-stdlib --product rpc-bench >/dev/null
-bin=$(swift build -c release --static-swift-stdlib --show-bin-path)
+source bench/lib.sh
+release mesad rpc-bench
 
 work=$(mktemp -d /tmp/mesa-rpc-bench.XXXXXX)
 pid=""
-stop_daemon() {
-    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid"
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-    fi
-    pid=""
-}
 trap 'stop_daemon; rm -rf "$work"' EXIT
 
 # One run of rpc-bench against a fresh mesad, both from directory $1.

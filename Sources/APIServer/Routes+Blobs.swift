@@ -20,7 +20,7 @@ extension APIServer {
         // of this repo. Streamed with a Content-Length and `ETag: "<oid>"`.
         v1.get(":org/:repo/blobs/:sha") { req, ctx in
             let start = ContinuousClock.now
-            let response = await downloadBlob(req, ctx)
+            let response = await Self.withKey(req, ctx) { await downloadBlob(req, $0) }
             logAccess(req, response, since: start)
             return response
         }
@@ -30,20 +30,35 @@ extension APIServer {
         // of the body is read; the body goes straight into the object database.
         v1.post(":org/:repo/blobs") { req, ctx in
             let start = ContinuousClock.now
-            let response = await uploadBlob(req, ctx)
+            let response = await Self.withKey(req, ctx) { await uploadBlob(req, $0) }
             logAccess(req, response, since: start)
             return response
         }
     }
 
-    private func uploadBlob(_ request: Request, _ context: BasicRequestContext) async -> Response {
+    /// The path of a blob route and the caller's key, read before any of the body.
+    private struct BlobRequest {
         let secret: String
-        switch Self.bearer(request) {
-        case .success(let value): secret = value
-        case .failure(let refusal): return Self.envelope(refusal.status, refusal.code, refusal.message)
+        let org: String
+        let repo: String
+        let parameters: [String: String]
+    }
+
+    /// Runs `body` for a request with a bearer key; answers the refusal for one without.
+    private static func withKey(_ request: Request, _ context: BasicRequestContext,
+                                _ body: (BlobRequest) async -> Response) async -> Response {
+        switch bearer(request) {
+        case .failure(let refusal):
+            return envelope(refusal.status, refusal.code, refusal.message)
+        case .success(let secret):
+            let parameters = parameters(context)
+            return await body(BlobRequest(secret: secret, org: parameters["org"] ?? "", repo: parameters["repo"] ?? "",
+                                          parameters: parameters))
         }
-        let parameters = Self.parameters(context)
-        let org = parameters["org"] ?? "", repo = parameters["repo"] ?? ""
+    }
+
+    private func uploadBlob(_ request: Request, _ blob: BlobRequest) async -> Response {
+        let (secret, org, repo) = (blob.secret, blob.org, blob.repo)
         guard let text = request.headers[.contentLength], let size = Int(text), size >= 0 else {
             return Self.envelope(411, "LENGTH_REQUIRED",
                                  "a blob upload needs a Content-Length header (the size is part of the git object); chunked bodies are not accepted")
@@ -65,15 +80,9 @@ extension APIServer {
         }
     }
 
-    private func downloadBlob(_ request: Request, _ context: BasicRequestContext) async -> Response {
-        let secret: String
-        switch Self.bearer(request) {
-        case .success(let value): secret = value
-        case .failure(let refusal): return Self.envelope(refusal.status, refusal.code, refusal.message)
-        }
-        let parameters = Self.parameters(context)
-        let org = parameters["org"] ?? "", repo = parameters["repo"] ?? ""
-        let given = parameters["sha"] ?? ""
+    private func downloadBlob(_ request: Request, _ blob: BlobRequest) async -> Response {
+        let (secret, org, repo) = (blob.secret, blob.org, blob.repo)
+        let given = blob.parameters["sha"] ?? ""
         let sha = given.lowercased()
         guard Self.isCommitOID(sha) else {
             return Self.error(.invalid("blob id must be 40 hex characters (a git object id), got '\(given.prefix(50))'"))

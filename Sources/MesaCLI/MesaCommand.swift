@@ -6,6 +6,7 @@ import Client
 import Foundation
 import MesaIgnore
 import MesaProtocol
+import Model
 
 /// The mesa command's one entry point.
 public enum MesaProgram {
@@ -106,7 +107,7 @@ struct RepoCommand: AsyncParsableCommand {
             defer { client.close() }
             do {
                 var rows: [[String]] = []
-                var repos: [RepoInfo] = []
+                var repos: [Repo] = []
                 for org in try await client.call(ListOrgs.self, .init()).orgs {
                     var cursor: String?
                     repeat {

@@ -150,7 +150,12 @@ struct ShowCommand: AsyncParsableCommand {
                 for hunk in entry.hunks ?? [] {
                     lines.append("@@ -\(hunk.oldStart),\(hunk.oldLines) +\(hunk.newStart),\(hunk.newLines) @@")
                     for line in hunk.lines {
-                        let sign = line.kind == "added" ? "+" : line.kind == "deleted" ? "-" : line.kind == "context" ? " " : ""
+                        let sign = switch line.kind {
+                        case .added: "+"
+                        case .deleted: "-"
+                        case .context: " "
+                        case .annotation: ""
+                        }
                         lines.append(sign + line.text)
                     }
                 }

@@ -58,7 +58,7 @@ struct ListRepos_: AsyncParsableCommand {
     @OptionGroup var page: PageOptions
     func run() async throws {
         try await options.run(ListRepos.self, .init(.init(org: org), page.page)) { result in
-            Output.table(["name", "id", "bookmark", "head"], result.repos.map { [$0.name, $0.id, $0.defaultBookmark, String($0.headChangeId.prefix(12))] })
+            Output.table(["name", "id", "bookmark", "head"], result.repos.map { [$0.name, $0.id, $0.defaultBookmark, String($0.headChangeID.rawValue.prefix(12))] })
                 + (result.nextCursor.map { "\nmore: --cursor \($0)" } ?? "")
         }
     }

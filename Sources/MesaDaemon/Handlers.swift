@@ -23,12 +23,12 @@ extension Daemon {
         dispatcher.register(ListRepos.self) { params, _ in
             let (org, backend) = try self.orgs.backend(for: params.org)
             let page = try await blocking { try backend.listRepos(org: org, cursor: params.cursor, limit: params.limit) }
-            return ListRepos.Result(.init(repos: page.items.map(RepoInfo.init)), PageInfo(page))
+            return ListRepos.Result(.init(repos: page.items), PageInfo(page))
         }
 
         dispatcher.register(GetRepo.self) { params, _ in
             let (org, backend) = try self.orgs.backend(for: params.org)
-            return GetRepo.Result(repo: RepoInfo(try await blocking { try backend.repo(org: org, name: params.repo) }))
+            return GetRepo.Result(repo: try await blocking { try backend.repo(org: org, name: params.repo) })
         }
 
         dispatcher.register(CreateRepo.self) { params, _ in
@@ -36,7 +36,7 @@ extension Daemon {
             let repo = try await blocking {
                 try backend.createRepo(org: org, name: params.name, defaultBookmark: params.defaultBookmark)
             }
-            return CreateRepo.Result(repo: RepoInfo(repo))
+            return CreateRepo.Result(repo: repo)
         }
 
         dispatcher.register(DeleteRepo.self) { params, _ in

@@ -26,11 +26,7 @@ extension DiffInfo {
             baseChangeId: diff.base.rawValue, headChangeId: diff.head.rawValue,
             entries: diff.entries.map { entry in
                 DiffEntryInfo(path: entry.path, oldPath: entry.oldPath, status: entry.status.rawValue, binary: entry.isBinary,
-                              hunks: entry.hunks?.map { hunk in
-                                  DiffHunkInfo(oldStart: hunk.oldStart, oldLines: hunk.oldLines, newStart: hunk.newStart,
-                                               newLines: hunk.newLines,
-                                               lines: hunk.lines.map { DiffLineInfo(kind: $0.kind.rawValue, text: $0.text) })
-                              },
+                              hunks: entry.hunks,
                               additions: entry.additions, deletions: entry.deletions)
             },
             additions: diff.stats.additions, deletions: diff.stats.deletions, truncated: diff.truncated)

@@ -7,13 +7,6 @@ import Store
 
 // Conversions from store and backend values to the JSON-RPC wire types.
 
-extension RepoInfo {
-    init(_ repo: Repo) {
-        self.init(id: repo.id, org: repo.org, name: repo.name, defaultBookmark: repo.defaultBookmark,
-                  headChangeId: repo.headChangeID.rawValue, createdAt: Timestamp.string(repo.createdAt), tags: repo.tags)
-    }
-}
-
 extension KeyInfo {
     init(_ key: APIKey) {
         self.init(id: key.id, org: key.org, name: key.name, scopes: key.scopes.map(\.rawValue), repoIds: key.repoIDs,

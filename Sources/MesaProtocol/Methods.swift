@@ -112,8 +112,8 @@ public enum ListRepos: MesaMethod {
     public typealias Params = Paged<OrgSelector>
     public typealias Result = Listing<Repos>
     public struct Repos: Codable, Sendable {
-        public var repos: [RepoInfo]
-        public init(repos: [RepoInfo]) { self.repos = repos }
+        public var repos: [Repo]
+        public init(repos: [Repo]) { self.repos = repos }
     }
 }
 
@@ -128,8 +128,8 @@ public enum GetRepo: MesaMethod {
         }
     }
     public struct Result: Codable, Sendable {
-        public var repo: RepoInfo
-        public init(repo: RepoInfo) {
+        public var repo: Repo
+        public init(repo: Repo) {
             self.repo = repo
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Model
 
 /// A mount as the daemon reports it.
 public struct MountInfo: Codable, Sendable {
@@ -117,39 +118,15 @@ public struct BookmarkInfo: Codable, Sendable {
     }
 }
 
-public struct DiffLineInfo: Codable, Sendable {
-    public var kind: String
-    public var text: String
-    public init(kind: String, text: String) {
-        self.kind = kind
-        self.text = text
-    }
-}
-
-public struct DiffHunkInfo: Codable, Sendable {
-    public var oldStart: Int
-    public var oldLines: Int
-    public var newStart: Int
-    public var newLines: Int
-    public var lines: [DiffLineInfo]
-    public init(oldStart: Int, oldLines: Int, newStart: Int, newLines: Int, lines: [DiffLineInfo]) {
-        self.oldStart = oldStart
-        self.oldLines = oldLines
-        self.newStart = newStart
-        self.newLines = newLines
-        self.lines = lines
-    }
-}
-
 public struct DiffEntryInfo: Codable, Sendable {
     public var path: String
     public var oldPath: String?
     public var status: String
     public var binary: Bool
-    public var hunks: [DiffHunkInfo]?
+    public var hunks: [DiffHunk]?
     public var additions: Int
     public var deletions: Int
-    public init(path: String, oldPath: String? = nil, status: String, binary: Bool, hunks: [DiffHunkInfo]? = nil, additions: Int, deletions: Int) {
+    public init(path: String, oldPath: String? = nil, status: String, binary: Bool, hunks: [DiffHunk]? = nil, additions: Int, deletions: Int) {
         self.path = path
         self.oldPath = oldPath
         self.status = status

@@ -1,26 +1,5 @@
 import Foundation
 
-public struct RepoInfo: Codable, Sendable, Equatable {
-    public var id: String
-    public var org: String
-    public var name: String
-    public var defaultBookmark: String
-    public var headChangeId: String
-    public var createdAt: String
-    public var tags: [String: String]
-
-    public init(id: String, org: String, name: String, defaultBookmark: String, headChangeId: String,
-                createdAt: String, tags: [String: String]) {
-        self.id = id
-        self.org = org
-        self.name = name
-        self.defaultBookmark = defaultBookmark
-        self.headChangeId = headChangeId
-        self.createdAt = createdAt
-        self.tags = tags
-    }
-}
-
 public struct KeyInfo: Codable, Sendable, Equatable {
     public var id: String
     public var org: String

@@ -8,7 +8,8 @@ public enum DiffLineKind: String, Sendable, Codable {
     case added, deleted, context, annotation
 }
 
-public struct DiffLine: Equatable, Sendable {
+/// Codable in JSON-RPC's shape, which REST shares for lines (`{kind, text}`).
+public struct DiffLine: Equatable, Sendable, Codable {
     public let kind: DiffLineKind
     public let text: String
 
@@ -18,7 +19,8 @@ public struct DiffLine: Equatable, Sendable {
     }
 }
 
-public struct DiffHunk: Equatable, Sendable {
+/// Codable in JSON-RPC's shape (camelCase keys); REST's snake_case one is `RESTDiffHunk`.
+public struct DiffHunk: Equatable, Sendable, Codable {
     public let oldStart: Int
     public let oldLines: Int
     public let newStart: Int

@@ -20,12 +20,8 @@ extension Org: Codable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        let time = try c.decode(String.self, forKey: .createdAt)
-        guard let createdAt = WireTime.date(time) else {
-            throw DecodingError.dataCorruptedError(forKey: .createdAt, in: c, debugDescription: "not an ISO-8601 time: \(time)")
-        }
         self.init(id: try c.decode(String.self, forKey: .id), slug: try c.decode(String.self, forKey: .slug),
-                  name: try c.decode(String.self, forKey: .name), createdAt: createdAt)
+                  name: try c.decode(String.self, forKey: .name), createdAt: try WireTime.decode(c, .createdAt))
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -42,6 +38,15 @@ public enum WireTime {
     public static func string(_ date: Date) -> String { formatter().string(from: date) }
     public static func date(_ text: String) -> Date? { formatter().date(from: text) }
 
+    /// The time under `key`, a clear decoding error when it is not one.
+    static func decode<Key: CodingKey>(_ c: KeyedDecodingContainer<Key>, _ key: Key) throws -> Date {
+        let time = try c.decode(String.self, forKey: key)
+        guard let date = date(time) else {
+            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "not an ISO-8601 time: \(time)")
+        }
+        return date
+    }
+
     private static func formatter() -> ISO8601DateFormatter {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
@@ -49,7 +54,7 @@ public enum WireTime {
     }
 }
 
-public struct Repo: Equatable, Sendable, Codable {
+public struct Repo: Equatable, Sendable {
     public let id: String
     public let org: String
     public let name: String
@@ -67,6 +72,32 @@ public struct Repo: Equatable, Sendable, Codable {
         self.headChangeID = headChangeID
         self.createdAt = createdAt
         self.tags = tags
+    }
+}
+
+/// JSON-RPC's shape (`listRepos`, `getRepo`, `createRepo`): `headChangeId`, `createdAt` as
+/// a `WireTime` string.
+extension Repo: Codable {
+    private enum CodingKeys: String, CodingKey { case id, org, name, defaultBookmark, headChangeId, createdAt, tags }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(id: try c.decode(String.self, forKey: .id), org: try c.decode(String.self, forKey: .org),
+                  name: try c.decode(String.self, forKey: .name),
+                  defaultBookmark: try c.decode(String.self, forKey: .defaultBookmark),
+                  headChangeID: try c.decode(ChangeID.self, forKey: .headChangeId), createdAt: try WireTime.decode(c, .createdAt),
+                  tags: try c.decode([String: String].self, forKey: .tags))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(org, forKey: .org)
+        try c.encode(name, forKey: .name)
+        try c.encode(defaultBookmark, forKey: .defaultBookmark)
+        try c.encode(headChangeID, forKey: .headChangeId)
+        try c.encode(WireTime.string(createdAt), forKey: .createdAt)
+        try c.encode(tags, forKey: .tags)
     }
 }
 

@@ -66,19 +66,7 @@ public final class BlobCache: Sendable {
     /// Stores bytes under `oid` (atomically) and returns the entry's path.
     @discardableResult
     public func store(_ oid: String, bytes: [UInt8]) throws(FSError) -> String {
-        guard Self.isValidOID(oid) else { throw FSError.invalid("invalid blob id '\(oid.prefix(80))'") }
-        let target = location(oid)
-        let temporary = directory + "/tmp/" + oid + "." + UUID().uuidString
-        try writeFile(temporary, bytes)
-        let parent = parentPath(target)
-        mkdir(parent, 0o700)
-        guard rename(temporary, target) == 0 else {
-            let error = FSError.posix("cannot move blob into the cache at \(target)")
-            unlink(temporary)
-            throw error
-        }
-        insert(oid, size: UInt64(bytes.count))
-        return target
+        try fill(oid) { temporary throws(FSError) in try writeFile(temporary, bytes) }
     }
 
     /// Fills the entry for `oid` by letting `download` write a temporary file in the

@@ -205,18 +205,14 @@ enum FUSEAdapter {
             }, reply: { req, a in context.replyEntry(req, a) })
         }
         ops.unlink = { req, parent, name in
-            guard let req, let name else { return }
-            let context = AdapterContext.from(req), fs = context.fs
-            guard let entryName = FUSEAdapter.existingName(name) else { return context.fail(req, FSError(ENOENT, "no such name")) }
-            context.run(req, { mayBlock throws(FSError) in try fs.unlink(parent: UInt64(parent), name: entryName, mayBlock: mayBlock) },
-                        reply: { req, _ in fuse_reply_err(req, 0) })
+            FUSEAdapter.remove(req, parent, name) { fs, parent, name, mayBlock throws(FSError) in
+                try fs.unlink(parent: parent, name: name, mayBlock: mayBlock)
+            }
         }
         ops.rmdir = { req, parent, name in
-            guard let req, let name else { return }
-            let context = AdapterContext.from(req), fs = context.fs
-            guard let entryName = FUSEAdapter.existingName(name) else { return context.fail(req, FSError(ENOENT, "no such name")) }
-            context.run(req, { mayBlock throws(FSError) in try fs.rmdir(parent: UInt64(parent), name: entryName, mayBlock: mayBlock) },
-                        reply: { req, _ in fuse_reply_err(req, 0) })
+            FUSEAdapter.remove(req, parent, name) { fs, parent, name, mayBlock throws(FSError) in
+                try fs.rmdir(parent: parent, name: name, mayBlock: mayBlock)
+            }
         }
         ops.rename = { req, parent, name, newParent, newName, flags in
             guard let req, let name, let newName else { return }
@@ -363,6 +359,16 @@ enum FUSEAdapter {
         ops.setxattr = { req, _, _, _, _, _ in if let req { fuse_reply_err(req, ENOTSUP) } }
         ops.removexattr = { req, _, _ in if let req { fuse_reply_err(req, ENOTSUP) } }
         return ops
+    }
+
+    /// unlink and rmdir: `remove` the entry `name` of `parent` and reply with success.
+    static func remove(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?,
+                       _ remove: @escaping @Sendable (any FileSystemCore, UInt64, String, Bool) throws(FSError) -> Void) {
+        guard let req, let name else { return }
+        let context = AdapterContext.from(req), fs = context.fs
+        guard let entryName = existingName(name) else { return context.fail(req, FSError(ENOENT, "no such name")) }
+        context.run(req, { mayBlock throws(FSError) in try remove(fs, UInt64(parent), entryName, mayBlock) },
+                    reply: { req, _ in fuse_reply_err(req, 0) })
     }
 
     /// The name of an entry that may exist: nil when it is not valid UTF-8, which no

@@ -167,7 +167,7 @@ import Testing
             #expect(byPath["a.txt"]?.status == .modified && byPath["old.txt"]?.status == .deleted && byPath["new.txt"]?.status == .added)
             #expect(byPath["img.bin"]?.omittedReason == "binary" && byPath["img.bin"]?.hunks == nil)
             let lines = byPath["a.txt"]?.hunks?.flatMap(\.lines) ?? []
-            #expect(lines.contains(RESTDiffLine(kind: .deleted, text: "two")) && lines.contains(RESTDiffLine(kind: .added, text: "TWO")))
+            #expect(lines.contains(DiffLine(kind: .deleted, text: "two")) && lines.contains(DiffLine(kind: .added, text: "TWO")))
             #expect(lines.contains { $0.kind == .context })
             #expect(diff.stats.entries == 4 && diff.stats.additions == 2 && diff.stats.deletions == 2 && diff.stats.changes == 4)
             #expect(reply.text.contains(#""old_path":null"#) && reply.text.contains(#""conflicted_entries":[]"#))

@@ -84,7 +84,7 @@ import Testing
         #expect(created.org == "local")
         #expect(created.id.hasPrefix("repo_"))
         #expect(created.defaultBookmark == "main")
-        #expect(created.headChangeId == String(repeating: "z", count: 32))
+        #expect(created.headChangeID.rawValue == String(repeating: "z", count: 32))
         let other = try await daemon.call(CreateRepo.self, .init(org: "local", name: "notes", defaultBookmark: "trunk")).repo
         #expect(other.defaultBookmark == "trunk")
 

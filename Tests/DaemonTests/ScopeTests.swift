@@ -16,8 +16,8 @@ import Testing
     struct World {
         let admin: InProcessDaemon
         let store: Store
-        let alpha: RepoInfo
-        let beta: RepoInfo
+        let alpha: Repo
+        let beta: Repo
 
         init() async throws {
             admin = try InProcessDaemon()

@@ -44,15 +44,8 @@ struct ConnectionTests {
     }
 
     @Test func connectionToConnectionCallsRunConcurrently() async throws {
-        let (a, b) = try makeSocketPair()
-        let server = try Connection(socket: a, dispatcher: makeTestDispatcher())
-        let client = try Connection(socket: b, dispatcher: Dispatcher())
-        defer {
-            client.close()
-            server.close()
-        }
-        server.start()
-        client.start()
+        let (server, client) = try startedPair()
+        defer { closeAll(client, server) }
         let tags = try await withThrowingTaskGroup(of: Int.self) { group in
             for tag in 0..<100 {
                 group.addTask {
@@ -105,15 +98,8 @@ struct ConnectionTests {
     }
 
     @Test func cancellingTheCallingTaskCancelsTheRemoteRequest() async throws {
-        let (a, b) = try makeSocketPair()
-        let server = try Connection(socket: a, dispatcher: makeTestDispatcher())
-        let client = try Connection(socket: b, dispatcher: Dispatcher())
-        defer {
-            client.close()
-            server.close()
-        }
-        server.start()
-        client.start()
+        let (server, client) = try startedPair()
+        defer { closeAll(client, server) }
         let call = Task { try await client.send(Sleep.self, Sleep.Params(milliseconds: 60000, tag: 1)) }
         // Make sure the server is running the request before cancelling it.
         _ = try await client.send(Ping.self, NoParams())
@@ -252,7 +238,6 @@ struct ConnectionTests {
     }
 
     @Test func clientSideNotificationHandlersReceiveServerNotifications() async throws {
-        let (a, b) = try makeSocketPair()
         let serverDispatcher = Dispatcher()
         serverDispatcher.register(method: "work") { _, context in
             context.peer.logMessage(.info, "from server")
@@ -263,14 +248,8 @@ struct ConnectionTests {
         clientDispatcher.registerNotification(method: "window/logMessage") { params, _ in
             received.withLock { $0.append(params?["message"]?.stringValue ?? "?") }
         }
-        let server = try Connection(socket: a, dispatcher: serverDispatcher)
-        let client = try Connection(socket: b, dispatcher: clientDispatcher)
-        defer {
-            client.close()
-            server.close()
-        }
-        server.start()
-        client.start()
+        let (server, client) = try startedPair(server: serverDispatcher, client: clientDispatcher)
+        defer { closeAll(client, server) }
         _ = try await client.sendRequest(method: "work")
         // The notification was written before the response, but its handler runs in a
         // task of its own: poll briefly.
@@ -281,7 +260,6 @@ struct ConnectionTests {
     }
 
     @Test func notificationsAreHandledInArrivalOrder() async throws {
-        let (a, b) = try makeSocketPair()
         let serverDispatcher = Dispatcher()
         serverDispatcher.register(method: "work") { _, context in
             for step in 0..<200 {
@@ -296,14 +274,8 @@ struct ConnectionTests {
             await Task.yield()
             seen.withLock { $0.append(params?["value"]?["percentage"]?.intValue ?? -1) }
         }
-        let server = try Connection(socket: a, dispatcher: serverDispatcher)
-        let client = try Connection(socket: b, dispatcher: clientDispatcher)
-        defer {
-            client.close()
-            server.close()
-        }
-        server.start()
-        client.start()
+        let (server, client) = try startedPair(server: serverDispatcher, client: clientDispatcher)
+        defer { closeAll(client, server) }
         _ = try await client.sendRequest(method: "work")
         for _ in 0..<500 where seen.withLock({ $0.count }) < 200 {
             try await Task.sleep(for: .milliseconds(10))
@@ -491,15 +463,8 @@ struct ConnectionTests {
     }
 
     @Test func closeCancelsRunningRequestsAndFailsTheCallersCalls() async throws {
-        let (a, b) = try makeSocketPair()
-        let server = try Connection(socket: a, dispatcher: makeTestDispatcher())
-        let client = try Connection(socket: b, dispatcher: Dispatcher())
-        defer {
-            client.close()
-            server.close()
-        }
-        server.start()
-        client.start()
+        let (server, client) = try startedPair()
+        defer { closeAll(client, server) }
         let call = Task { try await client.send(Sleep.self, Sleep.Params(milliseconds: 60000, tag: 1)) }
         _ = try await client.send(Ping.self, NoParams())
         server.close()

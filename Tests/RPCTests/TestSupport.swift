@@ -20,6 +20,21 @@ func makeSocketPair() throws -> (Int32, Int32) {
     return (fds[0], fds[1])
 }
 
+/// Two started connections over a socket pair: `server` dispatching with `server`, the
+/// caller's side with `client`. Close them with `closeAll`.
+func startedPair(server: Dispatcher = makeTestDispatcher(), client: Dispatcher = Dispatcher()) throws
+    -> (server: Connection, client: Connection) {
+    let (a, b) = try makeSocketPair()
+    let pair = (server: try Connection(socket: a, dispatcher: server), client: try Connection(socket: b, dispatcher: client))
+    pair.server.start()
+    pair.client.start()
+    return pair
+}
+
+func closeAll(_ connections: Connection...) {
+    for connection in connections { connection.close() }
+}
+
 /// Close-on-exec: processes that other tests spawn meanwhile must not inherit the
 /// write end, or the reader would wait for their exit to see end of input.
 func makePipe() throws -> (read: Int32, write: Int32) { try ChildProcess.pipe() }

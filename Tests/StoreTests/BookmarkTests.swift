@@ -11,8 +11,7 @@ import Testing
     }
 
     @Test func listBookmarksSortsAndFiltersByGlob() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let change = try fx.change(["a": "a"])
         for name in ["release", "feature/b", "feature/a", "fix"] {
             _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: name, at: change.id)
@@ -34,20 +33,18 @@ import Testing
     }
 
     @Test func getBookmarkReportsItsChangeCommitAndDefaultness() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let change = try fx.change(["a": "a"])
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "dev", at: change.id)
-        let dev = try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "dev")
+        try fx.bookmark("dev", at: change)
+        let dev = try fx.bookmark(named: "dev")
         #expect(dev.changeID == change.id)
         #expect(dev.commitOID == change.commitOID)
         #expect(!dev.isDefault)
-        expectStoreError(.notFound) { try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "missing") }
+        expectStoreError(.notFound) { try fx.bookmark(named: "missing") }
     }
 
     @Test func createBookmarkAtRootHasNoGitRef() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let bookmark = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "empty", at: .root)
         #expect(bookmark.changeID == .root)
         #expect(bookmark.commitOID == nil)
@@ -55,8 +52,7 @@ import Testing
     }
 
     @Test func createBookmarkAtChangeWritesGitRef() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let change = try fx.change(["a": "a"])
         let bookmark = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "feature/x", at: change.id)
         #expect(bookmark.changeID == change.id)
@@ -65,10 +61,9 @@ import Testing
     }
 
     @Test func createBookmarkRefusesDuplicatesBadNamesAndUnknownChanges() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let change = try fx.change(["a": "a"])
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "dev", at: change.id)
+        try fx.bookmark("dev", at: change)
         expectStoreError(.alreadyExists) { try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "dev", at: .root) }
         expectStoreError(.alreadyExists) { try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "main", at: change.id) }
         for name in ["", "a b", "-x", "a..b", "x.lock", "x/", "/x", ".hidden", "a/.b", "a~1", "a^", "a:b", "a?", "a*", "a[", "a\\b", "@", "a@{1}", "tab\there"] {
@@ -77,16 +72,15 @@ import Testing
         let unknown = try ChangeID(String(repeating: "m", count: 32))
         expectStoreError(.notFound) { try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "ghost", at: unknown) }
         #expect(try fx.store.listBookmarks(org: fx.org, repo: "proj").items.map(\.name) == ["dev", "main"])
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main").changeID == .root)
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "dev").changeID == change.id)
+        #expect(try fx.bookmark(named: "main").changeID == .root)
+        #expect(try fx.bookmark(named: "dev").changeID == change.id)
     }
 
     @Test func bookmarkThatWouldBeAFolderOfAnotherIsRefused() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "a"])
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "feature", at: a.id)
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "hot/fix", at: a.id)
+        try fx.bookmark("feature", at: a)
+        try fx.bookmark("hot/fix", at: a)
         _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "parked", at: .root)
         let error = expectStoreError(.alreadyExists) {
             try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "feature/x", at: a.id)
@@ -97,20 +91,19 @@ import Testing
         // Even a bookmark at the root (which has no ref yet) reserves its name's folder.
         expectStoreError(.alreadyExists) { try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "parked/x", at: a.id) }
         // Names that merely share a prefix are fine.
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "feature-x", at: a.id)
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "hot/fix2", at: a.id)
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "featurex/y", at: a.id)
+        try fx.bookmark("feature-x", at: a)
+        try fx.bookmark("hot/fix2", at: a)
+        try fx.bookmark("featurex/y", at: a)
         #expect(try fx.store.listBookmarks(org: fx.org, repo: "proj").items.map(\.name)
                 == ["feature", "feature-x", "featurex/y", "hot/fix", "hot/fix2", "main", "parked"])
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "parked", to: a.id)
+        try fx.move("parked", to: a)
         #expect(try gitRef(fx, "parked") == a.commitOID)
     }
 
     // MARK: Move
 
     @Test func moveBookmarkForwardUpdatesBookmarkAndGitRef() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "a"])
         let b = try fx.change(["b": "b"], base: a.id)
         let first = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: a.id)
@@ -128,14 +121,13 @@ import Testing
     }
 
     @Test func moveBookmarkRefusesBackwardsWithoutAllowBackwards() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "a"])
         let b = try fx.change(["b": "b"], base: a.id)
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: b.id)
+        try fx.move("main", to: b)
         expectStoreError(.invalidArgument) { try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: a.id) }
         expectStoreError(.invalidArgument) { try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: .root) }
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main").changeID == b.id)
+        #expect(try fx.bookmark(named: "main").changeID == b.id)
         #expect(try gitRef(fx, "main") == b.commitOID)
 
         let back = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: a.id, allowBackwards: true)
@@ -145,57 +137,52 @@ import Testing
     }
 
     @Test func moveBookmarkSidewaysNeedsAllowBackwards() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "a"])
         let other = try fx.change(["o": "o"])
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: a.id)
+        try fx.move("main", to: a)
         expectStoreError(.invalidArgument) { try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: other.id) }
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main").changeID == a.id)
+        #expect(try fx.bookmark(named: "main").changeID == a.id)
         _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: other.id, allowBackwards: true)
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main").changeID == other.id)
+        #expect(try fx.bookmark(named: "main").changeID == other.id)
     }
 
     @Test func moveBookmarkOntoChildOfAmendedChangeIsForward() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "1"])
         let child = try fx.change(["c": "c"], base: a.id)   // built on a's first snapshot
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: a.id)
+        try fx.move("main", to: a)
         _ = try fx.store.updateChange(org: fx.org, repo: "proj", id: a.id, files: [.upsert(path: "a", content: bytes("2"))])
         let move = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: child.id)
         #expect(move.bookmark.changeID == child.id)
     }
 
     @Test func moveBookmarkWithStaleExpectedFromIsAConflict() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "a"])
         let b = try fx.change(["b": "b"], base: a.id)
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: a.id)
+        try fx.move("main", to: a)
         let error = expectStoreError(.conflict) {
             try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: b.id, expectedFrom: .root)
         }
         #expect(error?.message.contains("main") == true)
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main").changeID == a.id)
+        #expect(try fx.bookmark(named: "main").changeID == a.id)
         #expect(try gitRef(fx, "main") == a.commitOID)
     }
 
     @Test func moveMissingBookmarkOrToMissingChangeIsNotFound() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "a"])
         let unknown = try ChangeID(String(repeating: "n", count: 32))
         expectStoreError(.notFound) { try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "ghost", to: a.id) }
         expectStoreError(.notFound) { try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: unknown) }
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main").changeID == .root)
+        #expect(try fx.bookmark(named: "main").changeID == .root)
     }
 
     @Test func movingABookmarkBackToRootRemovesItsGitRef() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "a"])
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: a.id)
+        try fx.move("main", to: a)
         #expect(try gitRef(fx, "main") == a.commitOID)
         _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: .root, allowBackwards: true)
         #expect(try gitRef(fx, "main") == nil)
@@ -205,13 +192,12 @@ import Testing
     // MARK: Delete
 
     @Test func deleteBookmarkRemovesBookmarkAndGitRef() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "a"])
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "dev", at: a.id)
+        try fx.bookmark("dev", at: a)
         #expect(try gitRef(fx, "dev") == a.commitOID)
         try fx.store.deleteBookmark(org: fx.org, repo: "proj", bookmark: "dev")
-        expectStoreError(.notFound) { try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "dev") }
+        expectStoreError(.notFound) { try fx.bookmark(named: "dev") }
         #expect(try gitRef(fx, "dev") == nil)
         expectStoreError(.notFound) { try fx.store.deleteBookmark(org: fx.org, repo: "proj", bookmark: "dev") }
         // The change itself stays.
@@ -221,15 +207,14 @@ import Testing
     }
 
     @Test func deleteDefaultBookmarkIsRefused() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "a"])
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: a.id)
+        try fx.move("main", to: a)
         expectStoreError(.invalidArgument) { try fx.store.deleteBookmark(org: fx.org, repo: "proj", bookmark: "main") }
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main").changeID == a.id)
+        #expect(try fx.bookmark(named: "main").changeID == a.id)
         #expect(try gitRef(fx, "main") == a.commitOID)
         // Once another bookmark is the default, the old one can go.
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "trunk", at: a.id)
+        try fx.bookmark("trunk", at: a)
         _ = try fx.store.updateRepo(org: fx.org, name: "proj", defaultBookmark: "trunk")
         try fx.store.deleteBookmark(org: fx.org, repo: "proj", bookmark: "main")
         #expect(try fx.store.listBookmarks(org: fx.org, repo: "proj").items.map(\.name) == ["trunk"])
@@ -238,13 +223,12 @@ import Testing
     // MARK: Following amends
 
     @Test func bookmarkFollowsItsChangeWhenTheChangeIsAmended() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "1"])
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: a.id)
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "also", at: a.id)
+        try fx.move("main", to: a)
+        try fx.bookmark("also", at: a)
         let amended = try fx.store.updateChange(org: fx.org, repo: "proj", id: a.id, files: [.upsert(path: "a", content: bytes("2"))])
-        let main = try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main")
+        let main = try fx.bookmark(named: "main")
         #expect(main.changeID == a.id)
         #expect(main.commitOID == amended.commitOID)
         #expect(try fx.text("a", at: .head) == "2")

@@ -7,8 +7,7 @@ import Testing
     // MARK: Create
 
     @Test func createChangeOnRootStoresFilesWithTheirModes() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let change = try fx.store.createChange(org: fx.org, repo: "proj", base: .root, message: "first", files: [
             .upsert(path: "README.md", content: bytes("# hello\n")),
             .upsert(path: "bin/run.sh", content: bytes("#!/bin/sh\necho hi\n"), mode: .executable),
@@ -39,8 +38,7 @@ import Testing
     }
 
     @Test func changeIDsAre32ReverseHexCharactersAndUnique() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         var ids = Set<ChangeID>()
         for index in 0..<20 {
             let change = try fx.change(["f.txt": "\(index)"])
@@ -55,8 +53,7 @@ import Testing
     }
 
     @Test func commitCarriesChangeIDHeaderAuthorAndParent() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let parent = try fx.change(["a.txt": "a"])
         let child = try fx.store.createChange(
             org: fx.org, repo: "proj", base: parent.id, message: "second\n\nwith a body",
@@ -78,8 +75,7 @@ import Testing
     }
 
     @Test func changeWithEmptyMessageIsAValidCommit() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let change = try fx.change(["a.txt": "a"], message: "")
         let text = try fx.git("-C", fx.gitDirectory(), "cat-file", "-p", change.commitOID)
         #expect(text.contains("change-id \(change.id.rawValue)\n"))
@@ -87,8 +83,7 @@ import Testing
     }
 
     @Test func createChangeAppliesDeletesOfFilesAndDirectories() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let base = try fx.change(["keep.txt": "k", "gone.txt": "g", "dir/a.txt": "a", "dir/sub/b.txt": "b", "other/c.txt": "c"])
         let child = try fx.store.createChange(org: fx.org, repo: "proj", base: base.id, files: [
             .delete(path: "gone.txt"),
@@ -102,8 +97,7 @@ import Testing
     }
 
     @Test func deletingEverythingLeavesAnEmptyTree() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let base = try fx.change(["a.txt": "a"])
         let empty = try fx.store.createChange(org: fx.org, repo: "proj", base: base.id, files: [.delete(path: "a.txt")])
         guard case .directory(_, let oid, let entries) = try fx.store.content(org: fx.org, repo: "proj", at: .change(empty.id)) else {
@@ -114,8 +108,7 @@ import Testing
     }
 
     @Test func laterOperationsInOneChangeOverrideEarlierOnes() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let change = try fx.store.createChange(org: fx.org, repo: "proj", base: .root, files: [
             .upsert(path: "a.txt", content: bytes("one")),
             .upsert(path: "a.txt", content: bytes("two")),
@@ -127,8 +120,7 @@ import Testing
     }
 
     @Test func createChangeOnMissingBaseOrRepoIsNotFound() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let unknown = try ChangeID(String(repeating: "k", count: 32))
         expectStoreError(.notFound) { try fx.change(["a": "a"], base: unknown) }
         expectStoreError(.notFound) { try fx.change(["a": "a"], repo: "nope") }
@@ -154,8 +146,7 @@ import Testing
     }
 
     @Test func deletingAMissingPathFailsAndCreatesNothing() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let base = try fx.change(["a.txt": "a"])
         let error = expectStoreError(.notFound) {
             try fx.store.createChange(org: fx.org, repo: "proj", base: base.id, files: [
@@ -174,8 +165,7 @@ import Testing
     }
 
     @Test func deletingAFileThenWritingBelowItTurnsItIntoADirectory() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let base = try fx.change(["a": "file"])
         let change = try fx.store.createChange(org: fx.org, repo: "proj", base: base.id, files: [
             .delete(path: "a"), .upsert(path: "a/b", content: bytes("inside")),
@@ -188,8 +178,7 @@ import Testing
     }
 
     @Test func writingBelowAFileFailsAndChangesNothing() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let base = try fx.change(["a": "file", "d/x": "x"])
         expectStoreError(.invalidArgument) {
             try fx.store.createChange(org: fx.org, repo: "proj", base: base.id, files: [.upsert(path: "a/b", content: bytes("b"))])
@@ -208,8 +197,7 @@ import Testing
     }
 
     @Test func symlinkWithEmptyTargetIsRefused() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         expectStoreError(.invalidArgument) {
             try fx.store.createChange(org: fx.org, repo: "proj", base: .root, files: [.upsert(path: "l", content: [], mode: .symlink)])
         }
@@ -220,8 +208,7 @@ import Testing
     }
 
     @Test func authorsThatWouldBreakTheCommitHeaderAreRefused() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let base = try fx.change(["a": "a"])
         let bad = [Signature(name: "Eve <eve@evil>", email: "e@x"), Signature(name: "Line\nBreak", email: "l@x"),
                    Signature(name: "Mail", email: "m\n@x"), Signature(name: "Angle", email: "<a@x>"),
@@ -242,8 +229,7 @@ import Testing
     }
 
     @Test func blankAuthorNameIsRecordedAsUnknown() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let change = try fx.store.createChange(org: fx.org, repo: "proj", base: .root,
                                                authors: [Signature(name: "  ", email: "someone@example.com")],
                                                files: [.upsert(path: "x", content: [])])
@@ -264,8 +250,7 @@ import Testing
     // MARK: Update (amend)
 
     @Test func amendKeepsTheChangeIDAndRecordsTheOldCommit() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let original = try fx.change(["a.txt": "v1"], message: "draft")
         let amended = try fx.store.updateChange(org: fx.org, repo: "proj", id: original.id, message: "final",
                                                 files: [.upsert(path: "a.txt", content: bytes("v2")), .upsert(path: "b.txt", content: bytes("b"))])
@@ -290,8 +275,7 @@ import Testing
     }
 
     @Test func amendOnlyTheMessageKeepsTheTree() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let original = try fx.change(["a.txt": "v1"], message: "draft")
         let amended = try fx.store.updateChange(org: fx.org, repo: "proj", id: original.id, message: "reworded")
         #expect(amended.commitOID != original.commitOID)
@@ -305,8 +289,7 @@ import Testing
     }
 
     @Test func amendRecordsANewCommitterDateAndKeepsTheAuthorDate() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let past = Date(timeIntervalSince1970: 1_600_000_000)
         let original = try fx.store.createChange(org: fx.org, repo: "proj", base: .root,
                                                  authors: [Signature(name: "Ada", email: "ada@example.com", date: past)],
@@ -323,8 +306,7 @@ import Testing
     }
 
     @Test func amendKeepsTheParentCommit() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let parent = try fx.change(["a.txt": "a"])
         let child = try fx.change(["b.txt": "b"], base: parent.id)
         let amended = try fx.store.updateChange(org: fx.org, repo: "proj", id: child.id, files: [.upsert(path: "c.txt", content: bytes("c"))])
@@ -334,8 +316,7 @@ import Testing
     }
 
     @Test func amendWithStaleExpectedCommitIsAConflictAndChangesNothing() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let original = try fx.change(["a.txt": "v1"])
         let first = try fx.store.updateChange(org: fx.org, repo: "proj", id: original.id,
                                               files: [.upsert(path: "a.txt", content: bytes("v2"))], expectedCommit: original.commitOID)
@@ -351,8 +332,7 @@ import Testing
     }
 
     @Test func rootChangeCannotBeAmended() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         expectStoreError(.invalidArgument) {
             try fx.store.updateChange(org: fx.org, repo: "proj", id: .root, files: [.upsert(path: "a", content: bytes("a"))])
         }
@@ -360,8 +340,7 @@ import Testing
     }
 
     @Test func amendingAMissingChangeIsNotFound() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let unknown = try ChangeID(String(repeating: "y", count: 32))
         expectStoreError(.notFound) { try fx.store.updateChange(org: fx.org, repo: "proj", id: unknown, message: "m") }
         expectStoreError(.notFound) { try fx.store.changeEvolution(org: fx.org, repo: "proj", id: unknown) }
@@ -371,8 +350,7 @@ import Testing
     // MARK: Get and list
 
     @Test func changeDetailListsTheFilesItTouches() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let base = try fx.change(["x.txt": "x", "y.txt": "y", "same.txt": "s"])
         let child = try fx.store.createChange(org: fx.org, repo: "proj", base: base.id, files: [
             .upsert(path: "x.txt", content: bytes("x2")), .delete(path: "y.txt"),
@@ -386,8 +364,7 @@ import Testing
     }
 
     @Test func listChangesIsNewestFirstAcrossPages() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         var created: [ChangeID] = []
         var base = ChangeID.root
         for index in 0..<5 {
@@ -412,13 +389,12 @@ import Testing
     }
 
     @Test func listChangesFromABookmarkShowsOnlyItsHistory() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "a"])
         let b = try fx.change(["b": "b"], base: a.id)
         let side = try fx.change(["s": "s"])
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: b.id)
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "side", at: side.id)
+        try fx.move("main", to: b)
+        try fx.bookmark("side", at: side)
         _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "empty", at: .root)
 
         #expect(try fx.store.listChanges(org: fx.org, repo: "proj", bookmark: "main").items.map(\.id) == [b.id, a.id])
@@ -435,8 +411,7 @@ import Testing
     }
 
     @Test func listChangesFromABookmarkCountsAnAmendedChangeOnce() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "1"])
         // b is built on a's first snapshot; a is then amended.
         let b = try fx.change(["b": "b"], base: a.id)
@@ -444,7 +419,7 @@ import Testing
         let c = try fx.change(["c": "c"], base: a.id)
         let merged = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "b", at: b.id)
         #expect(merged.commitOID == b.commitOID)
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: c.id)
+        try fx.move("main", to: c)
         #expect(try fx.store.listChanges(org: fx.org, repo: "proj", bookmark: "b").items.map(\.id) == [b.id, a.id])
         let fromMain = try fx.store.listChanges(org: fx.org, repo: "proj", bookmark: "main").items
         #expect(fromMain.map(\.id) == [c.id, a.id])

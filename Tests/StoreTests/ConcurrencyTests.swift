@@ -7,10 +7,9 @@ import Testing
 
 @Suite struct ConcurrencyTests {
     @Test func racingBookmarkMovesFromTheSameTipHaveExactlyOneWinner() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let tip = try fx.change(["base.txt": "base"])
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: tip.id)
+        try fx.move("main", to: tip)
         let store = fx.store, org = fx.org
 
         // Every writer (one thread each) builds its own change on the tip, waits until all
@@ -58,7 +57,7 @@ import Testing
         #expect(losers.count == writers - 1)
         #expect(losers.allSatisfy { $0.code == .conflict }, "every loser gets a conflict: \(losers)")
         let winner = try #require(winners.first)
-        let main = try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main")
+        let main = try fx.bookmark(named: "main")
         #expect(main.changeID == winner)
         let ref = try fx.git("-C", fx.gitDirectory(), "rev-parse", "refs/heads/main")
         #expect(ref.trimmingCharacters(in: .whitespacesAndNewlines) == main.commitOID)
@@ -66,8 +65,7 @@ import Testing
     }
 
     @Test func parallelChangeCreationInOneRepoAllSucceed() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let base = try fx.change(["base.txt": "base"])
         let store = fx.store, org = fx.org
         let count = 50
@@ -104,10 +102,9 @@ import Testing
     }
 
     @Test func concurrentAmendsOfOneChangeLoseNoWrite() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let change = try fx.change(["base.txt": "base"])
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: change.id)
+        try fx.move("main", to: change)
         let store = fx.store, org = fx.org
         let failures = Mutex<[String]>([])
         onThreads(8) { index in
@@ -128,51 +125,31 @@ import Testing
     }
 
     @Test func concurrentAmendsWithTheSameExpectedCommitHaveOneWinner() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let change = try fx.change(["base.txt": "base"])
         let store = fx.store, org = fx.org
-        let outcomes = Mutex<[MesaError.Code?]>([])
-        onThreads(8) { index in
-            do {
-                _ = try store.updateChange(org: org, repo: "proj", id: change.id,
-                                           files: [.upsert(path: "amend-\(index).txt", content: [])], expectedCommit: change.commitOID)
-                outcomes.withLock { $0.append(nil) }
-            } catch let error as MesaError {
-                outcomes.withLock { $0.append(error.code) }
-            } catch {
-                outcomes.withLock { $0.append(.internal) }
-            }
+        let all = contest(8) { index in
+            _ = try store.updateChange(org: org, repo: "proj", id: change.id,
+                                       files: [.upsert(path: "amend-\(index).txt", content: [])], expectedCommit: change.commitOID)
         }
-        let all = outcomes.withLock { $0 }
         #expect(all.filter { $0 == nil }.count == 1, "\(all)")
         #expect(all.filter { $0 == .conflict }.count == 7, "\(all)")
         #expect(try fx.files(at: .change(change.id)).count == 2)
     }
 
     @Test func concurrentCreationOfOneBookmarkNameHasOneWinner() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let store = fx.store, org = fx.org
         var changes: [Change] = []
         for index in 0..<8 { changes.append(try fx.change(["f": "\(index)"])) }
         let targets = changes
-        let outcomes = Mutex<[Int: MesaError.Code?]>([:])
-        onThreads(8) { index in
-            do {
-                _ = try store.createBookmark(org: org, repo: "proj", bookmark: "release", at: targets[index].id)
-                outcomes.withLock { $0[index] = .some(nil) }
-            } catch let error as MesaError {
-                outcomes.withLock { $0[index] = error.code }
-            } catch {
-                outcomes.withLock { $0[index] = .internal }
-            }
+        let all = contest(8) { index in
+            _ = try store.createBookmark(org: org, repo: "proj", bookmark: "release", at: targets[index].id)
         }
-        let all = outcomes.withLock { $0 }
-        let winners = all.filter { $0.value == nil }.map(\.key)
+        let winners = all.indices.filter { all[$0] == nil }
         #expect(winners.count == 1, "\(all)")
-        #expect(all.values.filter { $0 == .alreadyExists }.count == 7, "\(all)")
-        let release = try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "release")
+        #expect(all.filter { $0 == .alreadyExists }.count == 7, "\(all)")
+        let release = try fx.bookmark(named: "release")
         #expect(release.changeID == targets[try #require(winners.first)].id)
         let ref = try fx.git("-C", fx.gitDirectory(), "rev-parse", "refs/heads/release")
         #expect(ref.trimmingCharacters(in: .whitespacesAndNewlines) == release.commitOID)
@@ -181,18 +158,7 @@ import Testing
     @Test func concurrentCreationOfOneRepoNameHasOneWinnerAndOneGitDirectory() throws {
         let fx = try Fixture()
         let store = fx.store, org = fx.org
-        let outcomes = Mutex<[MesaError.Code?]>([])
-        onThreads(8) { _ in
-            do {
-                _ = try store.createRepo(org: org, name: "contested")
-                outcomes.withLock { $0.append(nil) }
-            } catch let error as MesaError {
-                outcomes.withLock { $0.append(error.code) }
-            } catch {
-                outcomes.withLock { $0.append(.internal) }
-            }
-        }
-        let all = outcomes.withLock { $0 }
+        let all = contest(8) { _ in _ = try store.createRepo(org: org, name: "contested") }
         #expect(all.filter { $0 == nil }.count == 1, "\(all)")
         #expect(all.filter { $0 == .alreadyExists }.count == 7, "\(all)")
         let repo = try fx.store.repo(org: fx.org, name: "contested")
@@ -201,8 +167,7 @@ import Testing
     }
 
     @Test func readsRunWhileWritersCommit() async throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let base = try fx.change(["stable.txt": "stable"])
         let store = fx.store, org = fx.org
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -232,6 +197,22 @@ import Testing
 
 /// Runs `body` on `count` dedicated threads at once (not a pool capped at the core
 /// count, so writers really race even on a 2-core machine) and waits for all of them.
+/// Runs `body` on `count` threads at once; what each thread got, by its index: nil for
+/// success, else the code of the `MesaError` it threw (`.internal` for any other error).
+func contest(_ count: Int, _ body: @escaping @Sendable (Int) throws -> Void) -> [MesaError.Code?] {
+    let outcomes = Mutex<[MesaError.Code?]>(Array(repeating: nil, count: count))
+    onThreads(count) { index in
+        do {
+            try body(index)
+        } catch let error as MesaError {
+            outcomes.withLock { $0[index] = error.code }
+        } catch {
+            outcomes.withLock { $0[index] = .internal }
+        }
+    }
+    return outcomes.withLock { $0 }
+}
+
 func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
     let done = DispatchGroup()
     for index in 0..<count {

@@ -36,8 +36,7 @@ import Testing
     }
 
     @Test func binaryFileContentRoundTripsExactly() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let data: [UInt8] = (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) } + [0, 0, 255]
         let change = try fx.store.createChange(org: fx.org, repo: "proj", base: .root, files: [.upsert(path: "blob.bin", content: data)])
         guard case .file(_, let read, _, _) = try fx.store.content(org: fx.org, repo: "proj", at: .change(change.id), path: "blob.bin") else {
@@ -106,12 +105,11 @@ import Testing
     }
 
     @Test func contentResolvesHeadBookmarkAndChange() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["f": "at a"])
         let b = try fx.change(["f": "at b"], base: a.id)
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: a.id)
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "feature", at: b.id)
+        try fx.move("main", to: a)
+        try fx.bookmark("feature", at: b)
         #expect(try fx.text("f", at: .head) == "at a")
         #expect(try fx.text("f", at: .bookmark("main")) == "at a")
         #expect(try fx.text("f", at: .bookmark("feature")) == "at b")
@@ -126,8 +124,7 @@ import Testing
     }
 
     @Test func rootChangeIsAnEmptyDirectory() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         for revision in [Revision.head, .bookmark("main"), .change(.root)] {
             guard case .directory(let path, let oid, let entries) = try fx.store.content(org: fx.org, repo: "proj", at: revision) else {
                 Issue.record("root at \(revision) is not a directory"); continue

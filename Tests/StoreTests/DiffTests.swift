@@ -69,8 +69,7 @@ import Testing
     }
 
     @Test func missingFinalNewlineIsAnAnnotationNotAChangedLine() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let base = try fx.change(["f": "one\ntwo"])
         let head = try fx.change(["f": "one\nthree"], base: base.id)
         let entry = try #require(try fx.store.diff(org: fx.org, repo: "proj", base: base.id, head: head.id).entries.first)
@@ -91,8 +90,7 @@ import Testing
     }
 
     @Test func binaryFilesAreMarkedAndCarryNoHunks() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let base = try fx.store.createChange(org: fx.org, repo: "proj", base: .root,
                                              files: [.upsert(path: "image.bin", content: [0x89, 0x50, 0x00, 0x01, 0x02, 0x00, 0x0A])])
         let head = try fx.store.createChange(org: fx.org, repo: "proj", base: base.id,
@@ -110,8 +108,7 @@ import Testing
     }
 
     @Test func diffFromRootListsEveryFileAsAdded() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let change = try fx.change(["a.txt": "a\n", "dir/b.txt": "b\nb\n"])
         let diff = try fx.store.diff(org: fx.org, repo: "proj", base: .root, head: change.id)
         #expect(diff.entries.map(\.path).sorted() == ["a.txt", "dir/b.txt"])
@@ -124,8 +121,7 @@ import Testing
     }
 
     @Test func diffOfAChangeWithItselfIsEmpty() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let change = try fx.change(["a.txt": "a\n"])
         let diff = try fx.store.diff(org: fx.org, repo: "proj", base: change.id, head: change.id)
         #expect(diff.entries.isEmpty)
@@ -134,8 +130,7 @@ import Testing
     }
 
     @Test func diffWithUnknownChangeIsNotFound() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let change = try fx.change(["a.txt": "a\n"])
         let unknown = try ChangeID(String(repeating: "p", count: 32))
         expectStoreError(.notFound) { try fx.store.diff(org: fx.org, repo: "proj", base: unknown, head: change.id) }
@@ -155,7 +150,7 @@ import Testing
         #expect(patch.contains("rename from story.txt\nrename to moved/story.txt"))
 
         // git itself can apply it: check out the base, apply, compare with the head's tree.
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "base", at: base.id)
+        try fx.bookmark("base", at: base)
         let clone = fx.scratch("clone")
         try fx.git("clone", "--quiet", "--branch", "base", fx.gitDirectory(), clone)
         let patchFile = fx.scratch("patch")

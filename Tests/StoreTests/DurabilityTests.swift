@@ -12,8 +12,8 @@ import Testing
         let amended = try fx.store.updateChange(org: fx.org, repo: "proj", id: a.id, message: "first, amended",
                                                 files: [.upsert(path: "a.txt", content: bytes("v2"))])
         let b = try fx.change(["b.txt": "b"], base: a.id, message: "second")
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: b.id)
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "first", at: a.id)
+        try fx.move("main", to: b)
+        try fx.bookmark("first", at: a)
         let key = try fx.store.createAPIKey(org: fx.org, name: "kept", scopes: [.read], repoIDs: [repo.id], tags: ["team": "x"])
         let gone = try fx.store.createAPIKey(org: fx.org, name: "gone")
         try fx.store.revokeAPIKey(org: fx.org, id: gone.key.id)
@@ -38,7 +38,7 @@ import Testing
         #expect(try fx.store.listChanges(org: fx.org, repo: "proj").items.map(\.id) == [b.id, a.id])
         #expect(try fx.text("a.txt", at: .head) == "v2")
         #expect(try fx.text("b.txt", at: .head) == "b")
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "first").commitOID == amended.commitOID)
+        #expect(try fx.bookmark(named: "first").commitOID == amended.commitOID)
         #expect(try fx.store.listBookmarks(org: fx.org, repo: "proj").items.map(\.name) == ["first", "main"])
 
         let principal = try fx.store.authenticate(secret: key.secret)
@@ -56,12 +56,11 @@ import Testing
     }
 
     @Test func aSecondStoreOnTheSameDirectoryIsRefusedWhileTheFirstIsOpen() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "a"])
         expectStoreError(.conflict) { try Store(directory: fx.storeDirectory) }
         // The refused open disturbed nothing: the first instance keeps working.
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: a.id)
+        try fx.move("main", to: a)
         // Once the first instance is gone, the directory opens again.
         try fx.reopen()
         #expect(try fx.text("a", at: .head) == "a")
@@ -91,10 +90,9 @@ import Testing
     }
 
     @Test func reopeningRestoresBookmarkRefsMissingFromGit() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "a"])
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: a.id)
+        try fx.move("main", to: a)
         let gitDirectory = try fx.gitDirectory()
         // As if a crash had happened between the metadata commit and the ref update,
         // plus a stray branch the metadata does not know.

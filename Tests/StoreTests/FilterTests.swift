@@ -70,8 +70,7 @@ import Testing
     }
 
     @Test func amendCanReplaceTheCommitterIdentity() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let change = try fx.change(["a": "1"])
         let bot = Signature(name: "Bot", email: "bot@example.com")
         let amended = try fx.store.updateChange(org: fx.org, repo: "proj", id: change.id, committer: bot)

@@ -14,8 +14,7 @@ import Testing
     }
 
     @Test func realisticHistoryClonesAndPassesFsck() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let store = fx.store, org = fx.org
         // Initial import on main.
         let initial = try store.createChange(org: org, repo: "proj", base: .root, message: "Initial import", files: [
@@ -77,15 +76,9 @@ import Testing
     }
 
     @Test func conflictedMergeStillPassesFsck() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
-        let base = try fx.change(["f.txt": "a\nb\nc\n"])
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: base.id)
-        let theirs = try fx.change(["f.txt": "a\nTHEIRS\nc\n"], base: base.id)
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "feature", at: theirs.id)
-        let ours = try fx.change(["f.txt": "a\nOURS\nc\n"], base: base.id)
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: ours.id)
-        let merge = try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "main", source: "feature", allowConflicted: true)
+        let fx = try Fixture(repo: "proj")
+        try fx.fork(base: ["f.txt": "a\nb\nc\n"], theirs: ["f.txt": "a\nTHEIRS\nc\n"], ours: ["f.txt": "a\nOURS\nc\n"])
+        let merge = try fx.merge(target: "main", source: "feature", allowConflicted: true)
         #expect(merge.isConflicted)
         try expectFsckClean(fx, fx.gitDirectory())
         let clone = fx.scratch("clone")
@@ -95,8 +88,7 @@ import Testing
     }
 
     @Test func largeChangeGoesThroughAPackAndReadsBackCorrectly() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         // A small change first, so pooled git handles exist from before the pack is written.
         let small = try fx.change(["before.txt": "before"])
         #expect(try fx.text("before.txt", at: .change(small.id)) == "before")
@@ -104,7 +96,7 @@ import Testing
         func body(_ index: Int, _ round: Int) -> [UInt8] { bytes("file \(index) round \(round)\n" + String(repeating: "\(index % 10)", count: index)) }
         let files = (0..<count).map { FileOperation.upsert(path: "d\($0 % 7)/f\($0).txt", content: body($0, 1)) }
         let change = try fx.store.createChange(org: fx.org, repo: "proj", base: .root, files: files)
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: change.id)
+        try fx.move("main", to: change)
 
         let gitDirectory = try fx.gitDirectory()
         let packs = try FileManager.default.contentsOfDirectory(atPath: gitDirectory + "/objects/pack").filter { $0.hasSuffix(".pack") }
@@ -139,8 +131,7 @@ import Testing
     }
 
     @Test func emptyRepoClonesAndPassesFsck() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         try expectFsckClean(fx, fx.gitDirectory())
         let clone = fx.scratch("clone")
         let result = try fx.gitStatus("clone", "--quiet", fx.gitDirectory(), clone)

@@ -7,8 +7,7 @@ import Testing
 /// `readBlob(into:)`, `BlobWriter`), and changes reference them by id.
 @Suite struct LargeBlobTests {
     @Test func aLargeFileRoundTripsThroughTheStoreByBlobID() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let source = fx.scratch("big")
         let size = 64 << 20 + 12_345
         try LargeFile.generate(source, size: size, seed: 42)
@@ -42,8 +41,7 @@ import Testing
     }
 
     @Test func aPackedBlobIsReadWholeButCorrectly() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         // 128+ operations make the change one packfile: its blobs are not loose objects.
         var files: [FileOperation] = (0..<130).map { .upsert(path: "f\($0)", content: Array("file \($0)".utf8)) }
         let payload = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
@@ -66,8 +64,7 @@ import Testing
     }
 
     @Test func aDamagedLooseBlobFailsToReadInsteadOfReturningShortData() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let source = fx.scratch("medium")
         try LargeFile.generate(source, size: 3 << 20, seed: 42)
         let oid = try fx.store.writeBlob(org: fx.org, repo: "proj", fromFile: source)
@@ -83,8 +80,7 @@ import Testing
     }
 
     @Test func aWriterRefusesTheWrongNumberOfBytes() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let short = try fx.store.blobWriter(org: fx.org, repo: "proj", size: 10)
         try Array("12345".utf8).withUnsafeBytes { try short.write($0) }
         #expect(throws: MesaError.self) { try short.finish() }
@@ -96,11 +92,10 @@ import Testing
     }
 
     @Test func badBlobReferencesAreRefusedAndNothingIsWritten() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         try fx.makeRepo("other")
         let first = try fx.change(["a.txt": "a"])
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: first.id)
+        try fx.move("main", to: first)
         let source = fx.scratch("elsewhere")
         try Array("only in the other repo".utf8).withUnsafeBytes { bytes in
             _ = FileManager.default.createFile(atPath: source, contents: Data(bytes))

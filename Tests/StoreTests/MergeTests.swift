@@ -15,63 +15,61 @@ import Testing
     func diverge(_ fx: Fixture, conflicting: Bool = false) throws -> Diverged {
         try fx.makeRepo()
         let base = try fx.change(["f1.txt": "one\n", "f2.txt": "two\n", "shared.txt": "a\nb\nc\n"])
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: base.id)
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "feature", at: base.id)
+        try fx.move("main", to: base)
+        try fx.bookmark("feature", at: base)
         let featureFiles = conflicting ? ["shared.txt": "a\nFEATURE\nc\n"] : ["f1.txt": "one from feature\n"]
         let featureTip = try fx.change(featureFiles, base: base.id)
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "feature", to: featureTip.id)
+        try fx.move("feature", to: featureTip)
         let mainFiles = conflicting ? ["shared.txt": "a\nMAIN\nc\n"] : ["f2.txt": "two from main\n"]
         let mainTip = try fx.change(mainFiles, base: base.id)
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: mainTip.id)
+        try fx.move("main", to: mainTip)
         return Diverged(base: base, mainTip: mainTip, featureTip: featureTip)
     }
 
     @Test func mergingABookmarkAtTheSameChangeIsANoOp() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "a"])
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: a.id)
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "feature", at: a.id)
-        let result = try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "main", source: "feature")
+        try fx.move("main", to: a)
+        try fx.bookmark("feature", at: a)
+        let result = try fx.merge(target: "main", source: "feature")
         #expect(result.mergeType == .noOp)
         #expect(result.changeID == a.id)
         #expect(result.commitOID == a.commitOID)
         #expect(!result.isConflicted)
         #expect(!result.sourceDeleted)
         #expect(try fx.changeCount() == 1)
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main").changeID == a.id)
+        #expect(try fx.bookmark(named: "main").changeID == a.id)
     }
 
     @Test func mergingAnAncestorIsANoOp() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "a"])
         let b = try fx.change(["b": "b"], base: a.id)
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: b.id)
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "old", at: a.id)
+        try fx.move("main", to: b)
+        try fx.bookmark("old", at: a)
         _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "empty", at: .root)
-        #expect(try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "main", source: "old").mergeType == .noOp)
-        #expect(try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "main", source: "empty").mergeType == .noOp)
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main").changeID == b.id)
+        #expect(try fx.merge(target: "main", source: "old").mergeType == .noOp)
+        #expect(try fx.merge(target: "main", source: "empty").mergeType == .noOp)
+        #expect(try fx.bookmark(named: "main").changeID == b.id)
         #expect(try fx.changeCount() == 2)
     }
 
     @Test func mergingDivergedBookmarksMakesATwoParentMergeCommit() throws {
         let fx = try Fixture()
         let state = try diverge(fx)
-        let result = try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "main", source: "feature", message: "merge it")
+        let result = try fx.merge(target: "main", source: "feature", message: "merge it")
         #expect(result.mergeType == .mergeCommit)
         #expect(result.target == "main" && result.source == "feature")
         #expect(!result.isConflicted)
         let commit = try #require(result.commitOID)
         #expect(![state.base.id, state.mainTip.id, state.featureTip.id].contains(result.changeID), "a merge is a new change")
 
-        let main = try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main")
+        let main = try fx.bookmark(named: "main")
         #expect(main.changeID == result.changeID)
         #expect(main.commitOID == commit)
         #expect(try fx.text("f1.txt", at: .head) == "one from feature\n")
         #expect(try fx.text("f2.txt", at: .head) == "two from main\n")
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "feature").changeID == state.featureTip.id)
+        #expect(try fx.bookmark(named: "feature").changeID == state.featureTip.id)
 
         let change = try fx.store.change(org: fx.org, repo: "proj", id: result.changeID).change
         #expect(change.parents == [state.mainTip.id, state.featureTip.id])
@@ -93,12 +91,12 @@ import Testing
         let state = try diverge(fx, conflicting: true)
         let refBefore = try fx.git("-C", fx.gitDirectory(), "rev-parse", "refs/heads/main")
         let error = expectStoreError(.mergeConflict) {
-            try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "main", source: "feature", deleteSource: true)
+            try fx.merge(target: "main", source: "feature", deleteSource: true)
         }
         #expect(error?.paths == ["shared.txt"])
         #expect(error?.message.contains("shared.txt") == true)
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main").changeID == state.mainTip.id)
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "feature").changeID == state.featureTip.id,
+        #expect(try fx.bookmark(named: "main").changeID == state.mainTip.id)
+        #expect(try fx.bookmark(named: "feature").changeID == state.featureTip.id,
                 "deleteSource must not delete a source that was not merged")
         #expect(try fx.changeCount() == 3)
         #expect(try fx.git("-C", fx.gitDirectory(), "rev-parse", "refs/heads/main") == refBefore)
@@ -108,14 +106,14 @@ import Testing
     @Test func allowConflictedMergeRecordsConflictedPathsWithMarkers() throws {
         let fx = try Fixture()
         let state = try diverge(fx, conflicting: true)
-        let result = try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "main", source: "feature", allowConflicted: true)
+        let result = try fx.merge(target: "main", source: "feature", allowConflicted: true)
         #expect(result.mergeType == .mergeCommit)
         #expect(result.isConflicted)
         #expect(result.conflicts == ["shared.txt"])
         let change = try fx.store.change(org: fx.org, repo: "proj", id: result.changeID).change
         #expect(change.isConflicted)
         #expect(change.conflicts == ["shared.txt"])
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main").changeID == result.changeID)
+        #expect(try fx.bookmark(named: "main").changeID == result.changeID)
 
         let text = try #require(try fx.text("shared.txt", at: .head))
         #expect(text.contains("<<<<<<<"))
@@ -134,38 +132,26 @@ import Testing
     }
 
     @Test func fileAgainstDirectoryIsAMergeConflictThatChangesNothing() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
-        let base = try fx.change(["keep": "k"])
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: base.id)
-        let theirs = try fx.change(["x/y": "inside\n"], base: base.id)
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "feature", at: theirs.id)
-        let ours = try fx.change(["x": "file\n"], base: base.id)
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: ours.id)
+        let fx = try Fixture(repo: "proj")
+        let ours = try fx.fork(base: ["keep": "k"], theirs: ["x/y": "inside\n"], ours: ["x": "file\n"]).ours
         for allowConflicted in [false, true] {
             let error = expectStoreError(.mergeConflict) {
-                try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "main", source: "feature", allowConflicted: allowConflicted)
+                try fx.merge(target: "main", source: "feature", allowConflicted: allowConflicted)
             }
             #expect(error?.paths.contains("x") == true, "\(String(describing: error))")
-            #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main").changeID == ours.id)
+            #expect(try fx.bookmark(named: "main").changeID == ours.id)
             #expect(try fx.changeCount() == 3)
         }
     }
 
     @Test func modifyAgainstDeleteIsAConflict() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
-        let base = try fx.change(["a": "1\n"])
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: base.id)
-        let theirs = try fx.store.createChange(org: fx.org, repo: "proj", base: base.id, files: [.delete(path: "a")])
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "feature", at: theirs.id)
-        let ours = try fx.change(["a": "2\n"], base: base.id)
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: ours.id)
+        let fx = try Fixture(repo: "proj")
+        try fx.fork(base: ["a": "1\n"], theirs: [:], theirsDeleting: ["a"], ours: ["a": "2\n"])
         let error = expectStoreError(.mergeConflict) {
-            try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "main", source: "feature")
+            try fx.merge(target: "main", source: "feature")
         }
         #expect(error?.paths == ["a"])
-        let result = try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "main", source: "feature", allowConflicted: true)
+        let result = try fx.merge(target: "main", source: "feature", allowConflicted: true)
         #expect(result.conflicts == ["a"])
         try fx.git("-C", fx.gitDirectory(), "fsck", "--strict", "--no-dangling")
     }
@@ -173,74 +159,72 @@ import Testing
     @Test func mergeWithDeleteSourceRemovesTheSourceBookmark() throws {
         let fx = try Fixture()
         _ = try diverge(fx)
-        let result = try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "main", source: "feature", deleteSource: true)
+        let result = try fx.merge(target: "main", source: "feature", deleteSource: true)
         #expect(result.mergeType == .mergeCommit)
         #expect(result.sourceDeleted)
-        expectStoreError(.notFound) { try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "feature") }
+        expectStoreError(.notFound) { try fx.bookmark(named: "feature") }
         let ref = try fx.gitStatus("-C", fx.gitDirectory(), "rev-parse", "--verify", "--quiet", "refs/heads/feature")
         #expect(ref.status != 0, "refs/heads/feature must be gone")
         #expect(try fx.store.listBookmarks(org: fx.org, repo: "proj").items.map(\.name) == ["main"])
     }
 
     @Test func noOpMergeWithDeleteSourceAlsoRemovesTheSource() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "a"])
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: a.id)
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "done", at: a.id)
-        let result = try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "main", source: "done", deleteSource: true)
+        try fx.move("main", to: a)
+        try fx.bookmark("done", at: a)
+        let result = try fx.merge(target: "main", source: "done", deleteSource: true)
         #expect(result.mergeType == .noOp)
         #expect(result.sourceDeleted)
-        expectStoreError(.notFound) { try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "done") }
+        expectStoreError(.notFound) { try fx.bookmark(named: "done") }
     }
 
     @Test func mergeRefusesToDeleteTheDefaultBookmarkAsSource() throws {
         let fx = try Fixture()
         _ = try diverge(fx)
-        let featureBefore = try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "feature")
+        let featureBefore = try fx.bookmark(named: "feature")
         expectStoreError(.invalidArgument) {
-            try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "feature", source: "main", deleteSource: true)
+            try fx.merge(target: "feature", source: "main", deleteSource: true)
         }
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "feature") == featureBefore)
+        #expect(try fx.bookmark(named: "feature") == featureBefore)
         #expect(try fx.changeCount() == 3)
     }
 
     @Test func mergingABookmarkIntoItselfWithDeleteSourceIsRefused() throws {
         let fx = try Fixture()
         _ = try diverge(fx)
-        let before = try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "feature")
+        let before = try fx.bookmark(named: "feature")
         expectStoreError(.invalidArgument) {
-            try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "feature", source: "feature", deleteSource: true)
+            try fx.merge(target: "feature", source: "feature", deleteSource: true)
         }
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "feature") == before)
-        #expect(try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "feature", source: "feature").mergeType == .noOp)
+        #expect(try fx.bookmark(named: "feature") == before)
+        #expect(try fx.merge(target: "feature", source: "feature").mergeType == .noOp)
     }
 
     @Test func mergeRefusesBadAuthorsAndChangesNothing() throws {
         let fx = try Fixture()
         let state = try diverge(fx)
         expectStoreError(.invalidArgument) {
-            try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "main", source: "feature",
+            try fx.merge(target: "main", source: "feature",
                                        authors: [Signature(name: "x>y", email: "x@y")])
         }
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main").changeID == state.mainTip.id)
+        #expect(try fx.bookmark(named: "main").changeID == state.mainTip.id)
         #expect(try fx.changeCount() == 3)
     }
 
     @Test func mergeWithMissingBookmarkIsNotFound() throws {
         let fx = try Fixture()
         _ = try diverge(fx)
-        expectStoreError(.notFound) { try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "main", source: "ghost") }
-        expectStoreError(.notFound) { try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "ghost", source: "feature") }
+        expectStoreError(.notFound) { try fx.merge(target: "main", source: "ghost") }
+        expectStoreError(.notFound) { try fx.merge(target: "ghost", source: "feature") }
         #expect(try fx.changeCount() == 3)
     }
 
     @Test func mergingIntoABookmarkAtRootBringsInTheSource() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let a = try fx.change(["a": "a"])
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "feature", at: a.id)
-        let result = try fx.store.mergeBookmark(org: fx.org, repo: "proj", target: "main", source: "feature")
+        try fx.bookmark("feature", at: a)
+        let result = try fx.merge(target: "main", source: "feature")
         #expect(result.mergeType == .mergeCommit)
         #expect(try fx.files(at: .head) == ["a"])
         try fx.git("-C", fx.gitDirectory(), "fsck", "--strict", "--no-dangling")

@@ -44,7 +44,7 @@ import Testing
         #expect(repo.defaultBookmark == "main")
         #expect(repo.headChangeID == .root)
         #expect(repo.org == "acme")
-        let main = try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main")
+        let main = try fx.bookmark(named: "main")
         #expect(main.changeID == .root)
         #expect(main.commitOID == nil)
         #expect(main.isDefault)
@@ -156,15 +156,13 @@ import Testing
 
     @Test(arguments: [0, -1, 101, 1000])
     func listReposRefusesLimitOutsideOneToHundred(_ limit: Int) throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         expectStoreError(.invalidArgument) { try fx.store.listRepos(org: fx.org, limit: limit) }
     }
 
     @Test(arguments: ["garbage!!", "bm90LWEtY3Vyc29y", "cDotNQ", "%%%", "cDphYmM"])
     func listReposRefusesGarbledCursor(_ cursor: String) throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         expectStoreError(.invalidArgument) { try fx.store.listRepos(org: fx.org, cursor: cursor) }
     }
 
@@ -222,19 +220,18 @@ import Testing
     }
 
     @Test func defaultBookmarkCanOnlyBeSetToAnExistingBookmark() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         expectStoreError(.notFound) { try fx.store.updateRepo(org: fx.org, name: "proj", defaultBookmark: "dev") }
         #expect(try fx.store.repo(org: fx.org, name: "proj").defaultBookmark == "main")
 
         let change = try fx.change(["dev.txt": "dev"])
-        _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "dev", at: change.id)
+        try fx.bookmark("dev", at: change)
         let updated = try fx.store.updateRepo(org: fx.org, name: "proj", defaultBookmark: "dev")
         #expect(updated.defaultBookmark == "dev")
         #expect(updated.headChangeID == change.id)
         #expect(try fx.text("dev.txt", at: .head) == "dev")
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "dev").isDefault)
-        #expect(try !fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main").isDefault)
+        #expect(try fx.bookmark(named: "dev").isDefault)
+        #expect(try !fx.bookmark(named: "main").isDefault)
         // git's HEAD follows, so a clone checks out the new default.
         let head = try fx.git("-C", fx.gitDirectory(), "symbolic-ref", "HEAD")
         #expect(head.trimmingCharacters(in: .whitespacesAndNewlines) == "refs/heads/dev")

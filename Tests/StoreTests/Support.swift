@@ -22,6 +22,12 @@ final class Fixture: @unchecked Sendable {
         _ = try store.createOrg(slug: org)
     }
 
+    /// A fixture with one repo, `repo`, already created.
+    convenience init(repo: String) throws {
+        try self.init()
+        try makeRepo(repo)
+    }
+
     deinit {
         storage = nil
         try? FileManager.default.removeItem(at: root)
@@ -44,6 +50,46 @@ final class Fixture: @unchecked Sendable {
     @discardableResult
     func makeRepo(_ name: String = "proj", tags: [String: String] = [:]) throws -> Repo {
         try store.createRepo(org: org, name: name, tags: tags)
+    }
+
+    /// Moves bookmark `name` of `repo` to `change` (forward only, no expected position).
+    @discardableResult
+    func move(_ name: String, to change: Change, repo: String = "proj") throws -> BookmarkMove {
+        try store.moveBookmark(org: org, repo: repo, bookmark: name, to: change.id)
+    }
+
+    /// Forks repo "proj" at a change writing `base`, which `main` points at: `feature` moves
+    /// to a change on it writing `theirs` (and deleting `theirsDeleting`), then `main` to one
+    /// writing `ours`.
+    @discardableResult
+    func fork(base: [String: String], theirs: [String: String], theirsDeleting: [String] = [],
+              ours: [String: String]) throws -> (base: Change, theirs: Change, ours: Change) {
+        let baseChange = try change(base)
+        try move("main", to: baseChange)
+        let theirsChange = try change(theirs, base: baseChange.id, deleting: theirsDeleting)
+        try bookmark("feature", at: theirsChange)
+        let oursChange = try change(ours, base: baseChange.id)
+        try move("main", to: oursChange)
+        return (baseChange, theirsChange, oursChange)
+    }
+
+    /// Bookmark `name` of repo "proj" as the store reports it now.
+    func bookmark(named name: String) throws -> Bookmark {
+        try store.bookmark(org: org, repo: "proj", bookmark: name)
+    }
+
+    /// Merges bookmark `source` of repo "proj" into `target`.
+    @discardableResult
+    func merge(target: String, source: String, message: String? = nil, allowConflicted: Bool = false,
+               deleteSource: Bool = false, authors: [Signature] = []) throws -> MergeResult {
+        try store.mergeBookmark(org: org, repo: "proj", target: target, source: source, message: message,
+                                allowConflicted: allowConflicted, deleteSource: deleteSource, authors: authors)
+    }
+
+    /// Creates bookmark `name` of `repo` at `change`.
+    @discardableResult
+    func bookmark(_ name: String, at change: Change, repo: String = "proj") throws -> Bookmark {
+        try store.createBookmark(org: org, repo: repo, bookmark: name, at: change.id)
     }
 
     /// Creates a change whose operations upsert the given text files (regular mode).

@@ -14,10 +14,9 @@ import Testing
 
     @Test(arguments: badPaths)
     func createChangeRefusesBadPathAndChangesNothing(_ path: String) throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let base = try fx.change(["ok.txt": "ok"])
-        _ = try fx.store.moveBookmark(org: fx.org, repo: "proj", bookmark: "main", to: base.id)
+        try fx.move("main", to: base)
         expectStoreError(.invalidArgument) {
             try fx.store.createChange(org: fx.org, repo: "proj", base: base.id,
                                       files: [.upsert(path: "good.txt", content: bytes("g")), .upsert(path: path, content: bytes("x"))])
@@ -29,14 +28,13 @@ import Testing
             try fx.store.createChange(org: fx.org, repo: "proj", base: base.id, files: [.upsert(path: path, content: bytes("t"), mode: .symlink)])
         }
         #expect(try fx.changeCount() == 1)
-        #expect(try fx.store.bookmark(org: fx.org, repo: "proj", bookmark: "main").changeID == base.id)
+        #expect(try fx.bookmark(named: "main").changeID == base.id)
         #expect(try fx.files(at: .head) == ["ok.txt"])
     }
 
     @Test(arguments: badPaths)
     func updateChangeRefusesBadPathAndKeepsTheCommit(_ path: String) throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let base = try fx.change(["ok.txt": "ok"])
         expectStoreError(.invalidArgument) {
             try fx.store.updateChange(org: fx.org, repo: "proj", id: base.id, message: "changed",
@@ -48,8 +46,7 @@ import Testing
     }
 
     @Test func refusalsNameTheProblem() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         func message(_ path: String) -> String {
             expectStoreError(.invalidArgument) {
                 try fx.store.createChange(org: fx.org, repo: "proj", base: .root, files: [.upsert(path: path, content: [])])
@@ -65,8 +62,7 @@ import Testing
     @Test(arguments: [".gitignore", ".github/workflows/ci.yml", "..foo", "foo..", "...", "a/.git-keep", "git", ".gitx/y",
                       "git~2", "git~10", ".git-x", "x.git", "name with spaces.txt", "ünïcödé/文件.txt", "a\\b", "-dash", "#hash"])
     func unusualButValidPathsAreAcceptedAndPassFsck(_ path: String) throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let change = try fx.store.createChange(org: fx.org, repo: "proj", base: .root, files: [.upsert(path: path, content: bytes("v"))])
         #expect(try fx.text(path, at: .change(change.id)) == "v")
         #expect(try fx.files(at: .change(change.id)) == [path])
@@ -80,8 +76,7 @@ import Testing
     }
 
     @Test func bookmarkAndRepoNameRulesAreEnforcedEverywhere() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         expectStoreError(.invalidArgument) { try fx.store.createRepo(org: fx.org, name: "ok", defaultBookmark: "bad name") }
         expectStoreError(.invalidArgument) { try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: "refs..x", at: .root) }
         expectStoreError(.invalidArgument) { try fx.store.updateRepo(org: fx.org, name: "proj", newName: "..") }
@@ -104,8 +99,7 @@ import Testing
 
     @Test(arguments: badBookmarks)
     func badBookmarkNamesAreInvalidAndCreateNothing(_ name: String) throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let base = try fx.change(["ok.txt": "ok"])
         do {
             _ = try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: name, at: base.id)
@@ -119,8 +113,7 @@ import Testing
     }
 
     @Test func theLongestComponentGitCanLockIsAccepted() throws {
-        let fx = try Fixture()
-        try fx.makeRepo()
+        let fx = try Fixture(repo: "proj")
         let base = try fx.change(["ok.txt": "ok"])
         let name = "team/" + String(repeating: "d", count: 250)
         #expect(try fx.store.createBookmark(org: fx.org, repo: "proj", bookmark: name, at: base.id).name == name)

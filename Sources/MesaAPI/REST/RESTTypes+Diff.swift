@@ -3,23 +3,14 @@ import Model
 
 // Wire types of `GET /{org}/{repo}/diff` (reference §7).
 
-public struct RESTDiffLine: Codable, Sendable, Equatable {
-    public var kind: DiffLineKind
-    public var text: String
-    public init(kind: DiffLineKind, text: String) {
-        self.kind = kind
-        self.text = text
-    }
-}
-
 public struct RESTDiffHunk: Codable, Sendable, Equatable {
     public var oldStart: Int
     public var oldLines: Int
     public var newStart: Int
     public var newLines: Int
-    public var lines: [RESTDiffLine]
+    public var lines: [DiffLine]
 
-    public init(oldStart: Int, oldLines: Int, newStart: Int, newLines: Int, lines: [RESTDiffLine]) {
+    public init(oldStart: Int, oldLines: Int, newStart: Int, newLines: Int, lines: [DiffLine]) {
         self.oldStart = oldStart
         self.oldLines = oldLines
         self.newStart = newStart
@@ -29,7 +20,7 @@ public struct RESTDiffHunk: Codable, Sendable, Equatable {
 
     public init(_ hunk: DiffHunk) {
         self.init(oldStart: hunk.oldStart, oldLines: hunk.oldLines, newStart: hunk.newStart, newLines: hunk.newLines,
-                  lines: hunk.lines.map { RESTDiffLine(kind: $0.kind, text: $0.text) })
+                  lines: hunk.lines)
     }
 
     enum CodingKeys: String, CodingKey {
