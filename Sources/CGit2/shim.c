@@ -12,6 +12,11 @@ int cgit2_set_cache_object_limit(git_object_t type, size_t bytes) {
     return git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, type, bytes);
 }
 
+int cgit2_set_mwindow_limits(size_t window_size, size_t mapped_limit) {
+    int error = git_libgit2_opts(GIT_OPT_SET_MWINDOW_SIZE, window_size);
+    return error ? error : git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT, mapped_limit);
+}
+
 int cgit2_enable_strict_object_creation(int enabled) {
     return git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, enabled);
 }

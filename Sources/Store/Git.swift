@@ -14,6 +14,11 @@ enum GitLibrary {
         // directory would re-parse it; parsed trees up to 16 MiB stay cached instead.
         _ = cgit2_set_cache_object_limit(GIT_OBJECT_TREE, 16 << 20)
         _ = cgit2_set_cache_object_limit(GIT_OBJECT_COMMIT, 1 << 20)
+        // Packs are read through mmap windows (1 GiB each, up to 8 GiB mapped by
+        // default); every upload batch writes a pack, so a busy daemon's resident size
+        // grew with the packs it had read. Small windows and a low mapped limit keep it
+        // bounded; a window is re-mapped on demand, which costs a page-cache hit.
+        _ = cgit2_set_mwindow_limits(8 << 20, 32 << 20)
         return true
     }()
 }

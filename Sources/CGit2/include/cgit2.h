@@ -9,6 +9,7 @@ int cgit2_enable_fsync(int enabled);
 int cgit2_set_cache_max_size(long long bytes);
 int cgit2_enable_strict_object_creation(int enabled);
 int cgit2_set_cache_object_limit(git_object_t type, size_t bytes);
+int cgit2_set_mwindow_limits(size_t window_size, size_t mapped_limit);
 #endif
 
 /* Routes every object written through `repo` into an in-memory pack until
