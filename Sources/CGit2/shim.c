@@ -21,9 +21,17 @@ int cgit2_enable_strict_object_creation(int enabled) {
     return git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, enabled);
 }
 
-int cgit2_mempack_attach(git_repository *repo, git_odb_backend **backend) {
+int cgit2_mempack_attach(git_repository *repo, git_odb_backend **backend, const char *pack_config) {
     git_odb *odb = NULL;
-    int error = git_repository_odb(&odb, repo);
+    int error = 0;
+    if (pack_config) {
+        git_config *config = NULL;
+        error = git_repository_config(&config, repo);
+        if (error == 0) error = git_config_add_file_ondisk(config, pack_config, GIT_CONFIG_LEVEL_APP, repo, 0);
+        git_config_free(config);
+        if (error < 0) return error;
+    }
+    error = git_repository_odb(&odb, repo);
     if (error < 0) return error;
     error = git_mempack_new(backend);
     if (error == 0) error = git_odb_add_backend(odb, *backend, 1000);

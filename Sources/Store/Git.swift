@@ -357,9 +357,11 @@ final class GitRepository: @unchecked Sendable {
 
 extension GitRepository {
     /// See `cgit2_mempack_attach`: only on a handle that is discarded afterwards.
-    func attachMemoryPack() throws {
+    /// `packConfig` is a git config file for this handle's pack builder (see
+    /// `RepositoryPool.packConfig`).
+    func attachMemoryPack(packConfig: String?) throws {
         var backend: UnsafeMutablePointer<git_odb_backend>?
-        try gitCheck(cgit2_mempack_attach(handle, &backend), "cannot start pack write")
+        try gitCheck(cgit2_mempack_attach(handle, &backend, packConfig), "cannot start pack write")
         memoryPack = backend
     }
 

@@ -296,7 +296,7 @@ extension Store {
         let commit: GitOID
         if operations.count >= Self.packThreshold {
             let git = try GitRepository.open(at: repositories.path(for: repoID))
-            try git.attachMemoryPack()
+            try git.attachMemoryPack(packConfig: repositories.packConfig)
             commit = try build(git)
             try git.flushMemoryPack()
         } else {

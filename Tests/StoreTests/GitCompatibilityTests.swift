@@ -101,6 +101,11 @@ import Testing
         let gitDirectory = try fx.gitDirectory()
         let packs = try FileManager.default.contentsOfDirectory(atPath: gitDirectory + "/objects/pack").filter { $0.hasSuffix(".pack") }
         #expect(packs.count == 1, "a change with \(count) files is written as one pack")
+        // Without a delta search: it held ~100 MiB of mesad's memory for one batch.
+        let pack = gitDirectory + "/objects/pack/" + (packs.first ?? "")
+        let verified = try fx.git("verify-pack", "-v", String(pack.dropLast(5)) + ".idx")
+        #expect(verified.contains("non delta: \(count + 9) objects"), "\(verified.suffix(300))")
+        #expect(!verified.contains("chain length"), "\(verified.suffix(300))")
         let loose = try fx.git("-C", gitDirectory, "count-objects")
         #expect(Int(loose.split(separator: " ").first ?? "") ?? 999 < 10, "the large change's objects are not loose: \(loose)")
         #expect(try fx.files(at: .head).count == count)

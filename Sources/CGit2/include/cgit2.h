@@ -15,8 +15,10 @@ int cgit2_set_mwindow_limits(size_t window_size, size_t mapped_limit);
 /* Routes every object written through `repo` into an in-memory pack until
    cgit2_mempack_flush writes it out as one packfile: 10,000 blobs cost one pack
    (and one fsync) instead of 10,000 loose files. Use on a throw-away handle:
-   the backend cannot be detached from the odb again. */
-int cgit2_mempack_attach(git_repository *repo, git_odb_backend **backend);
+   the backend cannot be detached from the odb again. `pack_config`, when not NULL, is a
+   git config file added to this handle only (at the highest level), read by the pack
+   builder that cgit2_mempack_flush runs. */
+int cgit2_mempack_attach(git_repository *repo, git_odb_backend **backend, const char *pack_config);
 int cgit2_mempack_flush(git_repository *repo, git_odb_backend *backend);
 
 /* A loose blob read with read(2) and inflated a chunk at a time. libgit2 1.5's odb read
