@@ -13,7 +13,9 @@ import Synchronization
 /// Guarantees: per target and repo strictly in event order (the next event of a lane is
 /// sent only once the one before it was delivered or given up); at least once (a delivery
 /// stays pending in SQLite until a 2xx answer, so a restart resends what was in flight);
-/// a failing target waits out its backoff without holding up other targets or lanes.
+/// a failing or hanging target waits out its backoff or timeout without holding up other
+/// targets or lanes: each attempt runs on a thread of its own (at most `maxInFlight`
+/// at once), and a round never waits for one.
 public final class WebhookDeliverer: Sendable {
     public struct Options: Sendable {
         /// The server's address as receivers see it: `repository.url` is `<publicURL>/v1/<org>/<repo>`.
@@ -25,12 +27,15 @@ public final class WebhookDeliverer: Sendable {
         public var pollInterval: Duration
         /// Finished deliveries stay in the log this long.
         public var retention: Duration
+        /// Attempts under way at once (each holds a thread for up to `requestTimeout`).
+        public var maxInFlight: Int
 
         public init(publicURL: String, backoff: Backoff = Backoff(initial: .seconds(1), factor: 2, cap: .seconds(600), jitter: 0.2,
                                                                   maxAttempts: 15),
                     requestTimeout: Duration = .seconds(10), pollInterval: Duration = .seconds(1),
-                    retention: Duration = .seconds(7 * 86400)) {
+                    retention: Duration = .seconds(7 * 86400), maxInFlight: Int = 16) {
             self.publicURL = publicURL
+            self.maxInFlight = maxInFlight
             self.backoff = backoff
             self.requestTimeout = requestTimeout
             self.pollInterval = pollInterval
@@ -43,6 +48,9 @@ public final class WebhookDeliverer: Sendable {
     private let session: CurlSession
     private let worker: PeriodicWorker
     private let logger: Logger
+    /// Lanes ("<target> <repo>") with an attempt under way: a round skips them, so a lane
+    /// never has two attempts at once and its order holds.
+    private let inFlight = Mutex<Set<String>>([])
 
     public init(store: Store, options: Options, logger: Logger = Logger(label: "mesa-server.webhooks")) {
         self.store = store
@@ -70,10 +78,17 @@ public final class WebhookDeliverer: Sendable {
     /// Looks at the outbox now (a write just recorded events).
     public func wake() { worker.wake() }
 
-    /// Ends the worker after the attempts under way; what is pending stays pending.
-    public func stop() { worker.stop() }
+    /// Ends the worker and waits for the attempts under way (at most their timeout);
+    /// what is pending stays pending for the next start.
+    public func stop() {
+        worker.stop()
+        let deadline = ContinuousClock.now + options.requestTimeout + .seconds(2)
+        while !inFlight.withLock({ $0.isEmpty }) && ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+    }
 
-    /// Sends every due lane head once; attempts of different lanes run concurrently.
+    /// Starts an attempt for every due lane head that has none under way; returns at once.
     func round() -> PeriodicWorker.Next {
         let due: [PendingWebhookDelivery], nextDue: Date?
         do {
@@ -82,9 +97,17 @@ public final class WebhookDeliverer: Sendable {
             logger.error("cannot read the webhook outbox", metadata: ["error": "\(error)"])
             return .interval
         }
-        if !due.isEmpty {
-            DispatchQueue.concurrentPerform(iterations: due.count) { index in attempt(due[index]) }
-            return .after(.zero)
+        for delivery in due {
+            let lane = delivery.targetID + " " + (delivery.repoID ?? "")
+            let started = inFlight.withLock { lanes in
+                lanes.count < options.maxInFlight && lanes.insert(lane).inserted
+            }
+            guard started else { continue }
+            Thread { [self] in
+                attempt(delivery)
+                inFlight.withLock { _ = $0.remove(lane) }
+                worker.wake()  // the lane's next event may be due now
+            }.start()
         }
         guard let nextDue else { return .interval }
         let wait = max(nextDue.timeIntervalSinceNow, 0)

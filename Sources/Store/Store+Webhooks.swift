@@ -18,8 +18,9 @@ enum WebhookSchema {
                 secret TEXT NOT NULL,
                 created_at REAL NOT NULL,
                 updated_at REAL NOT NULL);
-            -- The outbox: every event once, written in the transaction of the change that
-            -- caused it. No foreign key to repos: repo.deleted outlives its repo.
+            CREATE INDEX IF NOT EXISTS webhook_targets_by_org ON webhook_targets(org_id);
+            -- The outbox: every event some target wants, once, written in the transaction of
+            -- the change that caused it. No foreign key to repos: repo.deleted outlives its repo.
             CREATE TABLE IF NOT EXISTS webhook_events(
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
                 id TEXT NOT NULL UNIQUE,

@@ -36,8 +36,13 @@ extension Store {
 
     /// Records an event inside the caller's transaction, so it exists exactly when the
     /// change that caused it does, and queues a delivery for every target it matches.
+    /// An event no target wants is not written at all (mesad's embedded store, which
+    /// delivers nothing, keeps no outbox).
     func recordEvent(_ db: SQLiteDatabase, orgID: String, repoID: String?, repoName: String?, type: WebhookEventType,
                      data: some Encodable) throws {
+        let targets = try db.query("SELECT \(Self.webhookColumns) FROM webhook_targets t WHERE t.org_id = ?", [.text(orgID)])
+            .map(Self.webhookTarget).filter { $0.matches(type, repoID: repoID) }
+        guard !targets.isEmpty else { return }
         let lane = repoID ?? ""
         let sequence = (try db.queryOne("SELECT last FROM webhook_sequences WHERE repo_id = ?", [.text(lane)])?.int(0) ?? 0) + 1
         try db.query("INSERT OR REPLACE INTO webhook_sequences(repo_id, last) VALUES (?, ?)", [.text(lane), .int(sequence)])
@@ -48,8 +53,7 @@ extension Store {
             """, [.text(OpaqueID.make("evt")), .text(orgID), .optionalText(repoID), .optionalText(repoName), .int(sequence),
                   .text(type.rawValue), .double(now), .text(WebhookPayload.json(data))])
         let seq = try db.queryOne("SELECT last_insert_rowid()")?.int(0) ?? 0
-        let targets = try db.query("SELECT \(Self.webhookColumns) FROM webhook_targets t WHERE t.org_id = ?", [.text(orgID)])
-        for target in targets.map(Self.webhookTarget) where target.matches(type, repoID: repoID) {
+        for target in targets {
             try db.query("INSERT INTO webhook_deliveries(target_id, event_seq, lane, next_attempt_at) VALUES (?, ?, ?, ?)",
                          [.text(target.id), .int(seq), .text(lane), .double(now)])
         }

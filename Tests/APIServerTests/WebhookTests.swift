@@ -65,10 +65,36 @@ final class Receiver: Sendable {
 }
 
 /// Fast retries, so a test sees several attempts in well under a second.
-func fastDeliverer(_ store: Store) -> WebhookDeliverer {
+func fastDeliverer(_ store: Store, requestTimeout: Duration = .seconds(5)) -> WebhookDeliverer {
     WebhookDeliverer(store: store, options: .init(
         publicURL: "http://mesa.test", backoff: Backoff(initial: .milliseconds(50), factor: 2, cap: .milliseconds(200), maxAttempts: 6),
-        requestTimeout: .seconds(5), pollInterval: .milliseconds(50)))
+        requestTimeout: requestTimeout, pollInterval: .milliseconds(50)))
+}
+
+/// A loopback port that takes connections into its backlog and never answers: a hung receiver.
+final class SilentListener: Sendable {
+    let descriptor: Int32
+    let port: Int
+
+    init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.descriptor = descriptor
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                bind(descriptor, address, length) == 0 && listen(descriptor, 16) == 0
+                    && getsockname(descriptor, address, &length) == 0
+            }
+        }
+        guard bound else { throw TestFailure("cannot listen on loopback: \(String(cString: strerror(errno)))") }
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Closing resets the connections waiting in the backlog: the hung attempt ends.
+    func close() { _ = Glibc.close(descriptor) }
 }
 
 /// The signature the documented algorithm gives, computed by Python's hmac module
@@ -290,6 +316,29 @@ struct WebhookDeliveryTests {
             })
             let log = try f.store.webhookDeliveries(org: "acme", targetID: dead.target.id).items
             #expect(log.count == 2 && log.allSatisfy { $0.attempts == 6 && $0.statusCode == nil && ($0.error ?? "").isEmpty == false })
+        }
+    }
+
+    @Test func aHangingTargetDoesNotHoldUpAnother() async throws {
+        let f = try Fixture()
+        let receiver = Receiver()
+        let silent = try SilentListener()
+        try await receiver.serve { url in
+            let hung = try f.store.createWebhookTarget(org: "acme", name: "hung", url: "http://127.0.0.1:\(silent.port)/hook",
+                                                       events: nil, repoIDs: nil)
+            _ = try f.store.createWebhookTarget(org: "acme", name: "live", url: url, events: nil, repoIDs: nil)
+            _ = try f.store.createRepo(org: "acme", name: "r")
+            _ = try f.store.createBookmark(org: "acme", repo: "r", bookmark: "x", at: .root)
+            // The hung target's first attempt waits out a 60 s timeout; the live one is
+            // served meanwhile.
+            let deliverer = fastDeliverer(f.store, requestTimeout: .seconds(60))
+            deliverer.start()
+            #expect(await eventually(timeout: .seconds(20)) { receiver.hits.count >= 2 })
+            #expect(receiver.types == ["repo.created", "bookmark.created"])
+            // Its first attempt is still under way: nothing recorded for it yet.
+            #expect(try f.store.webhookDeliveries(org: "acme", targetID: hung.target.id).items.map(\.attempts) == [0, 0])
+            silent.close()
+            await offPool { deliverer.stop() }
         }
     }
 
