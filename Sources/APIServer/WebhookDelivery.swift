@@ -104,7 +104,12 @@ public final class WebhookDeliverer: Sendable {
             }
             guard started else { continue }
             Thread { [self] in
-                attempt(delivery)
+                // The lane is ours now, and any attempt before ours has recorded its outcome:
+                // re-read, since `due` may predate it (sending again would duplicate).
+                if (try? store.isWebhookDeliveryCurrent(targetID: delivery.targetID, eventSeq: delivery.eventSeq,
+                                                        attempts: delivery.attempts)) == true {
+                    attempt(delivery)
+                }
                 inFlight.withLock { _ = $0.remove(lane) }
                 worker.wake()  // the lane's next event may be due now
             }.start()

@@ -97,6 +97,16 @@ extension Store {
         }
     }
 
+    /// True while the delivery is pending with exactly `attempts` attempts recorded: a
+    /// lane head read before another attempt finished is stale and must not be sent again.
+    public func isWebhookDeliveryCurrent(targetID: String, eventSeq: Int, attempts: Int) throws -> Bool {
+        try withDatabase { db in
+            try db.queryOne("""
+                SELECT 1 FROM webhook_deliveries WHERE target_id = ? AND event_seq = ? AND state = 'pending' AND attempts = ?
+                """, [.text(targetID), .int(eventSeq), .int(attempts)]) != nil
+        }
+    }
+
     /// What one attempt came to.
     public enum WebhookAttemptOutcome: Sendable {
         case delivered(statusCode: Int)
