@@ -397,6 +397,33 @@ struct WebhookDeliveryTests {
         }
     }
 
+    /// The entry point other writers (upstream syncs) use: an event in its own transaction.
+    @Test func recordEventQueuesForMatchingTargetsOnly() async throws {
+        let f = try Fixture()
+        let receiver = Receiver()
+        try await receiver.serve { url in
+            let repo = try f.store.createRepo(org: "acme", name: "r")
+            let syncs = try f.store.createWebhookTarget(org: "acme", name: nil, url: url, events: [.syncQueued], repoIDs: nil)
+            let other = try f.store.createWebhookTarget(org: "acme", name: nil, url: url, events: [.push], repoIDs: nil)
+            struct Sync: Encodable { let sync: [String: String] }
+            try f.store.recordEvent(org: "acme", repoID: repo.id, type: .syncQueued, data: Sync(sync: ["id": "sync_1", "status": "queued"]))
+            try f.store.recordEvent(org: "acme", repoID: nil, type: .syncQueued, data: Sync(sync: ["id": "sync_2", "status": "queued"]))
+            #expect(throws: MesaError.self) {
+                try f.store.recordEvent(org: "acme", repoID: "repo_missing", type: .syncQueued, data: Sync(sync: [:]))
+            }
+            #expect(try f.store.webhookDeliveries(org: "acme", targetID: other.target.id).items.isEmpty)
+            let deliverer = fastDeliverer(f.store)
+            deliverer.start()
+            defer { deliverer.stop() }
+            #expect(await eventually(timeout: .seconds(20)) { receiver.hits.count >= 2 })
+            let ids = receiver.hits.map { (($0.json["data"] as? [String: Any])?["sync"] as? [String: Any])?["id"] as? String }
+            #expect(Set(ids.compactMap { $0 }) == ["sync_1", "sync_2"])
+            let orgLevel = try #require(receiver.hits.first { $0.json["repository"] is NSNull })
+            #expect((orgLevel.json["organization"] as? [String: Any])?["slug"] as? String == "acme")
+            #expect(try f.store.webhookDeliveries(org: "acme", targetID: syncs.target.id).items.count == 2)
+        }
+    }
+
     @Test func writesThroughTheRESTServerRecordEvents() async throws {
         let f = try Fixture()
         let target = try f.store.createWebhookTarget(org: "acme", name: nil, url: "https://example.com/h", events: nil, repoIDs: nil)
