@@ -67,7 +67,7 @@ let package = Package(
         ),
         .target(
             name: "APIServer",
-            dependencies: ["MesaAPI", "Model", "Store", "StoreBackend", .product(name: "Hummingbird", package: "hummingbird"),
+            dependencies: ["MesaAPI", "Model", "Store", "StoreBackend", "Infra", "COpenSSL", .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "HummingbirdCore", package: "hummingbird"),
                            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "Logging", package: "swift-log")],
@@ -128,7 +128,8 @@ let package = Package(
         .testTarget(name: "MountTests", dependencies: ["Mount", "MesaIgnore", "MesaAPI", "Model", "Store", "StoreBackend", "TestSupport"]),
         .testTarget(
             name: "APIServerTests",
-            dependencies: ["APIServer", "MesaAPI", "Model", "Store", "StoreBackend", .product(name: "HummingbirdTesting", package: "hummingbird")]
+            dependencies: ["APIServer", "MesaAPI", "Model", "Store", "StoreBackend", "Infra", "TestSupport",
+                           .product(name: "HummingbirdTesting", package: "hummingbird")]
         ),
         // The daemon in process (handlers, config, scopes) and as processes (mesad,
         // mesa-client): the executables are found next to the test bundle.

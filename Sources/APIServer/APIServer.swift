@@ -19,11 +19,15 @@ public struct APIServer: Sendable {
     /// Body bytes reserved by the requests under way (`Limits.maxInFlightBodyBytes`).
     let bodyBudget: BodyBudget
     let connections = ConnectionCount()
+    /// Woken after every successful write, so events go out at once, not at its next poll.
+    public let webhooks: WebhookDeliverer?
 
-    public init(store: Store, logger: Logger = Logger(label: "mesa-server"), limits: Limits = Limits()) {
+    public init(store: Store, logger: Logger = Logger(label: "mesa-server"), limits: Limits = Limits(),
+                webhooks: WebhookDeliverer? = nil) {
         self.store = store
         self.logger = logger
         self.limits = limits
+        self.webhooks = webhooks
         bodyBudget = BodyBudget(capacity: limits.maxInFlightBodyBytes)
     }
 
@@ -133,6 +137,7 @@ public struct APIServer: Sendable {
                 _ body: @escaping Body) async -> Response {
         let start = ContinuousClock.now
         let response = await respond(request, context, status: status, body)
+        if request.method != .get, response.status.code < 300 { webhooks?.wake() }
         logAccess(request, response, since: start)
         return response
     }

@@ -6,7 +6,7 @@ import Store
 
 extension APIServer {
     /// The `/v1` routes of the reference (one file per resource: Routes+Repos, +Changes,
-    /// +Bookmarks, +Content, +Keys). Endpoints mesa-server does not support answer 501
+    /// +Bookmarks, +Content, +Keys, +Webhooks). Endpoints mesa-server does not support answer 501
     /// in the standard envelope.
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
@@ -29,11 +29,11 @@ extension APIServer {
         addBookmarkRoutes(v1)
         addContentRoutes(v1)
         addKeyRoutes(v1)
+        addWebhookRoutes(v1)
 
-        // Not supported by mesa-server: upstream syncs (no upstream mirroring) and
-        // webhook targets (no event delivery). Every method answers 501 in the envelope.
-        for path in [":org/:repo/upstream/syncs", ":org/:repo/upstream/syncs/:sync",
-                     ":org/webhook-targets", ":org/webhook-targets/:id"] {
+        // Not supported by mesa-server: upstream syncs (no upstream mirroring). Every
+        // method answers 501 in the envelope.
+        for path in [":org/:repo/upstream/syncs", ":org/:repo/upstream/syncs/:sync"] {
             for method in [HTTPRequest.Method.get, .post, .patch, .delete] {
                 v1.on(RouterPath(path), method: method) { req, ctx in
                     await handle(req, ctx) { _, _ in throw Self.notImplemented("\(method.rawValue) /v1/\(path)") }

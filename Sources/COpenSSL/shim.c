@@ -1,5 +1,6 @@
 #include "copenssl.h"
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <errno.h>
@@ -9,6 +10,11 @@
 void copenssl_sha256(const void *data, size_t length, unsigned char out[32]) {
     unsigned int written = 0;
     EVP_Digest(data, length, out, &written, EVP_sha256(), NULL);
+}
+
+void copenssl_hmac_sha256(const void *key, size_t key_length, const void *data, size_t length, unsigned char out[32]) {
+    unsigned int written = 0;
+    HMAC(EVP_sha256(), key, (int)key_length, data, length, out, &written);
 }
 
 void copenssl_git_blob_sha1(const void *data, size_t length, unsigned char out[20]) {

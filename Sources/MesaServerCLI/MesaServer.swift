@@ -53,6 +53,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds from the end of a request's headers to the end of its body.")
     var requestTimeout = Limits().requestTimeout.components.seconds
 
+    @Option(help: "The server's URL as webhook receivers should see it (repository.url in events); default http://LISTEN.")
+    var publicURL: String?
+
     func validate() throws {
         for (name, value) in [("--max-body-bytes", Int64(maxBodyBytes)), ("--max-inflight-body-bytes", Int64(maxInflightBodyBytes)),
                               ("--max-connections", Int64(maxConnections)), ("--header-timeout", headerTimeout),
@@ -82,7 +85,11 @@ struct Serve: AsyncParsableCommand {
         limits.headerTimeout = .seconds(headerTimeout)
         limits.idleTimeout = .seconds(idleTimeout)
         limits.requestTimeout = .seconds(requestTimeout)
-        let server = APIServer(store: store, logger: logger, limits: limits)
+        let baseURL = (publicURL ?? "http://\(listen)").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        let webhooks = WebhookDeliverer(store: store, options: .init(publicURL: baseURL))
+        webhooks.start()
+        defer { webhooks.stop() }
+        let server = APIServer(store: store, logger: logger, limits: limits, webhooks: webhooks)
         try await server.application(host: host, port: port).runService()
     }
 }

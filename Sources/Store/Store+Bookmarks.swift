@@ -41,7 +41,9 @@ extension Store {
                 try db.query("INSERT INTO bookmarks(repo_id, name, change_id) VALUES (?, ?, ?)",
                              [.text(repo.id), .text(bookmark), .text(change.rawValue)])
                 try mirrorBookmarkRefs(repoID: repo.id, connection: db, onlyChange: change)
-                return try self.bookmark(repo: repo, name: bookmark, db)
+                let created = try self.bookmark(repo: repo, name: bookmark, db)
+                try recordBookmarkEvent(db, repo, .bookmarkCreated, created)
+                return created
             }
         }
     }
@@ -76,7 +78,12 @@ extension Store {
                     throw MesaError(.conflict, "bookmark '\(bookmark.clipped)' moved from \(from) to \(now) while this move was in progress; re-read it and retry")
                 }
                 try mirrorBookmarkRefs(repoID: repo.id, connection: db, onlyChange: target)
-                return BookmarkMove(bookmark: try self.bookmark(repo: repo, name: bookmark, db), from: from)
+                let moved = try self.bookmark(repo: repo, name: bookmark, db)
+                if from != target {
+                    try recordRepoEvent(db, repo, .bookmarkMoved, WebhookPayload.BookmarkMoved(
+                        bookmark: .init(moved), from: .init(changeID: from.rawValue, commitOID: fromRow.commit?.hex ?? WebhookPayload.noCommit)))
+                }
+                return BookmarkMove(bookmark: moved, from: from)
             }
         }
     }
@@ -88,10 +95,12 @@ extension Store {
                 if repo.defaultBookmark == bookmark {
                     throw MesaError.invalid("bookmark '\(bookmark.clipped)' is the default bookmark of '\(slug.clipped)/\(name.clipped)'; make another bookmark the default first")
                 }
+                let gone = try? self.bookmark(repo: repo, name: bookmark, db)
                 try db.query("DELETE FROM bookmarks WHERE repo_id = ? AND name = ?", [.text(repo.id), .text(bookmark)])
-                guard db.changes == 1 else {
+                guard db.changes == 1, let gone else {
                     throw MesaError.notFound("bookmark '\(bookmark.clipped)' does not exist in '\(slug.clipped)/\(name.clipped)'")
                 }
+                try recordBookmarkEvent(db, repo, .bookmarkDeleted, gone)
                 try repositories.with(repo.id) { try $0.deleteReference("refs/heads/" + bookmark) }
             }
         }

@@ -90,6 +90,8 @@ extension Store {
         let commit = try writeSnapshot(repoID: repo.id, baseCommit: baseRow.commit, parents: baseRow.commit.map { [$0] } ?? [],
                                        operations: operations, author: author, committer: committerSignature,
                                        message: message, changeID: id)
+        let change = Change(id: id, commitOID: commit.hex, parents: [base], message: message, authors: authorList,
+                            committer: committerSignature, createdAt: now, updatedAt: now, conflicts: [])
         try withDatabase { db in
             try db.transaction {
                 try db.query("""
@@ -100,11 +102,11 @@ extension Store {
                           .double(now.timeIntervalSince1970), .double(now.timeIntervalSince1970)])
                 try db.query("INSERT OR IGNORE INTO commits(repo_id, commit_oid, change_id, created_at) VALUES (?, ?, ?, ?)",
                              [.text(repo.id), .text(commit.hex), .text(id.rawValue), .double(now.timeIntervalSince1970)])
+                try recordRepoEvent(db, repo, .changeCreated, WebhookPayload.ChangeCreated(change: .init(change)))
             }
         }
         logger.debug("created change", metadata: ["repo": "\(slug)/\(name)", "change": "\(id)", "files": "\(files.count)"])
-        return Change(id: id, commitOID: commit.hex, parents: [base], message: message, authors: authorList,
-                      committer: committerSignature, createdAt: now, updatedAt: now, conflicts: [])
+        return change
     }
 
     /// Amends a change: applies `files` to its current snapshot and/or replaces its
@@ -151,6 +153,8 @@ extension Store {
             // Paths rewritten by this amend are no longer conflicted.
             let touched = Set(operations.map { $0.components.joined(separator: "/") })
             let conflicts = current.conflicts.filter { !touched.contains($0) }
+            let evolved = Change(id: id, commitOID: commit.hex, parents: current.parents, message: newMessage, authors: newAuthors,
+                                 committer: committer, createdAt: current.createdAt, updatedAt: now, conflicts: conflicts)
             let swapped = try withDatabase { db in
                 try db.transaction { () -> Bool in
                     try db.query("""
@@ -164,13 +168,11 @@ extension Store {
                                  [.text(repo.id), .text(commit.hex), .text(id.rawValue), .double(now.timeIntervalSince1970)])
                     // Bookmarks follow the change to its new commit.
                     try mirrorBookmarkRefs(repoID: repo.id, connection: db, onlyChange: id)
+                    try recordChangeEvolved(db, repo, evolved, previous: currentCommit)
                     return true
                 }
             }
-            if swapped {
-                return Change(id: id, commitOID: commit.hex, parents: current.parents, message: newMessage, authors: newAuthors,
-                              committer: committer, createdAt: current.createdAt, updatedAt: now, conflicts: conflicts)
-            }
+            if swapped { return evolved }
             if expected != nil {
                 throw MesaError(.conflict, "change \(id) was amended concurrently; re-read it and retry")
             }

@@ -77,6 +77,13 @@ extension Store {
                     try repositories.with(repo.id) { try $0.deleteReference("refs/heads/" + source) }
                 }
                 try mirrorBookmarkRefs(repoID: repo.id, connection: db, onlyChange: id)
+                try recordRepoEvent(db, repo, .bookmarkMerged, WebhookPayload.BookmarkMerged(
+                    bookmark: .init(try bookmark(repo: repo, name: target, db)), source: source, mergeType: "merge_commit",
+                    isConflicted: !conflicts.isEmpty, sourceDeleted: deleteSource))
+                if deleteSource {
+                    try recordBookmarkEvent(db, repo, .bookmarkDeleted, Bookmark(name: source, changeID: sourceRow.id,
+                                                                                 commitOID: sourceCommit.hex, isDefault: false))
+                }
             }
         }
         logger.info("merged bookmarks", metadata: ["repo": "\(slug)/\(name)", "source": "\(source)", "target": "\(target)"])

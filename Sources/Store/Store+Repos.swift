@@ -91,6 +91,8 @@ extension Store {
         try Self.validateTags(tags)
         let id = OpaqueID.make("repo")
         let created = Self.now()
+        let repo = Repo(id: id, org: slug, name: name, defaultBookmark: defaultBookmark, headChangeID: .root,
+                        createdAt: created, tags: tags)
         let path = repositories.path(for: id)
         let repository = try GitRepository.createBare(at: path)
         try repository.setHead("refs/heads/" + defaultBookmark)
@@ -109,6 +111,8 @@ extension Store {
                                   .text(JSONColumn.encode(tags)), .double(created.timeIntervalSince1970)])
                     try db.query("INSERT INTO bookmarks(repo_id, name, change_id) VALUES (?, ?, ?)",
                                  [.text(id), .text(defaultBookmark), .text(ChangeID.root.rawValue)])
+                    try recordEvent(db, orgID: orgRow.string(0), repoID: id, repoName: name, type: .repoCreated,
+                                    data: WebhookPayload.RepoData(repo: .init(repo)))
                 }
             }
         } catch {
@@ -116,8 +120,7 @@ extension Store {
             throw error
         }
         logger.info("created repository", metadata: ["repo": "\(slug)/\(name)", "id": "\(id)"])
-        return Repo(id: id, org: slug, name: name, defaultBookmark: defaultBookmark, headChangeID: .root,
-                    createdAt: created, tags: tags)
+        return repo
     }
 
     public func repo(org slug: String, name: String) throws -> Repo {
@@ -197,7 +200,9 @@ extension Store {
                 if let defaultBookmark {
                     try repositories.with(row.id) { try $0.setHead("refs/heads/" + defaultBookmark) }
                 }
-                return try publicRepo(try repoRow(id: row.id, db), db)
+                let updated = try publicRepo(try repoRow(id: row.id, db), db)
+                try recordRepoUpdated(db, before: try publicRepo(row, db), after: updated)
+                return updated
             }
         }
     }
@@ -215,7 +220,9 @@ extension Store {
                     if tags[key] == value { continue }
                     tags[key] = value
                     repoCache.withLock { $0.removeAll() }
+                    let before = try publicRepo(row, db)
                     try db.query("UPDATE repos SET tags = ? WHERE id = ?", [.text(JSONColumn.encode(tags)), .text(id)])
+                    try recordRepoUpdated(db, before: before, after: try publicRepo(try repoRow(id: id, db), db))
                     updated += 1
                 }
                 return updated
@@ -228,8 +235,10 @@ extension Store {
         let id: String = try withDatabase { db in
             try db.transaction {
                 let row = try repoRow(org: slug, name: name, db)
+                let repo = try publicRepo(row, db)
                 repoCache.withLock { $0.removeAll() }
                 try db.query("DELETE FROM repos WHERE id = ?", [.text(row.id)])
+                try recordRepoEvent(db, row, .repoDeleted, WebhookPayload.RepoData(repo: .init(repo)))
                 return row.id
             }
         }

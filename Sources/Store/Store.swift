@@ -54,6 +54,7 @@ public final class Store: Sendable {
             try connection.execute("PRAGMA synchronous=FULL")
             try connection.execute("PRAGMA foreign_keys=ON")
             try Schema.migrate(connection)
+            try WebhookSchema.migrate(connection)
         } catch {
             // Not fully initialized yet, so deinit will not run: release the lock here.
             close(lock)

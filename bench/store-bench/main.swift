@@ -142,3 +142,34 @@ row("read every file by path (HEAD:path, packed)", median(storeRead), median(git
 row("read every blob by id (packed git cat-file)", median(storeBlobRead), median(gitBlobRead), perFile: true)
 row("list directory (git ls-tree -l)", median(storeList), median(gitList))
 print("ratio = store time / git time; below 1 means the store is faster")
+
+// 5. The cost of the webhook outbox on small writes: amend a one-file change that a
+// bookmark names, with no webhook target and with one target that wants every event (each
+// amend then writes change.evolved + push and their deliveries in its transaction).
+let amends = Int(ProcessInfo.processInfo.environment["BENCH_AMENDS"] ?? "") ?? 200
+func amendLoop(withTarget: Bool) throws -> Double {
+    let directory = scratch + "/amends-\(withTarget)"
+    let amendStore = try Store(directory: directory)
+    _ = try amendStore.createOrg(slug: "bench")
+    _ = try amendStore.createRepo(org: "bench", name: "small")
+    if withTarget {
+        _ = try amendStore.createWebhookTarget(org: "bench", name: nil, url: "http://127.0.0.1:9/", events: nil, repoIDs: nil)
+    }
+    let small = try amendStore.createChange(org: "bench", repo: "small", base: .root, files: [.upsert(path: "a", content: [1])])
+    _ = try amendStore.moveBookmark(org: "bench", repo: "small", bookmark: "main", to: small.id)
+    return try timed {
+        for index in 0..<amends {
+            _ = try amendStore.updateChange(org: "bench", repo: "small", id: small.id, files: [.upsert(path: "a", content: Array("\(index)".utf8))])
+        }
+    } / Double(amends)
+}
+var plainAmend: [Double] = []
+var hookedAmend: [Double] = []
+for _ in 0..<rounds {
+    plainAmend.append(try amendLoop(withTarget: false))
+    hookedAmend.append(try amendLoop(withTarget: true))
+    try? FileManager.default.removeItem(atPath: scratch + "/amends-false")
+    try? FileManager.default.removeItem(atPath: scratch + "/amends-true")
+}
+print(String(format: "amend a bookmarked change (%d×, ms each): no webhook target %.3f, one all-events target %.3f (%.2f×)",
+             amends, median(plainAmend) * 1e3, median(hookedAmend) * 1e3, median(hookedAmend) / median(plainAmend)))

@@ -16,11 +16,12 @@ from mesa_rest.api.content import get_content
 from mesa_rest.api.org import create_api_key, get_org, list_api_keys, revoke_api_key, update_api_key, whoami
 from mesa_rest.api.repo import (bulk_update_repo_tags, create_repo, delete_repo, get_repo, list_repo_upstream_syncs,
                                 list_repos, sync_upstream, update_repo)
-from mesa_rest.api.webhook_target import list_webhook_targets
+from mesa_rest.api.webhook_target import (create_webhook_target, delete_webhook_target, get_webhook_target,
+                                          list_webhook_targets, update_webhook_target)
 from mesa_rest.client import AuthenticatedClient
 from mesa_rest.models import (BulkUpdateRepoTagsBody, ListApiKeysStatus, CreateApiKeyBody, CreateBookmarkBody, CreateChangeBody,
-                              CreateRepoBody, MergeBookmarkBody, MoveBookmarkBody, SyncUpstreamBody, UpdateApiKeyBody,
-                              UpdateChangeBody, UpdateRepoBody)
+                              CreateRepoBody, CreateWebhookTargetBody, MergeBookmarkBody, MoveBookmarkBody, SyncUpstreamBody,
+                              UpdateApiKeyBody, UpdateChangeBody, UpdateRepoBody, UpdateWebhookTargetBody)
 
 VIRTUAL_ROOT = "z" * 32
 # Models whose additional_properties *are* their content (free-form maps).
@@ -162,14 +163,58 @@ def test_errors_parse_into_the_declared_envelopes(mesa_server, client):
     assert "twice" in again.error.message
 
 
-def test_upstream_syncs_and_webhooks_answer_501_in_the_envelope(mesa_server, client):
+def test_webhook_targets_parse(mesa_server, client):
+    org = mesa_server.org
+    repo = check(create_repo.sync_detailed(org, client=client, body=CreateRepoBody.from_dict({"name": "hooked"})), 201,
+                 "CreateRepoResponse201")
+    created = check(create_webhook_target.sync_detailed(org, client=client, body=CreateWebhookTargetBody.from_dict(
+        {"url": "https://hooks.example.com/mesa", "name": "ci", "events": ["push", "bookmark.moved"],
+         "repo_ids": [repo.id]})), 201, "CreateWebhookTargetResponse201")
+    assert created.secret.startswith("whsec_") and created.name == "ci" and created.repo_ids == [repo.id]
+    assert [e.value for e in created.events] == ["push", "bookmark.moved"]
+    everything = check(create_webhook_target.sync_detailed(org, client=client, body=CreateWebhookTargetBody.from_dict(
+        {"url": "http://127.0.0.1:9/other"})), 201, "CreateWebhookTargetResponse201")
+    assert everything.name is None and everything.repo_ids is None and len(everything.events) == 14
+
+    got = check(get_webhook_target.sync_detailed(org, created.id, client=client), 200, "GetWebhookTargetResponse200")
+    assert got.url == "https://hooks.example.com/mesa" and not hasattr(got, "secret")
+    page = check(list_webhook_targets.sync_detailed(org, client=client, limit=1), 200, "ListWebhookTargetsResponse200")
+    assert [t.id for t in page.webhook_targets] == [created.id] and page.has_more is True and page.next_cursor
+    rest = check(list_webhook_targets.sync_detailed(org, client=client, limit=1, cursor=page.next_cursor), 200,
+                 "ListWebhookTargetsResponse200")
+    assert [t.id for t in rest.webhook_targets] == [everything.id] and rest.has_more is False
+
+    updated = check(update_webhook_target.sync_detailed(org, created.id, client=client, body=UpdateWebhookTargetBody.from_dict(
+        {"name": None, "repo_ids": None, "events": ["repo.deleted"]})), 200, "UpdateWebhookTargetResponse200")
+    assert updated.name is None and updated.repo_ids is None and [e.value for e in updated.events] == ["repo.deleted"]
+    assert updated.url == created.url
+
+    bad = check(create_webhook_target.sync_detailed(org, client=client, body=CreateWebhookTargetBody.from_dict(
+        {"url": "ftp://hooks.example.com/x"})), 400, "CreateWebhookTargetResponse400")
+    assert "http" in bad.error.message
+    bad_patch = check(update_webhook_target.sync_detailed(org, created.id, client=client,
+                                                          body=UpdateWebhookTargetBody.from_dict({"url": "nope"})),
+                      400, "UpdateWebhookTargetResponse400")
+    assert bad_patch.error.code == "INVALID_ARGUMENT"
+
+    check(delete_webhook_target.sync_detailed(org, created.id, client=client), 200, "DeleteWebhookTargetResponse200")
+    check(get_webhook_target.sync_detailed(org, created.id, client=client), 404, "GetWebhookTargetResponse404")
+    check(delete_webhook_target.sync_detailed(org, created.id, client=client), 404, "DeleteWebhookTargetResponse404")
+
+    writer = check(create_api_key.sync_detailed(org, client=client, body=CreateApiKeyBody.from_dict(
+        {"name": "writer", "scopes": ["read", "write"], "expires_in_seconds": 3600})), 201, "CreateApiKeyResponse201")
+    with AuthenticatedClient(base_url=mesa_server.base_url, token=writer.key) as weak:
+        denied = check(list_webhook_targets.sync_detailed(org, client=weak), 403, "ListWebhookTargetsResponse403")
+        assert "admin" in denied.error.message
+
+
+def test_upstream_syncs_answer_501_in_the_envelope(mesa_server, client):
     org = mesa_server.org
     check(create_repo.sync_detailed(org, client=client, body=CreateRepoBody.from_dict({"name": "r"})), 201,
           "CreateRepoResponse201")
     for call in (lambda: sync_upstream.sync_detailed(org, "r", client=client,
                                                      body=SyncUpstreamBody.from_dict({"direction": "pull"})),
-                 lambda: list_repo_upstream_syncs.sync_detailed(org, "r", client=client),
-                 lambda: list_webhook_targets.sync_detailed(org, client=client)):
+                 lambda: list_repo_upstream_syncs.sync_detailed(org, "r", client=client)):
         with pytest.raises(errors.UnexpectedStatus) as raised:
             call()
         assert raised.value.status_code == 501
