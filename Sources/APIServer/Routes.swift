@@ -29,11 +29,11 @@ extension APIServer {
         addBookmarkRoutes(v1)
         addContentRoutes(v1)
         addKeyRoutes(v1)
+        addSyncRoutes(v1)
 
-        // Not supported by mesa-server: upstream syncs (no upstream mirroring) and
-        // webhook targets (no event delivery). Every method answers 501 in the envelope.
-        for path in [":org/:repo/upstream/syncs", ":org/:repo/upstream/syncs/:sync",
-                     ":org/webhook-targets", ":org/webhook-targets/:id"] {
+        // Not supported by mesa-server: webhook targets (no event delivery). Every
+        // method answers 501 in the envelope.
+        for path in [":org/webhook-targets", ":org/webhook-targets/:id"] {
             for method in [HTTPRequest.Method.get, .post, .patch, .delete] {
                 v1.on(RouterPath(path), method: method) { req, ctx in
                     await handle(req, ctx) { _, _ in throw Self.notImplemented("\(method.rawValue) /v1/\(path)") }

@@ -83,6 +83,9 @@ struct Serve: AsyncParsableCommand {
         limits.idleTimeout = .seconds(idleTimeout)
         limits.requestTimeout = .seconds(requestTimeout)
         let server = APIServer(store: store, logger: logger, limits: limits)
+        // Upstream syncs run in this process, in the background.
+        try store.startSyncWorker()
+        defer { store.stopSyncWorker() }
         try await server.application(host: host, port: port).runService()
     }
 }

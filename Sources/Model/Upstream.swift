@@ -225,3 +225,14 @@ extension Validation {
         }
     }
 }
+
+/// An upstream as a repo is created with: where, and the credential (nil: public).
+public struct UpstreamSettings: Sendable, Equatable {
+    public var url: String
+    public var auth: UpstreamAuth?
+
+    public init(url: String, auth: UpstreamAuth? = nil) {
+        self.url = url
+        self.auth = auth
+    }
+}

@@ -270,12 +270,11 @@ import Testing
         }
     }
 
-    @Test func upstreamSyncsAndWebhookTargetsAnswer501() async throws {
+    @Test func webhookTargetsAnswer501() async throws {
         let f = try Fixture()
         try f.seed("ws", files: ["a": "1"])
         try await f.run { client in
-            for (method, uri) in [(HTTPRequest.Method.get, "/v1/acme/ws/upstream/syncs"), (.post, "/v1/acme/ws/upstream/syncs"),
-                                  (.get, "/v1/acme/ws/upstream/syncs/sync_1"), (.get, "/v1/acme/webhook-targets"),
+            for (method, uri) in [(HTTPRequest.Method.get, "/v1/acme/webhook-targets"),
                                   (.post, "/v1/acme/webhook-targets"), (.patch, "/v1/acme/webhook-targets/wh_1"),
                                   (.delete, "/v1/acme/webhook-targets/wh_1")] {
                 let reply = try await send(client, method, uri, key: f.admin, json: method == .get ? nil : "{}")
