@@ -193,6 +193,9 @@ extension Validation {
             let lower = url.lowercased()
             for scheme in ["http://", "https://", "git://", "ssh://", "file://"] where lower.hasPrefix(scheme) {
                 let rest = url.dropFirst(scheme.count)
+                // A password in the url would be stored and shown with it: it belongs in 'auth'.
+                let authority = rest.prefix { $0 != "/" }
+                if let at = authority.lastIndex(of: "@"), authority[..<at].contains(":") { break }
                 // file:// needs a path; the network schemes need a host.
                 if scheme == "file://" ? rest.hasPrefix("/") : (!rest.isEmpty && !rest.hasPrefix("/")) { return }
             }

@@ -268,7 +268,8 @@ import Testing
         let up = try Upstream(fx)
         try up.commit("first", ["a": "1\n"])
         // Malformed urls are refused up front and change nothing.
-        for bad in ["", "not a url", "http://", "ftp://example.com/x", "relative/path", "file://relative", "https://h/x\n"] {
+        for bad in ["", "not a url", "http://", "ftp://example.com/x", "relative/path", "file://relative", "https://h/x\n",
+                    "https://user:secret@example.com/x.git"] {
             expectStoreError(.invalidArgument) { try fx.store.createRepo(org: fx.org, name: "bad", upstream: (bad, nil)) }
         }
         expectStoreError(.notFound) { try fx.store.repo(org: fx.org, name: "bad") }
@@ -331,6 +332,11 @@ import Testing
                                                  upstream: .set(url: "https://example.com/c.git", auth: .replace(.token("tok-secret-9", username: nil))))
         let json = String(decoding: try JSONEncoder().encode(withSecret), as: UTF8.self)
         #expect(json.contains("c.git") && json.contains("token") && !json.contains("tok-secret-9"))
+        // The url forms git users write are accepted.
+        for (index, url) in ["ssh://git@example.com/acme/x.git", "git@example.com:acme/x.git", "git://example.com/x.git",
+                             "http://127.0.0.1:8080/x.git", "file:///srv/git/x.git", "/srv/git/x.git"].enumerated() {
+            #expect(try fx.store.createRepo(org: fx.org, name: "ok\(index)", upstream: (url, nil)).upstream?.url == url)
+        }
         // Bad credentials are refused.
         expectStoreError(.invalidArgument) {
             _ = try fx.store.updateRepo(org: fx.org, name: "proj", upstream: .set(url: "https://example.com/c.git", auth: .replace(.token("", username: nil))))
