@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "Model", exclude: ["README.md"]),
         .target(
             name: "Store",
-            dependencies: ["Model", "CGit2", "CSQLite", "COpenSSL", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Infra", "Model", "CGit2", "CSQLite", "COpenSSL", .product(name: "Logging", package: "swift-log")],
             exclude: ["README.md"]
         ),
         .target(name: "MesaAPI", dependencies: ["Infra", "Model", "CCurl", "COpenSSL", .product(name: "Logging", package: "swift-log")],

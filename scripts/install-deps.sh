@@ -3,8 +3,10 @@
 # Skips apt entirely when everything is already there.
 set -euo pipefail
 # debootstrap, binutils (readelf, strip) and curl: packaging and the install tests.
+# nginx-light + fcgiwrap (+ git's http-backend, openssl for the htpasswd hash): the git
+# smart-HTTP server the upstream sync tests run on loopback; hyperfine: bench/import.sh.
 packages=(libfuse3-dev fuse3 libgit2-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev pkg-config git ca-certificates rsync
-          debootstrap binutils curl)
+          debootstrap binutils curl nginx-light fcgiwrap openssl hyperfine)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

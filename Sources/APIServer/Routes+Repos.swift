@@ -20,7 +20,7 @@ extension APIServer {
                 let body = try call.decode(RESTCreateRepo.self)
                 let name = body.name ?? "repo-" + UUID().uuidString.prefix(8).lowercased()
                 return RESTRepo(try backend.createRepo(org: call.param("org"), name: name, defaultBookmark: body.defaultBookmark,
-                                                       tags: body.tags ?? [:]))
+                                                       tags: body.tags ?? [:], upstream: try body.upstream?.settings()))
             }
         }
         // Sets or removes one tag on many repos. `updated` counts repos whose tags
@@ -53,13 +53,37 @@ extension APIServer {
             await handle(req, ctx) { backend, call in
                 let body = try call.decode(RESTUpdateRepo.self)
                 return RESTRepo(try backend.updateRepo(org: call.param("org"), name: call.param("repo"), newName: body.name,
-                                                       defaultBookmark: body.defaultBookmark, tags: body.tags ?? [:]))
+                                                       defaultBookmark: body.defaultBookmark, tags: body.tags ?? [:],
+                                                       upstream: try body.upstreamUpdate()))
             }
         }
         v1.delete(":org/:repo") { req, ctx in
             await handle(req, ctx) { backend, call in
                 try backend.deleteRepo(org: call.param("org"), name: call.param("repo"))
                 return RESTSuccess()
+            }
+        }
+        }
+
+    /// Upstream syncs: creating one needs write scope (the route's key must reach the repo),
+    /// reading needs read; they run on the store's sync worker.
+    func addSyncRoutes(_ v1: RouterGroup<BasicRequestContext>) {
+        v1.post(":org/:repo/upstream/syncs") { req, ctx in
+            await handle(req, ctx, status: .created) { backend, call in
+                let (direction, globs) = try call.decode(RESTCreateSync.self).parsed()
+                return RESTSync(try backend.createSync(org: call.param("org"), repo: call.param("repo"), direction: direction,
+                                                       refGlobs: globs))
+            }
+        }
+        v1.get(":org/:repo/upstream/syncs") { req, ctx in
+            await handle(req, ctx) { backend, call in
+                RESTSyncPage(try backend.listSyncs(org: call.param("org"), repo: call.param("repo"), cursor: call.query["cursor"],
+                                                   limit: try call.limit()))
+            }
+        }
+        v1.get(":org/:repo/upstream/syncs/:sync") { req, ctx in
+            await handle(req, ctx) { backend, call in
+                RESTSync(try backend.sync(org: call.param("org"), repo: call.param("repo"), id: call.param("sync")))
             }
         }
     }

@@ -30,16 +30,7 @@ extension APIServer {
         addContentRoutes(v1)
         addKeyRoutes(v1)
         addWebhookRoutes(v1)
-
-        // Not supported by mesa-server: upstream syncs (no upstream mirroring). Every
-        // method answers 501 in the envelope.
-        for path in [":org/:repo/upstream/syncs", ":org/:repo/upstream/syncs/:sync"] {
-            for method in [HTTPRequest.Method.get, .post, .patch, .delete] {
-                v1.on(RouterPath(path), method: method) { req, ctx in
-                    await handle(req, ctx) { _, _ in throw Self.notImplemented("\(method.rawValue) /v1/\(path)") }
-                }
-            }
-        }
+        addSyncRoutes(v1)
         return router
     }
 

@@ -1,4 +1,5 @@
 #include "cgit2.h"
+#include <stdio.h>
 
 int cgit2_enable_fsync(int enabled) {
     return git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, enabled);
@@ -151,4 +152,72 @@ void cgit2_loose_close(cgit2_loose_reader *r) {
     inflateEnd(&r->zs);
     close(r->fd);
     free(r);
+}
+
+static int cgit2_credentials(git_credential **out, const char *url, const char *username_from_url,
+                             unsigned int allowed_types, void *payload) {
+    (void)url;
+    cgit2_auth *auth = payload;
+    if (!auth) return GIT_PASSTHROUGH;
+    auth->attempts++;
+    if (auth->attempts > 1) {
+        git_error_set_str(GIT_ERROR_NET, "the upstream refused the stored credential");
+        return GIT_EAUTH;
+    }
+    if (auth->username && auth->password && (allowed_types & GIT_CREDENTIAL_USERPASS_PLAINTEXT))
+        return git_credential_userpass_plaintext_new(out, auth->username, auth->password);
+    if (allowed_types & GIT_CREDENTIAL_SSH_KEY)
+        return git_credential_ssh_key_from_agent(out, username_from_url ? username_from_url
+                                                      : (auth->username ? auth->username : "git"));
+    if (allowed_types & GIT_CREDENTIAL_USERNAME)
+        return git_credential_username_new(out, username_from_url ? username_from_url : "git");
+    git_error_set_str(GIT_ERROR_NET, auth->username ? "the upstream does not accept this kind of credential"
+                                                    : "the upstream needs a credential and none is stored");
+    return GIT_EAUTH;
+}
+
+static int cgit2_transfer_progress(const git_indexer_progress *stats, void *payload) {
+    cgit2_auth *auth = payload;
+    if (!auth) return 0;
+    auth->received_objects = stats->received_objects;
+    return 0;
+}
+
+static int cgit2_push_update(const char *refname, const char *status, void *payload) {
+    cgit2_auth *auth = payload;
+    if (status && auth && !auth->rejected[0])
+        snprintf(auth->rejected, sizeof auth->rejected, "%s: %s", refname, status);
+    return 0;
+}
+
+static void cgit2_callbacks(git_remote_callbacks *callbacks, cgit2_auth *auth) {
+    callbacks->credentials = cgit2_credentials;
+    callbacks->transfer_progress = cgit2_transfer_progress;
+    callbacks->push_update_reference = cgit2_push_update;
+    callbacks->payload = auth;
+}
+
+int cgit2_remote_connect(git_remote *remote, git_direction direction, cgit2_auth *auth) {
+    git_remote_callbacks callbacks = GIT_REMOTE_CALLBACKS_INIT;
+    cgit2_callbacks(&callbacks, auth);
+    git_proxy_options proxy = GIT_PROXY_OPTIONS_INIT;
+    proxy.type = GIT_PROXY_AUTO;
+    return git_remote_connect(remote, direction, &callbacks, &proxy, NULL);
+}
+
+int cgit2_remote_download(git_remote *remote, const char **refspecs, size_t count, cgit2_auth *auth) {
+    git_fetch_options options = GIT_FETCH_OPTIONS_INIT;
+    cgit2_callbacks(&options.callbacks, auth);
+    options.proxy_opts.type = GIT_PROXY_AUTO;
+    options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+    git_strarray specs = { (char **)refspecs, count };
+    return git_remote_download(remote, &specs, &options);
+}
+
+int cgit2_remote_push(git_remote *remote, const char **refspecs, size_t count, cgit2_auth *auth) {
+    git_push_options options = GIT_PUSH_OPTIONS_INIT;
+    cgit2_callbacks(&options.callbacks, auth);
+    options.proxy_opts.type = GIT_PROXY_AUTO;
+    git_strarray specs = { (char **)refspecs, count };
+    return git_remote_push(remote, &specs, &options);
 }

@@ -78,4 +78,14 @@ public protocol Backend: Sendable {
                        allowConflicted: Bool) throws -> MergeResult
 
     func diff(org: String, repo: String, base: ChangeID, head: ChangeID) throws -> Diff
+
+    /// Creates a repo that remembers a git upstream (and its credential) to sync with.
+    func createRepo(org: String, name: String, defaultBookmark: String?, upstream: UpstreamSettings?) throws -> Repo
+    /// Sets (`.set`) or removes the upstream of a repo. Needs write scope.
+    func updateUpstream(org: String, repo: String, _ update: UpstreamUpdate) throws -> Repo
+    /// Queues a pull or push with the repo's upstream (write scope); it runs asynchronously.
+    func createSync(org: String, repo: String, direction: SyncDirection, refGlobs: SyncRefGlobs) throws -> Sync
+    /// Syncs of a repo, newest first (read scope).
+    func listSyncs(org: String, repo: String, cursor: String?, limit: Int?) throws -> Page<Sync>
+    func sync(org: String, repo: String, id: String) throws -> Sync
 }

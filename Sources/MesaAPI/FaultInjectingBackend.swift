@@ -47,6 +47,21 @@ public final class FaultInjectingBackend: Backend {
         try check("listRepos"); return try base.listRepos(org: org, cursor: cursor, limit: limit)
     }
     public func repo(org: String, name: String) throws -> Repo { try check("repo"); return try base.repo(org: org, name: name) }
+    public func createRepo(org: String, name: String, defaultBookmark: String?, upstream: UpstreamSettings?) throws -> Repo {
+        try check("createRepo"); return try base.createRepo(org: org, name: name, defaultBookmark: defaultBookmark, upstream: upstream)
+    }
+    public func updateUpstream(org: String, repo: String, _ update: UpstreamUpdate) throws -> Repo {
+        try check("updateUpstream"); return try base.updateUpstream(org: org, repo: repo, update)
+    }
+    public func createSync(org: String, repo: String, direction: SyncDirection, refGlobs: SyncRefGlobs) throws -> Sync {
+        try check("createSync"); return try base.createSync(org: org, repo: repo, direction: direction, refGlobs: refGlobs)
+    }
+    public func listSyncs(org: String, repo: String, cursor: String?, limit: Int?) throws -> Page<Sync> {
+        try check("listSyncs"); return try base.listSyncs(org: org, repo: repo, cursor: cursor, limit: limit)
+    }
+    public func sync(org: String, repo: String, id: String) throws -> Sync {
+        try check("sync"); return try base.sync(org: org, repo: repo, id: id)
+    }
     public func createRepo(org: String, name: String, defaultBookmark: String?) throws -> Repo {
         try check("createRepo"); return try base.createRepo(org: org, name: name, defaultBookmark: defaultBookmark)
     }

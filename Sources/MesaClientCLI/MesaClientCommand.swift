@@ -26,7 +26,7 @@ struct MesaClientCommand: AsyncParsableCommand {
         subcommands: [Whoami_.self, ListOrgs_.self, ListRepos_.self, GetRepo_.self, CreateRepo_.self, DeleteRepo_.self,
                       CreateEphemeralKey_.self, ListKeys_.self, RevokeKey_.self, Mount_.self, Unmount_.self, ListMounts_.self,
                       Status_.self, Checkpoint_.self, ListChanges_.self, Diff_.self, ListBookmarks_.self, CreateBookmark_.self,
-                      MoveBookmark_.self, MergeBookmark_.self, Watch_.self, Hook_.self, Shutdown_.self, Call.self])
+                      MoveBookmark_.self, MergeBookmark_.self, SetUpstream_.self, Sync_.self, Watch_.self, Hook_.self, Shutdown_.self, Call.self])
 }
 
 struct Whoami_: AsyncParsableCommand {
@@ -78,9 +78,11 @@ struct CreateRepo_: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
     @Option(help: "Organization.") var org: String?
     @Option(name: .customLong("default-bookmark"), help: "Default bookmark (main).") var defaultBookmark: String?
+    @OptionGroup var upstream: UpstreamOptions
     @Argument(help: "Repository name.") var name: String
     func run() async throws {
-        try await options.run(CreateRepo.self, .init(org: org, name: name, defaultBookmark: defaultBookmark)) {
+        try await options.run(CreateRepo.self, .init(org: org, name: name, defaultBookmark: defaultBookmark,
+                                                     upstream: try upstream.params())) {
             "created \($0.repo.org)/\($0.repo.name) (\($0.repo.id))"
         }
     }

@@ -73,6 +73,8 @@ public enum CredentialResolver {
         do { store = try Store(directory: config.paths.storeDirectory) } catch let error as MesaError {
             throw ConfigError("cannot open the embedded store at \(config.paths.storeDirectory): \(error.message)")
         }
+        // Upstream syncs of the embedded store run in the daemon, in the background.
+        try store.startSyncWorker()
         let secrets = SecretsFile(path: config.paths.secretsFile)
         var orgs = config.organizations
         if orgs.isEmpty {

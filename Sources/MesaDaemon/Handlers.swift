@@ -33,10 +33,45 @@ extension Daemon {
 
         dispatcher.register(CreateRepo.self) { params, _ in
             let (org, backend) = try self.orgs.backend(for: params.org)
+            let upstream = try params.upstream?.settings()
             let repo = try await blocking {
-                try backend.createRepo(org: org, name: params.name, defaultBookmark: params.defaultBookmark)
+                upstream == nil ? try backend.createRepo(org: org, name: params.name, defaultBookmark: params.defaultBookmark)
+                    : try backend.createRepo(org: org, name: params.name, defaultBookmark: params.defaultBookmark, upstream: upstream)
             }
             return CreateRepo.Result(repo: repo)
+        }
+
+        dispatcher.register(SetUpstream.self) { params, _ in
+            let (org, backend) = try self.orgs.backend(for: params.org)
+            let update: UpstreamUpdate
+            if let upstream = params.upstream {
+                let settings = try upstream.settings()
+                let auth: UpstreamAuthChange = settings.auth.map { .replace($0) } ?? (params.clearAuth == true ? .clear : .keep)
+                update = .set(url: settings.url, auth: auth)
+            } else {
+                update = .remove
+            }
+            return SetUpstream.Result(repo: try await blocking { try backend.updateUpstream(org: org, repo: params.repo, update) })
+        }
+
+        dispatcher.register(CreateSync.self) { params, _ in
+            let (org, backend) = try self.orgs.backend(for: params.org)
+            let sync = try await blocking {
+                try backend.createSync(org: org, repo: params.repo, direction: params.direction,
+                                       refGlobs: SyncRefGlobs(branches: params.branches, tags: params.tags))
+            }
+            return CreateSync.Result(sync: sync)
+        }
+
+        dispatcher.register(ListSyncs.self) { params, _ in
+            let (org, backend) = try self.orgs.backend(for: params.org)
+            let page = try await blocking { try backend.listSyncs(org: org, repo: params.repo, cursor: params.cursor, limit: params.limit) }
+            return ListSyncs.Result(.init(syncs: page.items), PageInfo(page))
+        }
+
+        dispatcher.register(GetSync.self) { params, _ in
+            let (org, backend) = try self.orgs.backend(for: params.org)
+            return GetSync.Result(sync: try await blocking { try backend.sync(org: org, repo: params.repo, id: params.id) })
         }
 
         dispatcher.register(DeleteRepo.self) { params, _ in

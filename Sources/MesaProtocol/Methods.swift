@@ -141,10 +141,13 @@ public enum CreateRepo: MesaMethod {
         public var org: String?
         public var name: String
         public var defaultBookmark: String?
-        public init(org: String? = nil, name: String, defaultBookmark: String? = nil) {
+        /// A git upstream to sync with (see `createSync`).
+        public var upstream: UpstreamParams?
+        public init(org: String? = nil, name: String, defaultBookmark: String? = nil, upstream: UpstreamParams? = nil) {
             self.org = org
             self.name = name
             self.defaultBookmark = defaultBookmark
+            self.upstream = upstream
         }
     }
     public typealias Result = GetRepo.Result

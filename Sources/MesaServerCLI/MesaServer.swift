@@ -90,6 +90,9 @@ struct Serve: AsyncParsableCommand {
         webhooks.start()
         defer { webhooks.stop() }
         let server = APIServer(store: store, logger: logger, limits: limits, webhooks: webhooks)
+        // Upstream syncs run in this process, in the background.
+        try store.startSyncWorker()
+        defer { store.stopSyncWorker() }
         try await server.application(host: host, port: port).runService()
     }
 }

@@ -63,8 +63,12 @@ public struct Repo: Equatable, Sendable {
     public let headChangeID: ChangeID
     public let createdAt: Date
     public let tags: [String: String]
+    /// The git upstream, nil when the repo has none.
+    public let upstream: Upstream?
 
-    public init(id: String, org: String, name: String, defaultBookmark: String, headChangeID: ChangeID, createdAt: Date, tags: [String: String]) {
+    public init(id: String, org: String, name: String, defaultBookmark: String, headChangeID: ChangeID, createdAt: Date,
+                tags: [String: String], upstream: Upstream? = nil) {
+        self.upstream = upstream
         self.id = id
         self.org = org
         self.name = name
@@ -78,7 +82,7 @@ public struct Repo: Equatable, Sendable {
 /// JSON-RPC's shape (`listRepos`, `getRepo`, `createRepo`): `headChangeId`, `createdAt` as
 /// a `WireTime` string.
 extension Repo: Codable {
-    private enum CodingKeys: String, CodingKey { case id, org, name, defaultBookmark, headChangeId, createdAt, tags }
+    private enum CodingKeys: String, CodingKey { case id, org, name, defaultBookmark, headChangeId, createdAt, tags, upstream }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -86,7 +90,8 @@ extension Repo: Codable {
                   name: try c.decode(String.self, forKey: .name),
                   defaultBookmark: try c.decode(String.self, forKey: .defaultBookmark),
                   headChangeID: try c.decode(ChangeID.self, forKey: .headChangeId), createdAt: try WireTime.decode(c, .createdAt),
-                  tags: try c.decode([String: String].self, forKey: .tags))
+                  tags: try c.decode([String: String].self, forKey: .tags),
+                  upstream: try c.decodeIfPresent(Upstream.self, forKey: .upstream))
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -98,6 +103,7 @@ extension Repo: Codable {
         try c.encode(headChangeID, forKey: .headChangeId)
         try c.encode(WireTime.string(createdAt), forKey: .createdAt)
         try c.encode(tags, forKey: .tags)
+        try c.encodeIfPresent(upstream, forKey: .upstream)
     }
 }
 

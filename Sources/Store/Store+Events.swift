@@ -8,6 +8,17 @@ extension Store {
         try recordEvent(db, orgID: repo.orgID, repoID: repo.id, repoName: repo.name, type: type, data: data)
     }
 
+    /// sync.queued|in_progress|completed|failed, one per status change of a sync.
+    func recordSyncEvent(_ db: SQLiteDatabase, _ sync: Sync) throws {
+        let type: WebhookEventType = switch sync.status {
+        case .queued: .syncQueued
+        case .inProgress: .syncInProgress
+        case .completed: .syncCompleted
+        case .failed: .syncFailed
+        }
+        try recordRepoEvent(db, try repoRow(id: sync.repoID, db), type, WebhookPayload.SyncData(sync: .init(sync)))
+    }
+
     /// repo.updated, only when the name, default bookmark or tags actually changed.
     func recordRepoUpdated(_ db: SQLiteDatabase, before: Repo, after: Repo) throws {
         let old = WebhookPayload.RepoSnapshot(before), new = WebhookPayload.RepoSnapshot(after)

@@ -10,8 +10,10 @@ struct RepoRow {
     let defaultBookmark: String
     let tags: [String: String]
     let createdAt: Date
+    let upstreamURL: String?
+    let upstreamAuthKind: UpstreamAuthKind?
 
-    static let columns = "r.id, r.org_id, o.slug, r.name, r.default_bookmark, r.tags, r.created_at"
+    static let columns = "r.id, r.org_id, o.slug, r.name, r.default_bookmark, r.tags, r.created_at, r.upstream_url, r.upstream_auth_kind"
 
     init(_ row: Row) {
         id = row.string(0)
@@ -21,6 +23,8 @@ struct RepoRow {
         defaultBookmark = row.string(4)
         tags = JSONColumn.decode([String: String].self, row.string(5)) ?? [:]
         createdAt = Date(timeIntervalSince1970: row.double(6))
+        upstreamURL = row.optionalString(7)
+        upstreamAuthKind = row.optionalString(8).flatMap(UpstreamAuthKind.init(rawValue:))
     }
 }
 
@@ -83,16 +87,19 @@ extension Store {
     // MARK: Repos
 
     /// Creates a repository whose default bookmark points at the virtual root.
+    /// With `upstream`, the repo remembers a git upstream (and its credential) to sync with.
     public func createRepo(org slug: String, name: String, defaultBookmark: String = "main",
-                           tags: [String: String] = [:]) throws -> Repo {
+                           tags: [String: String] = [:], upstream: (url: String, auth: UpstreamAuth?)? = nil) throws -> Repo {
         try Validation.repoName(name)
+        if let upstream { try Self.validateUpstream(upstream.url, upstream.auth) }
         try Validation.bookmarkName(defaultBookmark)
         let tags = Self.lowercasedKeys(tags)
         try Self.validateTags(tags)
         let id = OpaqueID.make("repo")
         let created = Self.now()
         let repo = Repo(id: id, org: slug, name: name, defaultBookmark: defaultBookmark, headChangeID: .root,
-                        createdAt: created, tags: tags)
+                        createdAt: created, tags: tags,
+                        upstream: upstream.map { Upstream(url: $0.url, authKind: $0.auth?.kind, latestSync: nil) })
         let path = repositories.path(for: id)
         let repository = try GitRepository.createBare(at: path)
         try repository.setHead("refs/heads/" + defaultBookmark)
@@ -111,6 +118,9 @@ extension Store {
                                   .text(JSONColumn.encode(tags)), .double(created.timeIntervalSince1970)])
                     try db.query("INSERT INTO bookmarks(repo_id, name, change_id) VALUES (?, ?, ?)",
                                  [.text(id), .text(defaultBookmark), .text(ChangeID.root.rawValue)])
+                    if let upstream {
+                        try storeUpstream(repoID: id, url: upstream.url, auth: upstream.auth.map { .replace($0) } ?? .clear, db)
+                    }
                     try recordEvent(db, orgID: orgRow.string(0), repoID: id, repoName: name, type: .repoCreated,
                                     data: WebhookPayload.RepoData(repo: .init(repo)))
                 }
@@ -174,9 +184,15 @@ extension Store {
     }
 
     /// Renames, changes the default bookmark and patches tags (a nil value removes a tag).
+    /// `upstream`: nil leaves it alone, `.remove` forgets it (and its credential).
     public func updateRepo(org slug: String, name: String, newName: String? = nil, defaultBookmark: String? = nil,
-                           tags: [String: String?] = [:]) throws -> Repo {
+                           tags: [String: String?] = [:], upstream: UpstreamUpdate? = nil) throws -> Repo {
         if let newName { try Validation.repoName(newName) }
+        if case .set(let url, let auth) = upstream {
+            var given: UpstreamAuth?
+            if case .replace(let replacement) = auth { given = replacement }
+            try Self.validateUpstream(url, given)
+        }
         try Self.validateTags(tags.compactMapValues { $0 })
         return try withDatabase { db in
             try db.transaction {
@@ -199,6 +215,11 @@ extension Store {
                               .text(JSONColumn.encode(merged)), .text(row.id)])
                 if let defaultBookmark {
                     try repositories.with(row.id) { try $0.setHead("refs/heads/" + defaultBookmark) }
+                }
+                switch upstream {
+                case .set(let url, let auth): try storeUpstream(repoID: row.id, url: url, auth: auth, db)
+                case .remove: try storeUpstream(repoID: row.id, url: nil, auth: .clear, db)
+                case nil: break
                 }
                 let updated = try publicRepo(try repoRow(id: row.id, db), db)
                 try recordRepoUpdated(db, before: try publicRepo(row, db), after: updated)
@@ -280,8 +301,11 @@ extension Store {
     func publicRepo(_ row: RepoRow, _ db: SQLiteDatabase) throws -> Repo {
         let head = try db.queryOne("SELECT change_id FROM bookmarks WHERE repo_id = ? AND name = ?",
                                    [.text(row.id), .text(row.defaultBookmark)]).map { ChangeID(unchecked: $0.string(0)) }
+        let upstream = try row.upstreamURL.map { url in
+            Upstream(url: url, authKind: row.upstreamAuthKind, latestSync: try latestSync(repoID: row.id, db))
+        }
         return Repo(id: row.id, org: row.orgSlug, name: row.name, defaultBookmark: row.defaultBookmark,
-                    headChangeID: head ?? .root, createdAt: row.createdAt, tags: row.tags)
+                    headChangeID: head ?? .root, createdAt: row.createdAt, tags: row.tags, upstream: upstream)
     }
 
     static func dropFirst(_ row: Row) -> Row {

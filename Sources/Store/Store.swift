@@ -24,6 +24,8 @@ public final class Store: Sendable {
     /// Repo rows by "org/name" (lower-cased); cleared by every repo update or delete.
     let repoCache = Mutex<[String: RepoRow]>([:])
     let logger = Logger(label: "mesa.store")
+    /// The sync status observer and worker (`SyncWorker.swift`).
+    let syncState = Mutex(SyncState())
     private let lockDescriptor: Int32
 
     /// `$XDG_DATA_HOME/mesa/store`, else `~/.local/share/mesa/store`.
@@ -66,7 +68,10 @@ public final class Store: Sendable {
         try recover()
     }
 
-    deinit { close(lockDescriptor) }
+    deinit {
+        syncState.withLock { $0.worker }?.stop()
+        close(lockDescriptor)
+    }
 
     /// The store holds key digests and every repository: only its owner may read it,
     /// whatever mode the directory had before (`init --data` on an existing 0755 folder).
@@ -121,11 +126,45 @@ public final class Store: Sendable {
 }
 
 enum Schema {
-    static let version = 1
+    static let version = 2
 
     static func migrate(_ connection: SQLiteDatabase) throws {
         let current = try connection.queryOne("PRAGMA user_version")?.int(0) ?? 0
         if current >= version { return }
+        if current < 1 { try createVersion1(connection) }
+        if current < 2 { try addUpstreams(connection) }
+    }
+
+    /// Version 2: a git upstream per repo (its secret in a column of its own, never read
+    /// into the repo cache) and the syncs with it.
+    private static func addUpstreams(_ connection: SQLiteDatabase) throws {
+        try connection.transaction {
+            try connection.execute("""
+            ALTER TABLE repos ADD COLUMN upstream_url TEXT;
+            ALTER TABLE repos ADD COLUMN upstream_auth_kind TEXT;
+            ALTER TABLE repos ADD COLUMN upstream_secret TEXT;
+            CREATE TABLE syncs(
+                seq INTEGER PRIMARY KEY,
+                id TEXT NOT NULL UNIQUE,
+                repo_id TEXT NOT NULL REFERENCES repos(id) ON DELETE CASCADE,
+                direction TEXT NOT NULL,
+                status TEXT NOT NULL,
+                attempt INTEGER NOT NULL DEFAULT 0,
+                ref_globs TEXT NOT NULL,
+                refs TEXT,
+                error TEXT,
+                created_at REAL NOT NULL,
+                started_at REAL,
+                finished_at REAL,
+                not_before REAL NOT NULL DEFAULT 0);
+            CREATE INDEX syncs_by_repo ON syncs(repo_id, seq);
+            CREATE INDEX syncs_by_status ON syncs(status, seq);
+            PRAGMA user_version = 2;
+            """)
+        }
+    }
+
+    private static func createVersion1(_ connection: SQLiteDatabase) throws {
         try connection.transaction {
             try connection.execute("""
             CREATE TABLE orgs(

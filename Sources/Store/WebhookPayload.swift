@@ -174,3 +174,51 @@ enum WebhookPayload {
         let reconciliation: Reconciliation
     }
 }
+
+extension WebhookPayload {
+    /// sync.queued, sync.in_progress, sync.completed, sync.failed: the sync as the REST
+    /// API shows it (globs left out read `*`; absent values are null, not missing).
+    struct SyncData: Encodable {
+        let sync: SyncInfo
+    }
+
+    struct SyncInfo: Encodable {
+        let sync: Sync
+
+        init(_ sync: Sync) { self.sync = sync }
+
+        enum CodingKeys: String, CodingKey {
+            case id, direction, status, attempt, stats, error
+            case repoID = "repo_id", refGlobs = "ref_globs", createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
+        }
+
+        struct Globs: Encodable { let branches, tags: String }
+        struct Stats: Encodable { let refs: [Ref] }
+        struct Ref: Encodable {
+            let stat: SyncRefStat
+            enum CodingKeys: String, CodingKey { case name, before, after, outcome }
+            func encode(to encoder: any Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(stat.name, forKey: .name)
+                try c.encode(stat.before, forKey: .before)
+                try c.encode(stat.after, forKey: .after)
+                try c.encode(stat.outcome.rawValue, forKey: .outcome)
+            }
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(sync.id, forKey: .id)
+            try c.encode(sync.repoID, forKey: .repoID)
+            try c.encode(sync.direction.rawValue, forKey: .direction)
+            try c.encode(sync.status.rawValue, forKey: .status)
+            try c.encode(sync.attempt, forKey: .attempt)
+            try c.encode(Globs(branches: sync.refGlobs.branches ?? "*", tags: sync.refGlobs.tags ?? "*"), forKey: .refGlobs)
+            try c.encode(sync.refs.map { Stats(refs: $0.map(Ref.init(stat:))) }, forKey: .stats)
+            try c.encode(sync.error, forKey: .error)
+            try c.encode(sync.createdAt, forKey: .createdAt)
+            try c.encode(sync.startedAt, forKey: .startedAt)
+            try c.encode(sync.finishedAt, forKey: .finishedAt)
+        }
+    }
+}

@@ -68,15 +68,48 @@ public struct LocalBackend: Backend {
     }
 
     public func createRepo(org: String, name: String, defaultBookmark: String?, tags: [String: String]) throws -> Repo {
-        try store.authorize(try caller(), .createRepo, org: org)
-        return try store.createRepo(org: org, name: name, defaultBookmark: defaultBookmark ?? "main", tags: tags)
+        try createRepo(org: org, name: name, defaultBookmark: defaultBookmark, tags: tags, upstream: nil)
     }
 
-    /// Renames, changes the default bookmark, patches tags (nil removes one).
+    public func createRepo(org: String, name: String, defaultBookmark: String?, upstream: UpstreamSettings?) throws -> Repo {
+        try createRepo(org: org, name: name, defaultBookmark: defaultBookmark, tags: [:], upstream: upstream)
+    }
+
+    public func createRepo(org: String, name: String, defaultBookmark: String?, tags: [String: String],
+                           upstream: UpstreamSettings?) throws -> Repo {
+        try store.authorize(try caller(), .createRepo, org: org)
+        return try store.createRepo(org: org, name: name, defaultBookmark: defaultBookmark ?? "main", tags: tags,
+                                    upstream: upstream.map { ($0.url, $0.auth) })
+    }
+
+    /// Renames, changes the default bookmark, patches tags (nil removes one), sets or
+    /// removes the upstream (nil leaves it).
     public func updateRepo(org: String, name: String, newName: String?, defaultBookmark: String?,
-                           tags: [String: String?]) throws -> Repo {
+                           tags: [String: String?], upstream: UpstreamUpdate? = nil) throws -> Repo {
         _ = try authorizedRepo(org, name, .write)
-        return try store.updateRepo(org: org, name: name, newName: newName, defaultBookmark: defaultBookmark, tags: tags)
+        return try store.updateRepo(org: org, name: name, newName: newName, defaultBookmark: defaultBookmark, tags: tags,
+                                    upstream: upstream)
+    }
+
+    public func updateUpstream(org: String, repo: String, _ update: UpstreamUpdate) throws -> Repo {
+        try updateRepo(org: org, name: repo, newName: nil, defaultBookmark: nil, tags: [:], upstream: update)
+    }
+
+    // MARK: Syncs
+
+    public func createSync(org: String, repo: String, direction: SyncDirection, refGlobs: SyncRefGlobs) throws -> Sync {
+        _ = try authorizedRepo(org, repo, .write)
+        return try store.createSync(org: org, repo: repo, direction: direction, refGlobs: refGlobs)
+    }
+
+    public func listSyncs(org: String, repo: String, cursor: String?, limit: Int?) throws -> Page<Sync> {
+        _ = try authorizedRepo(org, repo, .read)
+        return try store.listSyncs(org: org, repo: repo, cursor: cursor, limit: limit)
+    }
+
+    public func sync(org: String, repo: String, id: String) throws -> Sync {
+        _ = try authorizedRepo(org, repo, .read)
+        return try store.sync(org: org, repo: repo, id: id)
     }
 
     /// Sets (`value` non-nil) or removes one tag on many repos; returns how many changed.

@@ -269,19 +269,6 @@ import Testing
             #expect(try await send(client, .post, "/v1/acme/ws/changes", key: f.admin, json: small).status == 201)
         }
     }
-
-    /// (Webhook targets are implemented: WebhookTests.)
-    @Test func upstreamSyncsAnswer501() async throws {
-        let f = try Fixture()
-        try f.seed("ws", files: ["a": "1"])
-        try await f.run { client in
-            for (method, uri) in [(HTTPRequest.Method.get, "/v1/acme/ws/upstream/syncs"), (.post, "/v1/acme/ws/upstream/syncs"),
-                                  (.get, "/v1/acme/ws/upstream/syncs/sync_1")] {
-                let reply = try await send(client, method, uri, key: f.admin, json: method == .get ? nil : "{}")
-                #expect(reply.status == 501 && reply.code == "NOT_IMPLEMENTED", "\(method) \(uri): \(reply.text)")
-            }
-        }
-    }
 }
 
 @Suite struct RaceAndValidationTests {

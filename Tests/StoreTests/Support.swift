@@ -143,6 +143,10 @@ final class Fixture: @unchecked Sendable {
         try run(arguments)
     }
 
+    func gitStatus(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try run(arguments)
+    }
+
     private func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         var environment = ProcessInfo.processInfo.environment
         // No user or system configuration: the same git behaviour on every machine.

@@ -5,6 +5,9 @@ extra field lands in `additional_properties`), and carry the values the call imp
 """
 
 import base64
+import os
+import subprocess
+import time
 
 import attrs
 import pytest
@@ -14,8 +17,8 @@ from mesa_rest.api.bookmark import (create_bookmark, delete_bookmark, get_bookma
 from mesa_rest.api.change import create_change, get_change, get_diff, list_changes, update_change
 from mesa_rest.api.content import get_content
 from mesa_rest.api.org import create_api_key, get_org, list_api_keys, revoke_api_key, update_api_key, whoami
-from mesa_rest.api.repo import (bulk_update_repo_tags, create_repo, delete_repo, get_repo, list_repo_upstream_syncs,
-                                list_repos, sync_upstream, update_repo)
+from mesa_rest.api.repo import (bulk_update_repo_tags, create_repo, delete_repo, get_repo, get_repo_upstream_sync,
+                                list_repo_upstream_syncs, list_repos, sync_upstream, update_repo)
 from mesa_rest.api.webhook_target import (create_webhook_target, delete_webhook_target, get_webhook_target,
                                           list_webhook_targets, update_webhook_target)
 from mesa_rest.client import AuthenticatedClient
@@ -208,14 +211,64 @@ def test_webhook_targets_parse(mesa_server, client):
         assert "admin" in denied.error.message
 
 
-def test_upstream_syncs_answer_501_in_the_envelope(mesa_server, client):
+
+def make_upstream(root):
+    """A bare git repository with two commits on main and a tag, made with the git CLI."""
+    env = {**os.environ, "HOME": str(root), "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "Ada",
+           "GIT_AUTHOR_EMAIL": "ada@example.com", "GIT_COMMITTER_NAME": "Ada", "GIT_COMMITTER_EMAIL": "ada@example.com"}
+    bare, work = root / "up.git", root / "up-work"
+    def git(*args, cwd=None):
+        return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True,
+                              timeout=60).stdout.strip()
+    git("init", "-q", "--bare", "-b", "main", str(bare))
+    git("init", "-q", "-b", "main", str(work))
+    for index in range(2):
+        (work / f"file{index}.txt").write_text(f"{index}\n")
+        git("add", "-A", cwd=work)
+        git("commit", "-q", "-m", f"commit {index}", cwd=work)
+    git("tag", "v1", cwd=work)
+    git("push", "-q", str(bare), "main", "v1", cwd=work)
+    return bare, git("rev-parse", "HEAD", cwd=work)
+
+
+def test_upstream_syncs_parse_and_run(mesa_server, client, tmp_root):
     org = mesa_server.org
-    check(create_repo.sync_detailed(org, client=client, body=CreateRepoBody.from_dict({"name": "r"})), 201,
-          "CreateRepoResponse201")
-    for call in (lambda: sync_upstream.sync_detailed(org, "r", client=client,
-                                                     body=SyncUpstreamBody.from_dict({"direction": "pull"})),
-                 lambda: list_repo_upstream_syncs.sync_detailed(org, "r", client=client)):
-        with pytest.raises(errors.UnexpectedStatus) as raised:
-            call()
-        assert raised.value.status_code == 501
-        assert b'"NOT_IMPLEMENTED"' in raised.value.content
+    bare, head = make_upstream(tmp_root)
+    repo = check(create_repo.sync_detailed(org, client=client, body=CreateRepoBody.from_dict(
+        {"name": "mirror", "upstream": {"url": f"file://{bare}", "auth": {"kind": "token", "token": "tok-secret"}}})),
+        201, "CreateRepoResponse201")
+    assert repo.upstream.url == f"file://{bare}" and repo.upstream.auth_kind == "token"
+    assert repo.upstream.latest_sync is None
+
+    queued = check(sync_upstream.sync_detailed(org, "mirror", client=client, body=SyncUpstreamBody.from_dict(
+        {"direction": "pull", "ref_globs": {"branches": "*", "tags": "v*"}})), 201, "SyncUpstreamResponse201")
+    assert queued.status.value in ("queued", "in_progress", "completed") and queued.direction.value == "pull"
+    deadline = time.monotonic() + 60
+    while True:
+        done = check(get_repo_upstream_sync.sync_detailed(org, "mirror", queued.id, client=client), 200,
+                     "GetRepoUpstreamSyncResponse200")
+        if done.status.value in ("completed", "failed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert done.status.value == "completed", done.error
+    assert done.attempt == 1 and done.error is None and done.finished_at is not None
+    refs = {ref.name: ref for ref in done.stats.refs}
+    assert refs["refs/heads/main"].after == head and refs["refs/heads/main"].outcome.value == "updated"
+    assert refs["refs/tags/v1"].outcome.value == "updated"
+
+    listed = check(list_repo_upstream_syncs.sync_detailed(org, "mirror", client=client, limit=10), 200,
+                   "ListRepoUpstreamSyncsResponse200")
+    assert [s.id for s in listed.syncs] == [queued.id] and listed.has_more is False
+    got = check(get_repo.sync_detailed(org, "mirror", client=client), 200, "GetRepoResponse200")
+    assert got.upstream.latest_sync.id == queued.id
+    updated = check(update_repo.sync_detailed(org, "mirror", client=client, body=UpdateRepoBody.from_dict(
+        {"upstream": {"url": f"file://{bare}", "auth": None}})), 200, "UpdateRepoResponse200")
+    assert updated.upstream.auth_kind is None
+    removed = check(update_repo.sync_detailed(org, "mirror", client=client, body=UpdateRepoBody.from_dict(
+        {"upstream": None})), 200, "UpdateRepoResponse200")
+    assert removed.upstream is None
+    # Without an upstream a sync is refused with a clear 400.
+    refused = check(sync_upstream.sync_detailed(org, "mirror", client=client, body=SyncUpstreamBody.from_dict(
+        {"direction": "push"})), 400, "SyncUpstreamResponse400")
+    assert "upstream" in refused.error.message
+

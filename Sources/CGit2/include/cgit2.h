@@ -32,3 +32,22 @@ cgit2_loose_reader *cgit2_loose_open(const char *path, unsigned long long *size,
    (including data longer or shorter than the header says). */
 long cgit2_loose_read(cgit2_loose_reader *reader, void *buffer, size_t length);
 void cgit2_loose_close(cgit2_loose_reader *reader);
+
+/* Remotes (fetch and push). libgit2 asks for credentials and reports per-ref push results
+   through C callbacks with a payload; these wrappers supply them. `auth` may be NULL (a
+   public upstream). A credential is offered once: when the server refuses it, libgit2 asks
+   again and the callback fails with GIT_EAUTH instead of looping. Over ssh without a
+   stored password the ssh agent is asked. */
+typedef struct cgit2_auth {
+    const char *username;   /* NULL: no stored credential */
+    const char *password;
+    int attempts;           /* set by the callbacks */
+    /* set by the push callback: the first ref the server refused and its reason */
+    char rejected[512];
+    unsigned int received_objects;  /* set by the transfer progress callback */
+} cgit2_auth;
+
+int cgit2_remote_connect(git_remote *remote, git_direction direction, cgit2_auth *auth);
+/* Downloads (and indexes) the objects `refspecs` need, updating no reference. */
+int cgit2_remote_download(git_remote *remote, const char **refspecs, size_t count, cgit2_auth *auth);
+int cgit2_remote_push(git_remote *remote, const char **refspecs, size_t count, cgit2_auth *auth);

@@ -98,6 +98,37 @@ public final class HTTPBackend: Backend {
         _ = try send("DELETE", [org, name])
     }
 
+    public func createRepo(org: String, name: String, defaultBookmark: String?, upstream: UpstreamSettings?) throws -> Repo {
+        let body = RESTCreateRepo(name: name, defaultBookmark: defaultBookmark,
+                                  upstream: upstream.map { RESTUpstreamInput(url: $0.url, auth: $0.auth) })
+        return try (json("POST", [org, "repos"], body: body) as RESTRepo).repo()
+    }
+
+    public func updateUpstream(org: String, repo: String, _ update: UpstreamUpdate) throws -> Repo {
+        let body: RESTUpdateRepo
+        switch update {
+        case .remove: body = RESTUpdateRepo(upstreamGiven: true)
+        case .set(let url, .keep): body = RESTUpdateRepo(upstream: RESTUpstreamInput(url: url, auth: nil, keepAuth: true))
+        case .set(let url, .clear): body = RESTUpdateRepo(upstream: RESTUpstreamInput(url: url, auth: nil))
+        case .set(let url, .replace(let auth)): body = RESTUpdateRepo(upstream: RESTUpstreamInput(url: url, auth: auth))
+        }
+        return try (json("PATCH", [org, repo], body: body) as RESTRepo).repo()
+    }
+
+    // MARK: Syncs
+
+    public func createSync(org: String, repo: String, direction: SyncDirection, refGlobs: SyncRefGlobs) throws -> Sync {
+        try (json("POST", [org, repo, "upstream", "syncs"], body: RESTCreateSync(direction: direction, refGlobs: refGlobs)) as RESTSync).sync()
+    }
+
+    public func listSyncs(org: String, repo: String, cursor: String?, limit: Int?) throws -> Page<Sync> {
+        try (json("GET", [org, repo, "upstream", "syncs"], query: Self.paging(cursor, limit)) as RESTSyncPage).page { try $0.sync() }
+    }
+
+    public func sync(org: String, repo: String, id: String) throws -> Sync {
+        try (json("GET", [org, repo, "upstream", "syncs", id]) as RESTSync).sync()
+    }
+
     // MARK: Keys
 
     public func createKey(org: String, _ request: KeyRequest) throws -> CreatedAPIKey {

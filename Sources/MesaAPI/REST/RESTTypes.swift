@@ -140,7 +140,6 @@ public struct RESTRepo: Codable, Sendable, Equatable {
     public var name: String
     public var defaultBookmark: String
     public var headChangeID: String
-    /// Always null: upstreams are not supported by mesa-server yet.
     public var upstream: RESTUpstream?
     public var createdAt: Date
     public var tags: [String: String]
@@ -159,12 +158,13 @@ public struct RESTRepo: Codable, Sendable, Equatable {
 
     public init(_ repo: Repo) {
         self.init(id: repo.id, org: repo.org, name: repo.name, defaultBookmark: repo.defaultBookmark,
-                  headChangeID: repo.headChangeID.description, createdAt: repo.createdAt, tags: repo.tags)
+                  headChangeID: repo.headChangeID.description, upstream: repo.upstream.map(RESTUpstream.init),
+                  createdAt: repo.createdAt, tags: repo.tags)
     }
 
     public func repo() throws(MesaError) -> Repo {
         Repo(id: id, org: org, name: name, defaultBookmark: defaultBookmark, headChangeID: try .sent(headChangeID),
-             createdAt: createdAt, tags: tags)
+             createdAt: createdAt, tags: tags, upstream: upstream?.upstream)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -185,41 +185,66 @@ public struct RESTRepo: Codable, Sendable, Equatable {
     }
 }
 
-/// Only decoded loosely; the server never reports one yet.
-public struct RESTUpstream: Codable, Sendable, Equatable {
-    public var url: String
-    public var authKind: String?
-    enum CodingKeys: String, CodingKey { case url, authKind = "auth_kind" }
-}
-
 /// `POST /{org}/repos`
 public struct RESTCreateRepo: Codable, Sendable, Equatable {
     public var name: String?
     public var defaultBookmark: String?
     public var tags: [String: String]?
+    public var upstream: RESTUpstreamInput?
 
-    public init(name: String? = nil, defaultBookmark: String? = nil, tags: [String: String]? = nil) {
+    public init(name: String? = nil, defaultBookmark: String? = nil, tags: [String: String]? = nil,
+                upstream: RESTUpstreamInput? = nil) {
         self.name = name
         self.defaultBookmark = defaultBookmark
         self.tags = tags
+        self.upstream = upstream
     }
 
-    enum CodingKeys: String, CodingKey { case name, tags, defaultBookmark = "default_bookmark" }
+    enum CodingKeys: String, CodingKey { case name, tags, upstream, defaultBookmark = "default_bookmark" }
 }
 
-/// `PATCH /{org}/{repo}`; a nil tag value removes the tag.
+/// `PATCH /{org}/{repo}`; a nil tag value removes the tag. `upstream`: absent leaves it,
+/// `null` removes it, an object sets it (see `RESTUpstreamInput` for its `auth`).
 public struct RESTUpdateRepo: Codable, Sendable, Equatable {
     public var name: String?
     public var defaultBookmark: String?
     public var tags: [String: String?]?
+    public var upstream: RESTUpstreamInput?
+    public var upstreamGiven: Bool
 
-    public init(name: String? = nil, defaultBookmark: String? = nil, tags: [String: String?]? = nil) {
+    public init(name: String? = nil, defaultBookmark: String? = nil, tags: [String: String?]? = nil,
+                upstream: RESTUpstreamInput? = nil, upstreamGiven: Bool = false) {
         self.name = name
         self.defaultBookmark = defaultBookmark
         self.tags = tags
+        self.upstream = upstream
+        self.upstreamGiven = upstreamGiven || upstream != nil
     }
 
-    enum CodingKeys: String, CodingKey { case name, tags, defaultBookmark = "default_bookmark" }
+    enum CodingKeys: String, CodingKey { case name, tags, upstream, defaultBookmark = "default_bookmark" }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decodeIfPresent(String.self, forKey: .name)
+        defaultBookmark = try c.decodeIfPresent(String.self, forKey: .defaultBookmark)
+        tags = try c.decodeIfPresent([String: String?].self, forKey: .tags)
+        upstreamGiven = c.contains(.upstream)
+        upstream = try c.decodeIfPresent(RESTUpstreamInput.self, forKey: .upstream)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(name, forKey: .name)
+        try c.encodeIfPresent(defaultBookmark, forKey: .defaultBookmark)
+        try c.encodeIfPresent(tags, forKey: .tags)
+        if upstreamGiven { try c.encode(upstream, forKey: .upstream) }
+    }
+
+    /// What the body asks of the upstream: nil leaves it alone.
+    public func upstreamUpdate() throws(MesaError) -> UpstreamUpdate? {
+        guard upstreamGiven else { return nil }
+        return try upstream?.update() ?? .remove
+    }
 }
 
 // MARK: Pagination envelopes
