@@ -19,7 +19,7 @@ struct MesaCommand: AsyncParsableCommand {
         commandName: "mesa",
         abstract: "Mesa: versioned repositories mounted as plain directories.", version: ClientVersion.current,
         subcommands: [MountCommand.self, UnmountCommand.self, Status.self, RepoCommand.self, NewCommand.self, EditCommand.self,
-                      ShowCommand.self, LogCommand.self, CheckpointCommand.self, HooksCommand.self, DumpDefaultMesaignore.self,
+                      ShowCommand.self, LogCommand.self, CheckpointCommand.self, StatsCommand.self, HooksCommand.self, DumpDefaultMesaignore.self,
                       Version.self])
 }
 
