@@ -183,13 +183,15 @@ extension Daemon {
         }
         dispatcher.register(OpenRepo.self) { params, _ in
             let mounts = try self.mountManager()
-            _ = try await blocking { try mounts.mountRepo(MountMethod.Params(org: params.org, repo: params.repo)) }
+            try await blocking { try mounts.openRepo(org: params.org, repo: params.repo) }
             return OK()
         }
         dispatcher.register(CloseRepo.self) { params, _ in
             let mounts = try self.mountManager()
-            let (org, _) = try self.orgs.backend(for: params.org)
-            _ = try await blocking { try mounts.unmount(MountSelector(mountId: "\(org)/\(params.repo)")) }
+            try await blocking {
+                defer { self.events.changed() }
+                try mounts.closeRepo(org: params.org, repo: params.repo)
+            }
             return OK()
         }
     }
