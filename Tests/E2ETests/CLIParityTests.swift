@@ -130,6 +130,8 @@ extension E2E {
             #expect(table.contains("pending uploads  1") && table.contains("cache hit rate") && table.contains("local/stats"), "\(table)")
             try await home.ok(["mesa", "checkpoint", "-m", "b"], in: repo)
             #expect(try await stats()["pendingUploads"] as? Int == 0)
+            #expect(try await home.call("stats")["pid"] as? Int == Int(daemon.pid))
+            #expect(try await home.ok(["mesa-client", "stats"]).contains("\"hitRate\""))
 
             // --pid / --pid-file name the daemon to ask; another one is refused.
             try await home.ok(["mesa", "stats", "--pid", "\(daemon.pid)"])
