@@ -19,7 +19,7 @@ struct MesaCommand: AsyncParsableCommand {
         commandName: "mesa",
         abstract: "Mesa: versioned repositories mounted as plain directories.", version: ClientVersion.current,
         subcommands: [MountCommand.self, UnmountCommand.self, Status.self, RepoCommand.self, NewCommand.self, EditCommand.self,
-                      ShowCommand.self, LogCommand.self, CheckpointCommand.self, HooksCommand.self, DumpDefaultMesaignore.self,
+                      ShowCommand.self, LogCommand.self, CheckpointCommand.self, StatsCommand.self, HooksCommand.self, DumpDefaultMesaignore.self,
                       Version.self])
 }
 
@@ -99,7 +99,13 @@ struct RepoCommand: AsyncParsableCommand {
                                                     subcommands: [List.self, RepoOpen.self, RepoClose.self])
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List repositories of each configured org.")
+        static let configuration = CommandConfiguration(
+            abstract: "List the repos each configured org shows in the mount tree.",
+            discussion: """
+                MOUNTED is ● for a repo the tree shows and ○ for one it does not. An org in all mode shows every \
+                repo its key can see (the first page is listed, --all lists every one); an org in explicit mode \
+                shows the repos of config.toml and those opened with `mesa repo open` (--all adds the others, ○).
+                """)
         @OptionGroup var options: ClientOptions
         @Flag(help: "List every repo the key can see, across all pages.") var all = false
         func run() async throws {
@@ -108,16 +114,35 @@ struct RepoCommand: AsyncParsableCommand {
             do {
                 var rows: [[String]] = []
                 var repos: [Repo] = []
+                var notes: [String] = []
                 for org in try await client.call(ListOrgs.self, .init()).orgs {
+                    let shown = org.repos.map(Set.init)
                     var cursor: String?
+                    var more = false
+                    var seen: Set<String> = []
                     repeat {
                         let page = try await client.call(ListRepos.self, .init(.init(org: org.name), .init(cursor: cursor, limit: 100)))
-                        repos += page.repos
-                        rows += page.repos.map { [org.name, $0.name, $0.defaultBookmark, $0.id] }
-                        cursor = all ? page.nextCursor : nil
+                        let listed = page.repos.filter { all || shown?.contains($0.name) ?? true }
+                        repos += listed
+                        seen.formUnion(page.repos.map(\.name))
+                        rows += listed.map { [org.name, $0.name, $0.defaultBookmark, $0.id, shown?.contains($0.name) ?? true ? "●" : "○"] }
+                        // Explicit mode walks every page to find its repos; all mode only with --all.
+                        cursor = all || shown != nil ? page.nextCursor : nil
+                        more = page.nextCursor != nil && cursor == nil
                     } while cursor != nil
+                    if shown == nil {
+                        notes.append("org '\(org.name)' mounts all repos" + (more ? "; more than listed here: run `mesa repo list --all`" : ""))
+                    } else if org.repos?.isEmpty == true {
+                        notes.append("org '\(org.name)' is in explicit mode and shows no repo: `mesa repo open REPO` adds one")
+                    } else if let missing = org.repos?.filter({ !seen.contains($0) }), !missing.isEmpty {
+                        notes.append("org '\(org.name)' lists repos its key cannot see: \(missing.joined(separator: ", "))")
+                    }
                 }
-                print(options.json ? Output.json(repos) : Output.table(["org", "repo", "bookmark", "id"], rows))
+                if options.json {
+                    print(Output.json(repos))
+                } else {
+                    print(([Output.table(["org", "repo", "bookmark", "id", "mounted"], rows)] + notes).joined(separator: "\n"))
+                }
             } catch {
                 throw CLIFailure(error)
             }

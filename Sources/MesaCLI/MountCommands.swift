@@ -134,32 +134,33 @@ struct LogCommand: AsyncParsableCommand {
 
 struct ShowCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "show", abstract: "Show a change's description and its diff against its parent (default: the current change).")
+        commandName: "show", abstract: "Show a change's description and its diff against its parent (default: the current change).",
+        discussion: """
+            The diff is a git patch: `mesa show REV | git apply` (in a checkout of the parent) reproduces the change, \
+            new, deleted and renamed files, exec-bit changes and binary files included.
+            """)
     @OptionGroup var options: ClientOptions
+    @OptionGroup var daemon: DaemonChoice
     @Argument(help: "A bookmark or change id (default: @, the current change).") var rev: String?
-    @Flag(name: .customLong("name-only"), help: "Only list the changed paths.") var nameOnly = false
-    @Flag(name: .customLong("git"), help: "Accepted for jj compatibility; does nothing.") var git = false
+    @Flag(name: .customLong("name-only"), help: "List the changed paths instead of the patch.") var nameOnly = false
+    @Flag(name: .customLong("no-patch"), help: "Only the description.") var noPatch = false
+    @Flag(name: .customLong("git"), help: "The patch in git's format (always the case; accepted for jj compatibility).") var git = false
+
+    func validate() throws {
+        if nameOnly && noPatch { throw ValidationError("--name-only and --no-patch cannot be used together") }
+    }
+
     func run() async throws {
-        try await options.run(ShowChange.self, .init(.path(currentDirectory()), .init(rev: rev))) { result in
-            var lines = ["change \(result.change.id)", "commit \(result.change.commitOid)", "Author: \(result.change.author)", "",
-                         result.change.message.isEmpty ? "    (no description)" : result.change.message.split(separator: "\n", omittingEmptySubsequences: false).map { "    \($0)" }.joined(separator: "\n"), ""]
-            for entry in result.diff.entries {
-                if nameOnly { lines.append(entry.path); continue }
-                lines.append("diff --git a/\(entry.oldPath ?? entry.path) b/\(entry.path) (\(entry.status))")
-                if entry.binary { lines.append("Binary files differ"); continue }
-                for hunk in entry.hunks ?? [] {
-                    lines.append("@@ -\(hunk.oldStart),\(hunk.oldLines) +\(hunk.newStart),\(hunk.newLines) @@")
-                    for line in hunk.lines {
-                        let sign = switch line.kind {
-                        case .added: "+"
-                        case .deleted: "-"
-                        case .context: " "
-                        case .annotation: ""
-                        }
-                        lines.append(sign + line.text)
-                    }
-                }
-            }
+        try daemon.check()
+        let params = ShowChange.Params(.path(currentDirectory()), .init(rev: rev, patch: !(nameOnly || noPatch)))
+        try await options.run(ShowChange.self, params) { result in
+            // git show's layout: `git apply` skips everything before the first "diff --git".
+            var lines = ["change \(result.change.id)", "commit \(result.change.commitOid)", "Author: \(result.change.author)", ""]
+            lines += result.change.message.isEmpty ? ["    (no description)"]
+                : result.change.message.split(separator: "\n", omittingEmptySubsequences: false).map { "    \($0)" }
+            if nameOnly { lines += [""] + result.diff.entries.map(\.path) }
+            // The patch ends with its own newline; print adds one more.
+            if let patch = result.patch, !patch.isEmpty { lines += ["", String(patch.dropLast())] }
             return lines.joined(separator: "\n")
         }
     }

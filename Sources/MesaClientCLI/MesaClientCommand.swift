@@ -26,7 +26,8 @@ struct MesaClientCommand: AsyncParsableCommand {
         subcommands: [Whoami_.self, ListOrgs_.self, ListRepos_.self, GetRepo_.self, CreateRepo_.self, DeleteRepo_.self,
                       CreateEphemeralKey_.self, ListKeys_.self, RevokeKey_.self, Mount_.self, Unmount_.self, ListMounts_.self,
                       Status_.self, Checkpoint_.self, ListChanges_.self, Diff_.self, ListBookmarks_.self, CreateBookmark_.self,
-                      MoveBookmark_.self, MergeBookmark_.self, SetUpstream_.self, Sync_.self, Watch_.self, Hook_.self, Shutdown_.self, Call.self])
+                      MoveBookmark_.self, MergeBookmark_.self, SetUpstream_.self, Sync_.self, Watch_.self, Hook_.self, Stats_.self,
+                      Shutdown_.self, Call.self])
 }
 
 struct Whoami_: AsyncParsableCommand {
@@ -137,6 +138,16 @@ struct RevokeKey_: AsyncParsableCommand {
     @Argument(help: "Key id.") var id: String
     func run() async throws {
         try await options.run(RevokeKey.self, .init(org: org, id: id)) { _ in "revoked \(id)" }
+    }
+}
+
+struct Stats_: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stats", abstract: "What mesad holds: mounts, blob cache, pending uploads (JSON).")
+    @OptionGroup var options: ClientOptions
+    func run() async throws {
+        var options = options
+        options.noStart = true
+        try await options.run(DaemonStats.self, .init()) { Output.json($0) }
     }
 }
 

@@ -30,6 +30,9 @@ public final class Daemon: Sendable {
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
     private let lifecycle = Mutex(Lifecycle())
+    /// For `stats`: when this daemon started, and who counts upstream syncs in flight.
+    let startedAt = ContinuousClock.now
+    let syncsInFlight = Mutex<(@Sendable () -> Int)?>(nil)
 
     var backendName: String { config.apiURL ?? "embedded" }
 
@@ -53,6 +56,7 @@ public final class Daemon: Sendable {
         registerRepoAndKeyMethods()
         registerMountMethods()
         registerEventMethods()
+        registerStatsMethod()
     }
 
     /// Every registered method, for `initialize` and the protocol.md check.

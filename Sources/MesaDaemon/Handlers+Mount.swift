@@ -122,7 +122,15 @@ extension Daemon {
                 let detail = try target.backend.change(org: target.org, repo: target.repo, id: id)
                 let parent = detail.change.parents.first ?? .root
                 let diff = try target.backend.diff(org: target.org, repo: target.repo, base: parent, head: id)
-                return ShowChange.Result(change: ChangeInfo(detail.change, files: detail.files), diff: DiffInfo(diff))
+                var patch: String?
+                if params.patch == true {
+                    if diff.truncated {
+                        throw MesaError.invalid("the change touches more than \(diff.entries.count) files: too many for a patch")
+                    }
+                    var builder = GitPatch(org: target.org, repo: target.repo, backend: target.backend)
+                    patch = try builder.text(diff, base: parent, head: id)
+                }
+                return ShowChange.Result(change: ChangeInfo(detail.change, files: detail.files), diff: DiffInfo(diff), patch: patch)
             }
         }
         dispatcher.register(DiffMethod.self) { params, _ in
@@ -175,13 +183,15 @@ extension Daemon {
         }
         dispatcher.register(OpenRepo.self) { params, _ in
             let mounts = try self.mountManager()
-            _ = try await blocking { try mounts.mountRepo(MountMethod.Params(org: params.org, repo: params.repo)) }
+            try await blocking { try mounts.openRepo(org: params.org, repo: params.repo) }
             return OK()
         }
         dispatcher.register(CloseRepo.self) { params, _ in
             let mounts = try self.mountManager()
-            let (org, _) = try self.orgs.backend(for: params.org)
-            _ = try await blocking { try mounts.unmount(MountSelector(mountId: "\(org)/\(params.repo)")) }
+            try await blocking {
+                defer { self.events.changed() }
+                try mounts.closeRepo(org: params.org, repo: params.repo)
+            }
             return OK()
         }
     }

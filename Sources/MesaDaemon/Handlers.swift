@@ -17,7 +17,11 @@ extension Daemon {
         }
 
         dispatcher.register(ListOrgs.self) { _, _ in
-            ListOrgs.Result(orgs: self.orgs.orgs.map { ListOrgs.Org(name: $0.name, mount: $0.mount.rawValue, backend: self.backendName) })
+            ListOrgs.Result(orgs: self.orgs.orgs.map { org in
+                // Explicit mode lists no backend: visibleRepos answers from memory.
+                let repos = org.mount == .explicit ? (try? self.mounts?.visibleRepos(org: org.name)) ?? org.repos.map(\.name) : nil
+                return ListOrgs.Org(name: org.name, mount: org.mount.rawValue, backend: self.backendName, repos: repos)
+            })
         }
 
         dispatcher.register(ListRepos.self) { params, _ in

@@ -42,6 +42,9 @@ public final class MountManager: Sendable {
         var treeRepos: [String: RepoFileSystem] = [:]
         var paths: [String: PathSession] = [:]
         var saved = SavedMounts()
+        /// Repos of config.toml closed with `closeRepo` since start ("org/repo"): the
+        /// file no longer lists them, the loaded config still does.
+        var closed: Set<String> = []
     }
 
     let config: DaemonConfig
@@ -304,8 +307,8 @@ public final class MountManager: Sendable {
     func visibleRepos(org: String) throws -> [String] {
         guard let orgConfig = orgConfig(org), let backend = orgs.backends[org] else { return [] }
         if orgConfig.mount == .explicit {
-            let opened = state.withLock { $0.saved.opened[org] ?? [] }
-            return Array(Set(orgConfig.repos.map(\.name) + opened)).sorted()
+            let (opened, closed) = state.withLock { ($0.saved.opened[org] ?? [], $0.closed) }
+            return Array(Set(orgConfig.repos.map(\.name) + opened).filter { !closed.contains("\(org)/\($0)") }).sorted()
         }
         var names: [String] = []
         var cursor: String?
@@ -351,7 +354,7 @@ public final class MountManager: Sendable {
 
     private var debounce: Duration { .milliseconds(config.flushDebounceMilliseconds) }
 
-    private func orgConfig(_ org: String) -> OrgConfig? { orgs.orgs.first { $0.name == org } }
+    func orgConfig(_ org: String) -> OrgConfig? { orgs.orgs.first { $0.name == org } }
 
     private func resolveMountId(containing path: String) throws(MesaError) -> String {
         let (paths, treePath) = state.withLock { (Array($0.paths.keys), $0.tree?.session.path) }
@@ -377,7 +380,7 @@ public final class MountManager: Sendable {
         MountInfo(mountId: "tree", path: path, mode: "rw")
     }
 
-    private func saveState() {
+    func saveState() {
         let saved = state.withLock { $0.saved }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -64,7 +64,10 @@ extension MountMethod.Params: ToolInput {
 extension Checkpoint.Message: ToolInput { static let properties = ["message": Schema.string("Description of the change, like a commit message.")] }
 extension ListChanges.Filter: ToolInput { static let properties = ["bookmark": Schema.string("Bookmark to start from.")] }
 extension DiffMethod.Range: ToolInput { static let properties = ["base": Schema.string("Base revision."), "head": Schema.string("Head revision.")] }
-extension ShowChange.Rev: ToolInput { static let properties = ["rev": Schema.string("Bookmark or change id.")] }
+extension ShowChange.Rev: ToolInput {
+    static let properties = ["rev": Schema.string("Bookmark or change id."),
+                             "patch": Schema.boolean("Also return the diff as a git patch that `git apply` accepts.")]
+}
 
 extension CreateBookmark.Fields: ToolInput {
     static let properties = ["name": Schema.string("New bookmark name."), "changeId": Schema.string("Change id or bookmark to point at.")]

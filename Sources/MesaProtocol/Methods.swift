@@ -97,10 +97,14 @@ public enum ListOrgs: MesaMethod {
         public var name: String
         public var mount: String
         public var backend: String
-        public init(name: String, mount: String, backend: String) {
+        /// `explicit` mode: the repos the tree shows (config.toml's and those opened);
+        /// absent in `all` mode, where it is every repo the key can see.
+        public var repos: [String]?
+        public init(name: String, mount: String, backend: String, repos: [String]? = nil) {
             self.name = name
             self.mount = mount
             self.backend = backend
+            self.repos = repos
         }
     }
 }

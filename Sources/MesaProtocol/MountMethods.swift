@@ -152,16 +152,25 @@ public enum ShowChange: MesaMethod {
     public struct Rev: Codable, Sendable, AllOptional {
         /// A bookmark or change id; omitted = the mount's current change (`@`).
         public var rev: String?
-        public init(rev: String? = nil) { self.rev = rev }
+        /// Also return the diff as a git patch (`Result.patch`).
+        public var patch: Bool?
+        public init(rev: String? = nil, patch: Bool? = nil) {
+            self.rev = rev
+            self.patch = patch
+        }
         public init() {}
     }
     public struct Result: Codable, Sendable {
         public var change: ChangeInfo
         /// Against the change's first parent.
         public var diff: DiffInfo
-        public init(change: ChangeInfo, diff: DiffInfo) {
+        /// With `patch: true`: the same diff as `git diff --binary` prints it, which
+        /// `git apply` accepts (modes, new/deleted/renamed files, binary literals).
+        public var patch: String?
+        public init(change: ChangeInfo, diff: DiffInfo, patch: String? = nil) {
             self.change = change
             self.diff = diff
+            self.patch = patch
         }
     }
 }

@@ -20,6 +20,18 @@ public final class BlobCache: Sendable {
         var entries: [String: Entry] = [:]
         var totalBytes: UInt64 = 0
         var clock: UInt64 = 0
+        var hits: UInt64 = 0
+        var misses: UInt64 = 0
+    }
+
+    /// What `mesa stats` shows: size, and how often a blob the mounts needed was here.
+    public struct Statistics: Sendable, Equatable {
+        public let entries: Int
+        public let usedBytes: UInt64
+        public let maxBytes: UInt64
+        /// Blobs the mounts asked for that were cached / had to be downloaded, since start.
+        public let hits: UInt64
+        public let misses: UInt64
     }
 
     public let directory: String
@@ -113,6 +125,15 @@ public final class BlobCache: Sendable {
 
     public var usedBytes: UInt64 { state.withLock { $0.totalBytes } }
     public var count: Int { state.withLock { $0.entries.count } }
+
+    public var statistics: Statistics {
+        state.withLock { Statistics(entries: $0.entries.count, usedBytes: $0.totalBytes, maxBytes: maxBytes, hits: $0.hits, misses: $0.misses) }
+    }
+
+    /// Counts one blob a mount needed as found here or downloaded (`path(of:from:…)`).
+    func record(hit: Bool) {
+        state.withLock { if hit { $0.hits += 1 } else { $0.misses += 1 } }
+    }
 
     // MARK: Internals
 

@@ -347,8 +347,12 @@ extension BlobCache {
     /// The local path of a blob, downloading it into the cache on a miss (streamed
     /// straight into the cache file: a large blob never sits in memory).
     func path(of oid: String, from backend: any Backend, org: String, repo: String, mayBlock: Bool) throws(FSError) -> String {
-        if let path = path(for: oid) { return path }
+        if let path = path(for: oid) {
+            record(hit: true)
+            return path
+        }
         guard mayBlock else { throw FSError.wouldBlock }
+        record(hit: false)
         return try fill(oid) { (temporary: String) throws(FSError) in
             try fsErrors { try backend.downloadBlob(org: org, repo: repo, oid: oid, toFile: temporary) }
         }

@@ -224,7 +224,8 @@ extension E2E {
             let first = try await home.ok(["mesa", "show"], in: sub)
             let firstID = try #require(first.split(separator: "\n").first?.split(separator: " ").last.map(String.init))
             #expect(firstID != base)
-            #expect(first.contains("diff --git a/x.txt b/x.txt (added)") && first.contains("+x"), "\(first)")
+            // The patch is git's (issue 13): a new file says so in git's own header.
+            #expect(first.contains("diff --git a/x.txt b/x.txt\nnew file mode 100644\n") && first.contains("\n+x\n"), "\(first)")
             #expect(try await home.ok(["mesa", "new"], in: sub).contains("on top of \(firstID)"))
             try write(repo + "/y.txt", "y\n")
             #expect(try await home.ok(["mesa", "show", "--name-only"], in: sub).hasSuffix("\ny.txt\n"))
