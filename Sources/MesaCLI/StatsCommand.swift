@@ -37,7 +37,7 @@ struct StatsCommand: AsyncParsableCommand {
             lines.append("cache            - (mounting is unavailable in this daemon)")
         }
         lines.append("pending uploads  \(stats.pendingUploads)")
-        lines.append("syncs in flight  \(stats.syncsInFlight.map(String.init) ?? "- (not tracked by this daemon)")")
+        lines.append("syncs in flight  \(stats.syncsInFlight.map(String.init) ?? "- (run by mesa-server)")")
         lines.append("")
         lines.append(Output.table(["mount", "path", "mode", "pending", "dirty", "last error"], stats.mounts.map { mount in
             [mount.mountId, mount.path, mount.mode, mount.pendingUploads.map(String.init) ?? "-",

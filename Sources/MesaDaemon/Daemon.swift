@@ -57,6 +57,8 @@ public final class Daemon: Sendable {
         registerMountMethods()
         registerEventMethods()
         registerStatsMethod()
+        // The embedded store runs upstream syncs in this process: `stats` counts them.
+        if let store = orgs.store { countSyncsInFlight { (try? store.syncsInFlight()) ?? 0 } }
     }
 
     /// Every registered method, for `initialize` and the protocol.md check.

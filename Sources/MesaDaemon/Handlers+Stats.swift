@@ -4,8 +4,8 @@ import Model
 
 /// `stats`: mounts, the blob cache, pending uploads and syncs in flight, for `mesa stats`.
 extension Daemon {
-    /// The hook upstream syncs (issue 13) report through: `stats` shows the count it
-    /// returns as `syncsInFlight` (absent until something is set here).
+    /// How `stats` counts upstream syncs in flight (`syncsInFlight`, absent until set):
+    /// the daemon sets it for the embedded store, which runs syncs in this process.
     public func countSyncsInFlight(with counter: @escaping @Sendable () -> Int) {
         syncsInFlight.withLock { $0 = counter }
     }

@@ -13,8 +13,8 @@ public enum DaemonStats: MesaMethod {
         public var cache: Cache?
         /// Files written but not yet uploaded, over every repo mount.
         public var pendingUploads: Int
-        /// Upstream syncs (issue 13) queued or running; absent while this daemon does not
-        /// track syncs. Set through `Daemon.syncsInFlight`.
+        /// Upstream syncs queued or running in the embedded store; absent with a remote
+        /// backend (mesa-server runs those). Set through `Daemon.countSyncsInFlight(with:)`.
         public var syncsInFlight: Int?
 
         public init(pid: Int32, version: String, uptimeSeconds: Int, mounts: [Mount], cache: Cache?, pendingUploads: Int,

@@ -108,6 +108,14 @@ extension Store {
         return sync
     }
 
+    /// Syncs queued or running, in every repo (mesad's `stats`).
+    public func syncsInFlight() throws -> Int {
+        try withDatabase { db in
+            try db.queryOne("SELECT count(*) FROM syncs WHERE status IN (?, ?)",
+                            [.text(SyncStatus.queued.rawValue), .text(SyncStatus.inProgress.rawValue)])?.int(0) ?? 0
+        }
+    }
+
     /// Syncs of a repo, newest first.
     public func listSyncs(org slug: String, repo name: String, cursor: String? = nil, limit: Int? = nil) throws -> Page<Sync> {
         let position = try Cursor.decode(cursor)
